@@ -1,0 +1,372 @@
+//! Commands, their options and exit codes.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, anyhow};
+use clap::{Parser, Subcommand};
+
+use crate::deploy::{Deployment, RunId};
+use crate::engine::{Engine, RUN_LABEL};
+use crate::export::{self, Format};
+use crate::matrix::{self, Cell, InputError, Matrix, parse_shard};
+use crate::results::{self, RunDir};
+use crate::runner::{self, RunOptions};
+use crate::stack::{self, StackCatalog};
+
+/// Exit code: an expectation failed.
+pub const EXIT_EXPECTATION: u8 = 1;
+/// Exit code: bad input (matrix, stack file, arguments).
+pub const EXIT_INPUT: u8 = 2;
+/// Exit code: the engine or a stack failed.
+pub const EXIT_ENGINE: u8 = 3;
+
+const EXAMPLES: &str = "\
+Examples:
+  racy-matrix plan matrices/quick.yaml          # cells in run order, restarts, estimated time
+  racy-matrix run matrices/quick.yaml           # measure; results in results/quick-<time>/
+  racy-matrix run matrices/quick.yaml --shard 2/4 --output out/2
+  racy-matrix up django-mysql --set workers=4   # play by hand; prints the URLs
+  racy-matrix down                              # remove what `up` started
+  racy-matrix report results/quick-20261124-101500 --format md
+  racy-matrix merge out/1 out/2 out/3 out/4 --output out/all
+
+Exit codes: 0 ok, 1 an expectation failed, 2 bad input, 3 engine or stack failure.";
+
+/// Measures race conditions: sweeps a matrix of concurrency settings over real
+/// containers and counts lost updates.
+#[derive(Parser, Debug)]
+#[command(name = "racy-matrix", version, about, after_help = EXAMPLES)]
+pub struct Cli {
+    /// Directory holding the stacks (default: the `stacks/` beside the matrix's folder,
+    /// else ./stacks).
+    #[arg(long, global = true, value_name = "DIR")]
+    stacks: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a matrix: bring the stacks up, sweep every cell, write CSV, Markdown and JSON.
+    Run {
+        /// The matrix file (YAML).
+        matrix: PathBuf,
+        /// Output directory (default: results/<matrix name>-<time>/).
+        #[arg(long, value_name = "DIR")]
+        output: Option<PathBuf>,
+        /// Run only shard K of N of the cells (e.g. 2/4).
+        #[arg(long, value_name = "K/N")]
+        shard: Option<String>,
+        /// Leave the last stack running after the run.
+        #[arg(long)]
+        keep_up: bool,
+    },
+    /// Print the cells in run order, the restarts they need and an estimated time.
+    Plan {
+        /// The matrix file (YAML).
+        matrix: PathBuf,
+        /// Show only shard K of N.
+        #[arg(long, value_name = "K/N")]
+        shard: Option<String>,
+    },
+    /// Bring one stack up for manual play and print its URLs.
+    Up {
+        /// Stack name (a directory under stacks/).
+        stack: String,
+        /// Set a stack variable, e.g. --set workers=4 (repeatable).
+        #[arg(long = "set", value_name = "K=V")]
+        set: Vec<String>,
+    },
+    /// Remove the stacks started with `up`.
+    Down,
+    /// Remove every container and network racy-matrix created.
+    Clean,
+    /// Render a run directory's results in one format to stdout.
+    Report {
+        /// A run directory.
+        dir: PathBuf,
+        /// csv, md or json.
+        #[arg(long, default_value = "md")]
+        format: String,
+    },
+    /// Merge run directories (e.g. shards) into one.
+    Merge {
+        /// Run directories.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Where the merged results go.
+        #[arg(long, value_name = "DIR")]
+        output: PathBuf,
+    },
+}
+
+/// A failure with its exit code.
+#[derive(Debug)]
+pub struct Failure {
+    code: u8,
+    error: anyhow::Error,
+}
+
+fn fail(code: u8) -> impl FnOnce(anyhow::Error) -> Failure {
+    move |error| Failure { code, error }
+}
+
+impl From<InputError> for Failure {
+    fn from(e: InputError) -> Self {
+        Failure {
+            code: EXIT_INPUT,
+            error: anyhow!("{e}"),
+        }
+    }
+}
+
+/// Parses the arguments, runs the command and maps failures to exit codes.
+pub async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli).await {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            eprintln!("error: {:#}", f.error);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn stacks_root(explicit: Option<&Path>, matrix: Option<&Path>) -> PathBuf {
+    if let Some(p) = explicit {
+        return p.to_path_buf();
+    }
+    if let Some(m) = matrix {
+        let beside = m
+            .parent()
+            .and_then(|p| p.parent())
+            .map(|p| p.join("stacks"));
+        if let Some(b) = beside.filter(|b| b.is_dir()) {
+            return b;
+        }
+    }
+    PathBuf::from("stacks")
+}
+
+fn catalog(root: &Path) -> Result<StackCatalog, Failure> {
+    Ok(StackCatalog {
+        stacks: stack::discover(root).map_err(fail(EXIT_INPUT))?,
+    })
+}
+
+/// Loads a matrix and its cells (sharded when asked); bad input exits 2.
+fn load_cells(
+    path: &Path,
+    shard: Option<&str>,
+    stacks: Option<&Path>,
+) -> Result<(Matrix, Vec<Cell>, StackCatalog), Failure> {
+    let catalog = catalog(&stacks_root(stacks, Some(path)))?;
+    let m = matrix::load(path, &catalog)?;
+    let mut cells = matrix::expand(&m, &catalog);
+    if let Some(s) = shard {
+        let (k, n) = parse_shard(s)
+            .map_err(|e| anyhow!("--shard {s}: {e}"))
+            .map_err(fail(EXIT_INPUT))?;
+        cells = matrix::shard(&cells, k, n);
+    }
+    Ok((m, cells, catalog))
+}
+
+async fn connect() -> Result<Engine, Failure> {
+    Engine::connect().await.map_err(fail(EXIT_ENGINE))
+}
+
+async fn dispatch(cli: Cli) -> Result<u8, Failure> {
+    let stacks = cli.stacks.as_deref();
+    match cli.command {
+        Command::Plan { matrix, shard } => {
+            let (m, cells, catalog) = load_cells(&matrix, shard.as_deref(), stacks)?;
+            print!("{}", crate::plan::render(&m, &cells, &catalog));
+            Ok(0)
+        }
+        Command::Run {
+            matrix,
+            output,
+            shard,
+            keep_up,
+        } => {
+            let (m, cells, catalog) = load_cells(&matrix, shard.as_deref(), stacks)?;
+            let output = output.unwrap_or_else(|| {
+                let now = chrono::Local::now().format("%Y%m%d-%H%M%S");
+                PathBuf::from("results").join(format!("{}-{now}", m.name))
+            });
+            let engine = connect().await?;
+            let mut dir = RunDir::create(&output, &m.name).map_err(fail(EXIT_INPUT))?;
+            std::fs::copy(&matrix, output.join("matrix.yaml"))
+                .context("copying the matrix into the output directory")
+                .map_err(fail(EXIT_INPUT))?;
+            eprintln!(
+                "racy-matrix: {} cells x {} repetitions of {} requests; results in {}",
+                cells.len(),
+                m.repetitions,
+                m.requests,
+                output.display()
+            );
+            let opts = RunOptions {
+                matrix: m,
+                cells,
+                catalog,
+                output: output.clone(),
+                keep_up,
+            };
+            let run_id = RunId::new("");
+            let outcome = tokio::select! {
+                r = runner::run(&engine, &opts, &mut dir, &run_id) => Some(r),
+                _ = interrupted() => None,
+            };
+            let outcome = outcome.unwrap_or_else(|| {
+                Err(anyhow!(
+                    "interrupted; the {} cells measured so far are in {}",
+                    dir.cells.len(),
+                    output.display()
+                ))
+            });
+            // Whatever happened, nothing of this run stays behind (unless --keep-up).
+            if !(keep_up && outcome.is_ok()) {
+                let filter = format!("{RUN_LABEL}={}", run_id.id);
+                if let Err(e) = engine.remove_labelled(&filter).await {
+                    eprintln!("warning: cleanup of run {} failed: {e:#}", run_id.id);
+                }
+            }
+            if !dir.cells.is_empty() {
+                println!("{}", export::terminal_table(&dir.report()));
+            }
+            outcome.map_err(fail(EXIT_ENGINE))?;
+            println!("results: {}", output.display());
+            Ok(0)
+        }
+        Command::Up { stack, set } => {
+            let catalog = catalog(&stacks_root(stacks, None))?;
+            let st = catalog.stacks.get(&stack).ok_or_else(|| {
+                fail(EXIT_INPUT)(anyhow!(
+                    "unknown stack '{stack}'; valid: {}",
+                    catalog.stacks.keys().cloned().collect::<Vec<_>>().join(", ")
+                ))
+            })?;
+            let mut vars = BTreeMap::new();
+            for kv in &set {
+                let (k, v) = kv
+                    .split_once('=')
+                    .ok_or_else(|| fail(EXIT_INPUT)(anyhow!("--set {kv}: expected K=V")))?;
+                vars.insert(k.to_string(), v.to_string());
+            }
+            let engine = connect().await?;
+            let mut say = |m: &str| eprintln!("  {m}");
+            let base = crate::image::ensure_base(&engine, &mut say)
+                .await
+                .map_err(fail(EXIT_ENGINE))?;
+            vars.entry("BASE_IMAGE".into()).or_insert(base);
+            vars.entry("amount".into()).or_insert("100".into());
+            vars.entry("db_password".into())
+                .or_insert_with(runner::random_password);
+            let run = RunId::new("up-");
+            let dep = Deployment::start(&engine, st, &run, vars, &mut say).await;
+            let dep = match dep {
+                Ok(d) => d,
+                Err(e) => {
+                    let _ = engine
+                        .remove_labelled(&format!("{RUN_LABEL}={}", run.id))
+                        .await;
+                    return Err(fail(EXIT_ENGINE)(e));
+                }
+            };
+            println!("stack {stack} is up (run {})", run.id);
+            println!("  app:      http://{}/", dep.target);
+            for (name, ep) in &dep.driver.endpoints {
+                println!("    {:<32} {} http://{}{}", name, ep.method, dep.target, ep.path);
+            }
+            println!("  database: {}", dep.db_url);
+            println!("  containers: {:?}", dep.container_names());
+            println!("remove it with: racy-matrix down");
+            Ok(0)
+        }
+        Command::Down | Command::Clean => {
+            let engine = connect().await?;
+            let mut total = (0, 0);
+            let runs = engine
+                .labelled_containers(RUN_LABEL)
+                .await
+                .map_err(fail(EXIT_ENGINE))?;
+            let nets = engine
+                .labelled_networks(RUN_LABEL)
+                .await
+                .map_err(fail(EXIT_ENGINE))?;
+            let only_up = matches!(cli.command, Command::Down);
+            let mut ids: Vec<String> = runs
+                .iter()
+                .chain(nets.iter())
+                .filter_map(|(_, l)| l.get(RUN_LABEL).cloned())
+                .filter(|id| !only_up || id.starts_with("up-"))
+                .collect();
+            ids.sort();
+            ids.dedup();
+            for id in &ids {
+                let (c, n) = engine
+                    .remove_labelled(&format!("{RUN_LABEL}={id}"))
+                    .await
+                    .map_err(fail(EXIT_ENGINE))?;
+                total.0 += c;
+                total.1 += n;
+            }
+            println!(
+                "removed {} containers and {} networks of {} runs",
+                total.0,
+                total.1,
+                ids.len()
+            );
+            Ok(0)
+        }
+        Command::Report { dir, format } => {
+            let f: Format = format
+                .parse()
+                .map_err(|e: String| fail(EXIT_INPUT)(anyhow!("--format {format}: {e}")))?;
+            let run = RunDir::load(&dir).map_err(fail(EXIT_INPUT))?;
+            let bytes = export::exporter(f)
+                .render(&run.report())
+                .map_err(fail(EXIT_ENGINE))?;
+            use std::io::Write;
+            std::io::stdout()
+                .write_all(&bytes)
+                .map_err(|e| fail(EXIT_ENGINE)(e.into()))?;
+            Ok(0)
+        }
+        Command::Merge { dirs, output } => {
+            let loaded = dirs
+                .iter()
+                .map(|d| RunDir::load(d))
+                .collect::<Result<Vec<_>>>()
+                .map_err(fail(EXIT_INPUT))?;
+            let merged = results::merge(&loaded, &output).map_err(fail(EXIT_INPUT))?;
+            println!(
+                "merged {} cells from {} directories into {}",
+                merged.cells.len(),
+                dirs.len(),
+                output.display()
+            );
+            Ok(0)
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn interrupted() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}

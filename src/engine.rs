@@ -1,0 +1,470 @@
+//! The one place that talks to the Docker Engine (bollard): connection and version
+//! negotiation, networks, containers, images, logs, labels and cleanup.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use bollard::Docker;
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HealthConfig, HealthStatusEnum, HostConfig,
+    NetworkCreateRequest, NetworkingConfig, PortBinding,
+};
+use bollard::query_parameters::{
+    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
+    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder,
+};
+use futures_util::StreamExt;
+
+/// Label every object racy-matrix creates carries; its value is the run id.
+pub const RUN_LABEL: &str = "racy-matrix.run";
+/// Label naming the stack of a container.
+pub const STACK_LABEL: &str = "racy-matrix.stack";
+/// Label naming the compose service of a container.
+pub const SERVICE_LABEL: &str = "racy-matrix.service";
+/// Label holding the pid of the racy-matrix process that owns the object.
+pub const PID_LABEL: &str = "racy-matrix.pid";
+/// Label holding the host name of the machine that owns the object.
+pub const HOST_LABEL: &str = "racy-matrix.host";
+
+/// The oldest Engine API racy-matrix speaks.
+const MIN_API: (u32, u32) = (1, 41);
+
+/// A connection to the Docker Engine.
+#[derive(Clone)]
+pub struct Engine {
+    docker: Docker,
+    /// The negotiated API version, e.g. "1.41".
+    pub api_version: String,
+}
+
+/// What to run in one container.
+#[derive(Clone, Debug, Default)]
+pub struct ContainerSpec {
+    /// Container name.
+    pub name: String,
+    /// Image reference.
+    pub image: String,
+    /// Command (None = image default).
+    pub cmd: Option<Vec<String>>,
+    /// Entrypoint (None = image default).
+    pub entrypoint: Option<Vec<String>>,
+    /// `KEY=VALUE` environment.
+    pub env: Vec<String>,
+    /// Labels (the run label is added by the caller).
+    pub labels: HashMap<String, String>,
+    /// Network to join.
+    pub network: String,
+    /// DNS aliases on that network.
+    pub aliases: Vec<String>,
+    /// Container ports published on 127.0.0.1 with a random host port.
+    pub publish: Vec<u16>,
+    /// Engine health check.
+    pub healthcheck: Option<HealthConfig>,
+    /// Memory limit in bytes.
+    pub memory: Option<i64>,
+    /// User to run as.
+    pub user: Option<String>,
+}
+
+/// State of a container as the engine reports it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ContainerState {
+    /// The container runs.
+    pub running: bool,
+    /// Exit code once it stopped.
+    pub exit_code: Option<i64>,
+    /// Engine health status, when the container has a health check.
+    pub health: Option<String>,
+}
+
+impl Engine {
+    /// Connects to the local engine and negotiates the API version; fails with one clear
+    /// message when the daemon is missing, dead or too old.
+    pub async fn connect() -> Result<Engine> {
+        let docker = Docker::connect_with_local_defaults().context(
+            "cannot reach the Docker Engine (is it installed and is DOCKER_HOST right?)",
+        )?;
+        let docker = tokio::time::timeout(Duration::from_secs(10), docker.negotiate_version())
+            .await
+            .map_err(|_| anyhow!("the Docker Engine did not answer within 10 s"))?
+            .context("the Docker Engine does not answer: is the daemon running? (try `docker info`)")?;
+        let version = docker
+            .version()
+            .await
+            .context("the Docker Engine does not answer: is the daemon running?")?;
+        let api = version.api_version.unwrap_or_default();
+        let parsed: Vec<u32> = api.split('.').filter_map(|p| p.parse().ok()).collect();
+        if parsed.len() < 2 || (parsed[0], parsed[1]) < MIN_API {
+            bail!(
+                "the Docker Engine speaks API {api}; racy-matrix needs {}.{} or newer",
+                MIN_API.0,
+                MIN_API.1
+            );
+        }
+        let api_version = docker.client_version().to_string();
+        Ok(Engine {
+            docker,
+            api_version,
+        })
+    }
+
+    /// Whether an image with this reference exists locally.
+    pub async fn image_exists(&self, reference: &str) -> Result<bool> {
+        match self.docker.inspect_image(reference).await {
+            Ok(_) => Ok(true),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(false),
+            Err(e) => Err(e).context("inspecting image"),
+        }
+    }
+
+    /// Tries to pull an image within `limit`; false when it cannot be had.
+    pub async fn try_pull(&self, reference: &str, limit: Duration) -> bool {
+        let (repo, tag) = reference.rsplit_once(':').unwrap_or((reference, "latest"));
+        let opts = CreateImageOptionsBuilder::default()
+            .from_image(repo)
+            .tag(tag)
+            .build();
+        let pull = async {
+            let mut s = self.docker.create_image(Some(opts), None, None);
+            while let Some(item) = s.next().await {
+                item?;
+            }
+            Ok::<_, bollard::errors::Error>(())
+        };
+        matches!(tokio::time::timeout(limit, pull).await, Ok(Ok(())))
+    }
+
+    /// Imports a root file system tarball as image `repo:tag` (what `docker import` does).
+    pub async fn import_rootfs(&self, tarball: Vec<u8>, repo: &str, tag: &str) -> Result<()> {
+        let opts = CreateImageOptionsBuilder::default()
+            .from_src("-")
+            .repo(repo)
+            .tag(tag)
+            .build();
+        let mut s = self.docker.create_image(
+            Some(opts),
+            Some(bollard::body_full(tarball.into())),
+            None,
+        );
+        while let Some(item) = s.next().await {
+            item.context("importing the base image")?;
+        }
+        Ok(())
+    }
+
+    /// Builds an image from a tar of its context; `progress` gets each output line.
+    pub async fn build_image(
+        &self,
+        context_tar: Vec<u8>,
+        tag: &str,
+        args: HashMap<String, String>,
+        labels: HashMap<String, String>,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<()> {
+        let opts = BuildImageOptionsBuilder::default()
+            .dockerfile("Dockerfile")
+            .t(tag)
+            .rm(true)
+            .forcerm(true)
+            .buildargs(&args)
+            .labels(&labels)
+            .build();
+        let mut s = self
+            .docker
+            .build_image(opts, None, Some(bollard::body_full(context_tar.into())));
+        let mut tail: Vec<String> = Vec::new();
+        while let Some(item) = s.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(line) = info.stream.as_deref().or(info.status.as_deref()) {
+                        for l in line.lines().filter(|l| !l.trim().is_empty()) {
+                            progress(l.trim_end());
+                            tail.push(l.to_string());
+                            if tail.len() > 15 {
+                                tail.remove(0);
+                            }
+                        }
+                    }
+                    if let Some(err) = info.error_detail.and_then(|d| d.message) {
+                        bail!(
+                            "building {tag} failed: {err}\n--- last build output ---\n{}",
+                            tail.join("\n")
+                        );
+                    }
+                }
+                Err(e) => bail!(
+                    "building {tag} failed: {e}\n--- last build output ---\n{}",
+                    tail.join("\n")
+                ),
+            }
+        }
+        if !self.image_exists(tag).await? {
+            bail!("building {tag} ended without an image");
+        }
+        Ok(())
+    }
+
+    /// Creates a labelled bridge network and returns its name.
+    pub async fn create_network(&self, name: &str, labels: HashMap<String, String>) -> Result<()> {
+        self.docker
+            .create_network(NetworkCreateRequest {
+                name: name.to_string(),
+                driver: Some("bridge".into()),
+                labels: Some(labels),
+                ..Default::default()
+            })
+            .await
+            .with_context(|| format!("creating network {name}"))?;
+        Ok(())
+    }
+
+    /// Creates and starts a container; returns its id.
+    pub async fn run_container(&self, spec: &ContainerSpec) -> Result<String> {
+        let mut bindings = HashMap::new();
+        let mut exposed = Vec::new();
+        for port in &spec.publish {
+            let key = format!("{port}/tcp");
+            exposed.push(key.clone());
+            bindings.insert(
+                key,
+                Some(vec![PortBinding {
+                    host_ip: Some("127.0.0.1".into()),
+                    host_port: Some(String::new()),
+                }]),
+            );
+        }
+        let mut endpoints = HashMap::new();
+        endpoints.insert(
+            spec.network.clone(),
+            EndpointSettings {
+                aliases: Some(spec.aliases.clone()),
+                ..Default::default()
+            },
+        );
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            cmd: spec.cmd.clone(),
+            entrypoint: spec.entrypoint.clone(),
+            env: Some(spec.env.clone()),
+            labels: Some(spec.labels.clone()),
+            exposed_ports: (!exposed.is_empty()).then_some(exposed),
+            healthcheck: spec.healthcheck.clone(),
+            user: spec.user.clone(),
+            host_config: Some(HostConfig {
+                network_mode: Some(spec.network.clone()),
+                port_bindings: Some(bindings),
+                memory: spec.memory,
+                init: Some(true),
+                security_opt: Some(vec!["no-new-privileges".into()]),
+                ..Default::default()
+            }),
+            networking_config: Some(NetworkingConfig {
+                endpoints_config: Some(endpoints),
+            }),
+            ..Default::default()
+        };
+        let opts = CreateContainerOptionsBuilder::default()
+            .name(&spec.name)
+            .build();
+        let created = self
+            .docker
+            .create_container(Some(opts), body)
+            .await
+            .with_context(|| format!("creating container {} from {}", spec.name, spec.image))?;
+        self.docker
+            .start_container(
+                &created.id,
+                None::<bollard::query_parameters::StartContainerOptions>,
+            )
+            .await
+            .with_context(|| format!("starting container {}", spec.name))?;
+        Ok(created.id)
+    }
+
+    /// The host port (on 127.0.0.1) a container port is published on.
+    pub async fn published_port(&self, id: &str, port: u16) -> Result<u16> {
+        let info = self
+            .docker
+            .inspect_container(id, None::<bollard::query_parameters::InspectContainerOptions>)
+            .await?;
+        let key = format!("{port}/tcp");
+        info.network_settings
+            .and_then(|n| n.ports)
+            .and_then(|p| p.get(&key).cloned().flatten())
+            .and_then(|b| {
+                b.into_iter()
+                    .find_map(|b| b.host_port.and_then(|p| p.parse().ok()))
+            })
+            .ok_or_else(|| anyhow!("container port {port} of {id} is not published"))
+    }
+
+    /// Running state, exit code and health of a container.
+    pub async fn state(&self, id: &str) -> Result<ContainerState> {
+        let info = self
+            .docker
+            .inspect_container(id, None::<bollard::query_parameters::InspectContainerOptions>)
+            .await?;
+        let st = info.state.unwrap_or_default();
+        Ok(ContainerState {
+            running: st.running.unwrap_or(false),
+            exit_code: if st.running.unwrap_or(false) {
+                None
+            } else {
+                st.exit_code
+            },
+            health: st
+                .health
+                .and_then(|h| h.status)
+                .filter(|s| *s != HealthStatusEnum::EMPTY)
+                .map(|s| s.to_string()),
+        })
+    }
+
+    /// The last `n` lines a container wrote to stdout and stderr.
+    pub async fn logs_tail(&self, id: &str, n: usize) -> String {
+        let opts = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .tail(&n.to_string())
+            .build();
+        let mut s = self.docker.logs(id, Some(opts));
+        let mut out = String::new();
+        while let Some(Ok(chunk)) = s.next().await {
+            out.push_str(&chunk.to_string());
+        }
+        out
+    }
+
+    /// Removes a container and its anonymous volumes, whatever its state.
+    pub async fn remove_container(&self, id: &str) -> Result<()> {
+        let opts = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
+        match self.docker.remove_container(id, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("removing container {id}")),
+        }
+    }
+
+    /// Containers carrying a label filter (`key` or `key=value`), with their labels.
+    pub async fn labelled_containers(
+        &self,
+        filter: &str,
+    ) -> Result<Vec<(String, HashMap<String, String>)>> {
+        let opts = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&HashMap::from([("label", vec![filter])]))
+            .build();
+        let list = self.docker.list_containers(Some(opts)).await?;
+        Ok(list
+            .into_iter()
+            .filter_map(|c| Some((c.id?, c.labels.unwrap_or_default())))
+            .collect())
+    }
+
+    /// Networks carrying a label filter, with their labels.
+    pub async fn labelled_networks(
+        &self,
+        filter: &str,
+    ) -> Result<Vec<(String, HashMap<String, String>)>> {
+        let opts = ListNetworksOptionsBuilder::default()
+            .filters(&HashMap::from([("label", vec![filter])]))
+            .build();
+        let list = self.docker.list_networks(Some(opts)).await?;
+        Ok(list
+            .into_iter()
+            .filter_map(|n| Some((n.name?, n.labels.unwrap_or_default())))
+            .collect())
+    }
+
+    /// Removes a network; missing is fine.
+    pub async fn remove_network(&self, name: &str) -> Result<()> {
+        match self.docker.remove_network(name).await {
+            Ok(()) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("removing network {name}")),
+        }
+    }
+
+    /// Removes every container and network whose labels match `filter`; returns how many
+    /// containers and networks went.
+    pub async fn remove_labelled(&self, filter: &str) -> Result<(usize, usize)> {
+        let containers = self.labelled_containers(filter).await?;
+        let removals = containers.iter().map(|(id, _)| self.remove_container(id));
+        for r in futures_util::future::join_all(removals).await {
+            r?;
+        }
+        let networks = self.labelled_networks(filter).await?;
+        for (name, _) in &networks {
+            self.remove_network(name).await?;
+        }
+        Ok((containers.len(), networks.len()))
+    }
+}
+
+/// Converts a compose duration (`1s`, `500ms`, `1m30s`) to nanoseconds.
+pub fn compose_duration_ns(s: &str) -> Result<i64> {
+    let mut total: f64 = 0.0;
+    let mut num = String::new();
+    let mut chars = s.trim().chars().peekable();
+    if s.trim().is_empty() {
+        bail!("empty duration");
+    }
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() || c == '.' {
+            num.push(c);
+            continue;
+        }
+        let mut unit = c.to_string();
+        while let Some(&n) = chars.peek() {
+            if n.is_ascii_alphabetic() {
+                unit.push(n);
+                chars.next();
+            } else {
+                break;
+            }
+        }
+        let v: f64 = num
+            .parse()
+            .map_err(|_| anyhow!("bad duration '{s}'"))?;
+        num.clear();
+        total += v * match unit.as_str() {
+            "ns" => 1.0,
+            "us" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => bail!("bad duration unit '{unit}' in '{s}'"),
+        };
+    }
+    if !num.is_empty() {
+        let v: f64 = num.parse().map_err(|_| anyhow!("bad duration '{s}'"))?;
+        total += v * 1e9;
+    }
+    Ok(total as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(compose_duration_ns("1s").unwrap(), 1_000_000_000);
+        assert_eq!(compose_duration_ns("500ms").unwrap(), 500_000_000);
+        assert_eq!(compose_duration_ns("1m30s").unwrap(), 90_000_000_000);
+        assert!(compose_duration_ns("3 parsecs").is_err());
+        assert!(compose_duration_ns("").is_err());
+    }
+}

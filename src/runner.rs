@@ -1,0 +1,236 @@
+//! The run loop of DESIGN §7: for each cell, reconfigure what changed, then per
+//! repetition reset, observe, burst, quiesce, observe; persist after every cell.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::burst::{self, BurstSpec, HttpRequest};
+use crate::deploy::{Deployment, RunId};
+use crate::engine::Engine;
+use crate::export::CellResult;
+use crate::matrix::{Cell, Matrix, parse_delay};
+use crate::measure::{self, Repetition};
+use crate::results::RunDir;
+use crate::stack::{Stack, StackCatalog};
+
+/// How a run is asked for.
+pub struct RunOptions {
+    /// The matrix, loaded and checked.
+    pub matrix: Matrix,
+    /// The cells to run, in order.
+    pub cells: Vec<Cell>,
+    /// Stacks by name.
+    pub catalog: StackCatalog,
+    /// Where results go.
+    pub output: PathBuf,
+    /// Leave the last stack running.
+    pub keep_up: bool,
+}
+
+/// The variables a cell gives its stack: its axes plus what the tool provides.
+pub fn cell_vars(
+    cell: &Cell,
+    matrix: &Matrix,
+    base_image: &str,
+    db_password: &str,
+) -> BTreeMap<String, String> {
+    let mut vars = cell.axes.clone();
+    vars.insert("amount".into(), matrix.amount.to_string());
+    vars.insert("BASE_IMAGE".into(), base_image.to_string());
+    vars.insert("db_password".into(), db_password.to_string());
+    vars
+}
+
+/// A random password for one run's databases.
+pub fn random_password() -> String {
+    use rand::Rng;
+    rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(24)
+        .map(char::from)
+        .collect()
+}
+
+/// The client timeout of a cell: the matrix's `timeout_ms`, else long enough for every
+/// request to be served one after another at the longest delay, plus 30 s.
+pub fn client_timeout(matrix: &Matrix, cell: &Cell) -> Duration {
+    if let Some(ms) = matrix.timeout_ms {
+        return Duration::from_millis(ms);
+    }
+    let hi = cell
+        .get("delay_ms")
+        .and_then(|d| parse_delay(d).ok())
+        .map(|(_, hi)| hi)
+        .unwrap_or(10_000);
+    Duration::from_millis(hi * u64::from(matrix.requests) + 30_000)
+}
+
+/// Runs every cell, writing the run directory after each one. The caller removes what
+/// the run created (everything carries the run label), on success, error or interrupt.
+pub async fn run(engine: &Engine, opts: &RunOptions, dir: &mut RunDir, run_id: &RunId) -> Result<()> {
+    dir.run_id = run_id.id.clone();
+    run_cells(engine, opts, dir, run_id).await
+}
+
+async fn run_cells(
+    engine: &Engine,
+    opts: &RunOptions,
+    dir: &mut RunDir,
+    run_id: &RunId,
+) -> Result<()> {
+    let m = &opts.matrix;
+    let bar = progress_bar((opts.cells.len() * m.repetitions as usize) as u64);
+    let mut say = |msg: &str| bar.set_message(msg.chars().take(100).collect::<String>());
+    let base = crate::image::ensure_base(engine, &mut say).await?;
+    let password = random_password();
+    let mut current: Option<Deployment> = None;
+    for cell in &opts.cells {
+        let stack: &Stack = opts
+            .catalog
+            .stacks
+            .get(&cell.stack)
+            .ok_or_else(|| anyhow!("unknown stack {}", cell.stack))?;
+        let vars = cell_vars(cell, m, &base, &password);
+        bar.set_message(cell.label());
+        let mut say = |msg: &str| bar.set_message(format!("{}: {msg}", cell.stack));
+        let dep = match current.take() {
+            Some(mut d) if d.stack.name == cell.stack => {
+                d.reconfigure(vars, &mut say).await?;
+                d
+            }
+            other => {
+                if let Some(d) = other {
+                    d.shutdown().await?;
+                }
+                Deployment::start(engine, stack, run_id, vars, &mut say).await?
+            }
+        };
+        let current_dep = current.insert(dep);
+        bar.set_message(cell.label());
+        let outcome = run_cell(current_dep, m, cell, &bar).await;
+        let result = match outcome {
+            Ok(reps) => CellResult {
+                cell: cell.clone(),
+                repetitions: m.repetitions,
+                requests: m.requests,
+                metrics: Some(measure::compute(&reps, m.amount, cell.wait_ms())),
+                error: None,
+                reps,
+            },
+            Err(e) => {
+                let logs = current_dep.logs(&current_dep.driver.target.service, 10).await;
+                let err = format!("{e:#}");
+                dir.push(CellResult {
+                    cell: cell.clone(),
+                    repetitions: m.repetitions,
+                    requests: m.requests,
+                    metrics: None,
+                    error: Some(err.clone()),
+                    reps: vec![],
+                })?;
+                bar.abandon();
+                bail!("cell {} failed: {err}\n--- last log lines ---\n{logs}", cell.label());
+            }
+        };
+        dir.push(result)?;
+    }
+    bar.finish_and_clear();
+    if let Some(d) = current {
+        if opts.keep_up {
+            println!("stack {} left up: http://{}/", d.stack.name, d.target);
+        } else {
+            d.shutdown().await?;
+        }
+    }
+    Ok(())
+}
+
+async fn run_cell(
+    dep: &Deployment,
+    m: &Matrix,
+    cell: &Cell,
+    bar: &ProgressBar,
+) -> Result<Vec<Repetition>> {
+    let x = &dep.driver;
+    let endpoint = x
+        .endpoints
+        .get(cell.endpoint())
+        .ok_or_else(|| anyhow!("stack {} has no endpoint {}", cell.stack, cell.endpoint()))?;
+    let fields: Vec<(String, String)> = x
+        .request
+        .iter()
+        .map(|(k, v)| (k.clone(), v.to_string()))
+        .filter(|(_, v)| !v.is_empty())
+        .collect();
+    let spec = BurstSpec {
+        addr: dep.target,
+        request: HttpRequest::form(&endpoint.method, "localhost", &endpoint.path, &fields),
+        requests: m.requests,
+        wait_ms: cell.wait_ms(),
+        timeout: client_timeout(m, cell),
+    };
+    let db = dep.db.as_ref().context("the stack has no database connection")?;
+    let mut reps = Vec::with_capacity(m.repetitions as usize);
+    for r in 0..m.repetitions {
+        db.reset().await?;
+        let before = db.observe().await?;
+        let shot = burst::fire(&spec, r).await;
+        if let Some(path) = &x.target.quiesce {
+            quiesce(dep, path, spec.timeout + Duration::from_secs(30)).await?;
+        }
+        let after = db.observe().await?;
+        reps.push(Repetition {
+            before,
+            after,
+            burst_ms: shot.burst_ms,
+            records: shot.records,
+        });
+        bar.inc(1);
+    }
+    Ok(reps)
+}
+
+/// Waits until the app reports no request in flight (including requests the client gave
+/// up on), so the final observation sees every write.
+async fn quiesce(dep: &Deployment, path: &str, limit: Duration) -> Result<()> {
+    let deadline = Instant::now() + limit;
+    let req = HttpRequest::get("localhost", path);
+    loop {
+        let r = burst::send(dep.target, &req, Duration::from_secs(5)).await;
+        let inflight = r.as_ref().ok().and_then(|r| {
+            serde_json::from_slice::<serde_json::Value>(&r.body)
+                .ok()?
+                .get("inflight")?
+                .as_i64()
+        });
+        if inflight == Some(0) {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "requests still in flight after {:.0} s ({path} said {:?})",
+                limit.as_secs_f64(),
+                r.map(|r| String::from_utf8_lossy(&r.body).into_owned())
+                    .unwrap_or_else(|e| e.to_string())
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The progress bar of a run: hidden when stderr is not a terminal.
+pub fn progress_bar(total: u64) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} reps  ETA {eta_precise}\n  {msg}",
+        )
+        .expect("valid template"),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}

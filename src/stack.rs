@@ -1,0 +1,810 @@
+//! Stack files: the compose-spec subset racy-matrix reads (`stacks/<name>/compose.yaml`),
+//! `${var}` interpolation, the `x-racy` block, and which services a change of variables
+//! forces to be recreated.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde::{Deserialize, Serialize};
+use serde::de::DeserializeOwned;
+
+use crate::matrix::{Catalog, InputError};
+
+/// A YAML scalar as compose allows it where a string is meant (`"3306"`, `3306`, `true`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Scalar {
+    /// Text.
+    Str(String),
+    /// Whole number.
+    Int(i64),
+    /// Decimal number.
+    Float(f64),
+    /// Boolean.
+    Bool(bool),
+}
+
+impl fmt::Display for Scalar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scalar::Str(s) => f.write_str(s),
+            Scalar::Int(i) => write!(f, "{i}"),
+            Scalar::Float(x) => write!(f, "{x}"),
+            Scalar::Bool(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+/// A string or a list of strings (compose `command`, `entrypoint`, healthcheck `test`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum StrOrList {
+    /// One string, split on white space.
+    One(String),
+    /// An exec-form list.
+    List(Vec<Scalar>),
+}
+
+impl StrOrList {
+    /// The exec-form words.
+    pub fn words(&self) -> Vec<String> {
+        match self {
+            StrOrList::One(s) => s.split_whitespace().map(str::to_string).collect(),
+            StrOrList::List(l) => l.iter().map(ToString::to_string).collect(),
+        }
+    }
+}
+
+/// A mapping or a `KEY=VALUE` list (compose `environment`, build `args`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum KeyValues {
+    /// `KEY: value` entries.
+    Map(BTreeMap<String, Option<Scalar>>),
+    /// `KEY=value` entries.
+    List(Vec<String>),
+}
+
+impl KeyValues {
+    /// The entries as ordered pairs (a key without value maps to the empty string).
+    pub fn pairs(&self) -> BTreeMap<String, String> {
+        match self {
+            KeyValues::Map(m) => m
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_ref().map(ToString::to_string).unwrap_or_default()))
+                .collect(),
+            KeyValues::List(l) => l
+                .iter()
+                .map(|e| match e.split_once('=') {
+                    Some((k, v)) => (k.to_string(), v.to_string()),
+                    None => (e.clone(), String::new()),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Compose `build`: a context path or the long form.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Build {
+    /// Only the context directory.
+    Context(String),
+    /// Context, Dockerfile and build args.
+    Long {
+        /// Build context directory, relative to the compose file.
+        context: String,
+        /// Dockerfile path inside the context.
+        #[serde(default)]
+        dockerfile: Option<String>,
+        /// Build arguments.
+        #[serde(default)]
+        args: Option<KeyValues>,
+    },
+}
+
+/// One `depends_on` entry in long form.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DependsOnLong {
+    /// `service_started` (default), `service_healthy` or `service_completed_successfully`.
+    #[serde(default)]
+    pub condition: Option<String>,
+    /// Recreate this service when the dependency is recreated.
+    #[serde(default)]
+    pub restart: bool,
+    /// Ignored (compose: whether the dependency must exist).
+    #[serde(default)]
+    pub required: Option<bool>,
+}
+
+/// Compose `depends_on`: a list of names or a mapping.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum DependsOn {
+    /// Names only; condition `service_started`.
+    List(Vec<String>),
+    /// Name → condition.
+    Map(BTreeMap<String, DependsOnLong>),
+}
+
+/// What a service waits for before it starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Condition {
+    /// The dependency's container runs.
+    Started,
+    /// The dependency answers its readiness probe.
+    Healthy,
+    /// The dependency exited with status 0.
+    Completed,
+}
+
+/// Compose `healthcheck` (only passed on to the engine).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Healthcheck {
+    /// `["CMD", ...]`, `["CMD-SHELL", "..."]` or a shell string.
+    pub test: StrOrList,
+    /// Interval between checks, e.g. `2s`.
+    #[serde(default)]
+    pub interval: Option<String>,
+    /// Timeout of one check.
+    #[serde(default)]
+    pub timeout: Option<String>,
+    /// Failures before unhealthy.
+    #[serde(default)]
+    pub retries: Option<i64>,
+    /// Grace period after start.
+    #[serde(default)]
+    pub start_period: Option<String>,
+}
+
+/// Compose `deploy` (only `replicas` is read).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Deploy {
+    /// Number of containers of the service.
+    #[serde(default)]
+    pub replicas: Option<Scalar>,
+}
+
+/// One compose service, as written (before interpolation).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    /// How to build its image.
+    #[serde(default)]
+    pub build: Option<Build>,
+    /// Image to run when there is no `build`.
+    #[serde(default)]
+    pub image: Option<String>,
+    /// Command override.
+    #[serde(default)]
+    pub command: Option<StrOrList>,
+    /// Entrypoint override.
+    #[serde(default)]
+    pub entrypoint: Option<StrOrList>,
+    /// Environment variables.
+    #[serde(default)]
+    pub environment: Option<KeyValues>,
+    /// Start-up dependencies.
+    #[serde(default)]
+    pub depends_on: Option<DependsOn>,
+    /// Engine-side health check.
+    #[serde(default)]
+    pub healthcheck: Option<Healthcheck>,
+    /// Published ports; racy-matrix publishes only the target and the database, on 127.0.0.1.
+    #[serde(default)]
+    pub ports: Option<Vec<Scalar>>,
+    /// Volumes (not supported yet: rejected with a message).
+    #[serde(default)]
+    pub volumes: Option<Vec<serde_json::Value>>,
+    /// Replicas.
+    #[serde(default)]
+    pub deploy: Option<Deploy>,
+    /// Memory limit, e.g. `512m`.
+    #[serde(default)]
+    pub mem_limit: Option<String>,
+    /// User to run as.
+    #[serde(default)]
+    pub user: Option<String>,
+}
+
+/// The service and port that receive bursts.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// Service name.
+    pub service: String,
+    /// Container port.
+    pub port: u16,
+    /// Path answering 200 once the app is ready.
+    pub health: String,
+    /// Path answering `{"inflight": N}`; after a burst the tool waits for 0.
+    #[serde(default)]
+    pub quiesce: Option<String>,
+}
+
+/// Database engines racy-matrix can probe.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// MySQL or MariaDB.
+    Mysql,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// The database the probe resets and observes.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Database {
+    /// Service name.
+    pub service: String,
+    /// Container port.
+    pub port: u16,
+    /// Engine.
+    pub engine: Engine,
+    /// User name (interpolated).
+    pub user: String,
+    /// Password (interpolated).
+    pub password: String,
+    /// Database name (interpolated).
+    pub name: String,
+}
+
+/// One endpoint of the app.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Endpoint {
+    /// Request path.
+    pub path: String,
+    /// HTTP method, POST by default.
+    #[serde(default = "default_method")]
+    pub method: String,
+}
+
+fn default_method() -> String {
+    "POST".into()
+}
+
+/// SQL that reads the state a cell is judged on.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Observe {
+    /// One row, one integer column: the counter.
+    pub balance: String,
+    /// One row, two integer columns: ledger row count and ledger sum.
+    pub ledger: String,
+}
+
+/// The `x-racy` block: how the generic driver talks to this stack.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct XRacy {
+    /// Burst target.
+    pub target: Target,
+    /// Database to reset and observe.
+    pub database: Database,
+    /// Form fields of every burst request (interpolated per cell; empty values are left out).
+    #[serde(default)]
+    pub request: BTreeMap<String, Scalar>,
+    /// Endpoint name → path and method.
+    pub endpoints: BTreeMap<String, Endpoint>,
+    /// Statements run before every repetition.
+    pub reset: Vec<String>,
+    /// Observation queries.
+    pub observe: Observe,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ComposeFile {
+    #[serde(default)]
+    name: Option<String>,
+    services: BTreeMap<String, Service>,
+    #[serde(rename = "x-racy")]
+    x_racy: XRacy,
+    #[serde(default)]
+    volumes: Option<serde_json::Value>,
+    #[serde(default)]
+    networks: Option<serde_json::Value>,
+}
+
+/// A loaded stack: its directory, services as written, the `x-racy` block, and the
+/// variables each service references.
+#[derive(Clone, Debug)]
+pub struct Stack {
+    /// Stack name (its directory name).
+    pub name: String,
+    /// The compose file.
+    pub file: PathBuf,
+    /// Services as written.
+    pub services: BTreeMap<String, Service>,
+    /// The driver block as written (interpolate before use).
+    pub x: XRacy,
+    /// Variables referenced per service (including those of the services it restarts with).
+    pub service_vars: BTreeMap<String, BTreeSet<String>>,
+    /// Every variable the file references, with its `:-` default when it has one.
+    pub variables: BTreeMap<String, Option<String>>,
+}
+
+/// Variables a stack file may use that the tool fills in itself.
+pub const TOOL_VARIABLES: &[&str] = &["amount", "BASE_IMAGE", "db_password"];
+
+impl Stack {
+    /// Reads and checks `dir/compose.yaml`.
+    pub fn load(dir: &Path) -> Result<Stack> {
+        let file = dir.join("compose.yaml");
+        let text = std::fs::read_to_string(&file)
+            .with_context(|| format!("cannot read stack file {}", file.display()))?;
+        let name = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| anyhow!("bad stack directory {}", dir.display()))?
+            .to_string();
+        Self::parse(&name, &file, &text).map_err(|e| anyhow!("{e}"))
+    }
+
+    /// Parses a compose file's text; errors carry the file, line and column.
+    pub fn parse(name: &str, file: &Path, text: &str) -> Result<Stack, InputError> {
+        let parsed: ComposeFile = parse_yaml(text, file)?;
+        let raw: serde_json::Value = parse_yaml(text, file)?;
+        let _ = (&parsed.name, &parsed.volumes, &parsed.networks);
+        let err = |message: String| InputError {
+            file: file.to_path_buf(),
+            line: 1,
+            column: 1,
+            message,
+            choices: vec![],
+        };
+        let mut variables = BTreeMap::new();
+        collect_vars(&raw, &mut variables);
+        let mut direct: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for svc in parsed.services.keys() {
+            let mut vars = BTreeMap::new();
+            collect_vars(&raw["services"][svc], &mut vars);
+            direct.insert(svc.clone(), vars.into_keys().collect());
+        }
+        let names: Vec<String> = parsed.services.keys().cloned().collect();
+        for (svc, s) in &parsed.services {
+            if s.volumes.is_some() {
+                return Err(err(format!(
+                    "service '{svc}': volumes are not supported by racy-matrix yet"
+                )));
+            }
+            if s.build.is_none() && s.image.is_none() {
+                return Err(err(format!("service '{svc}' has neither build nor image")));
+            }
+            for (dep, _) in dependencies(s) {
+                if !parsed.services.contains_key(&dep) {
+                    return Err(InputError {
+                        choices: names.clone(),
+                        ..err(format!("service '{svc}' depends on unknown service '{dep}'"))
+                    });
+                }
+            }
+        }
+        for (what, svc) in [
+            ("x-racy.target.service", &parsed.x_racy.target.service),
+            ("x-racy.database.service", &parsed.x_racy.database.service),
+        ] {
+            if !parsed.services.contains_key(svc) {
+                return Err(InputError {
+                    choices: names.clone(),
+                    ..err(format!("{what} names unknown service '{svc}'"))
+                });
+            }
+        }
+        if parsed.x_racy.endpoints.is_empty() {
+            return Err(err("x-racy.endpoints is empty".into()));
+        }
+        let order = start_order(&parsed.services).map_err(|e| err(e.to_string()))?;
+        // A service is recreated when its own variables change or, with `restart: true`,
+        // when a dependency is recreated: fold those variables in, dependencies first.
+        let mut service_vars: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for svc in &order {
+            let mut vars = direct[svc].clone();
+            for (dep, long) in dependencies(&parsed.services[svc]) {
+                if long.restart {
+                    vars.extend(service_vars[&dep].iter().cloned());
+                }
+            }
+            service_vars.insert(svc.clone(), vars);
+        }
+        Ok(Stack {
+            name: name.to_string(),
+            file: file.to_path_buf(),
+            services: parsed.services,
+            x: parsed.x_racy,
+            service_vars,
+            variables,
+        })
+    }
+
+    /// The directory holding the compose file.
+    pub fn dir(&self) -> &Path {
+        self.file.parent().unwrap_or(Path::new("."))
+    }
+
+    /// Service names in start order (dependencies first).
+    pub fn start_order(&self) -> Vec<String> {
+        start_order(&self.services).expect("checked at load")
+    }
+
+    /// Variables whose change recreates at least one service.
+    pub fn restart_variables(&self) -> BTreeSet<String> {
+        self.service_vars.values().flatten().cloned().collect()
+    }
+
+    /// The services whose configuration differs between two variable sets.
+    pub fn services_changed(
+        &self,
+        a: &BTreeMap<String, String>,
+        b: &BTreeMap<String, String>,
+    ) -> Vec<String> {
+        self.start_order()
+            .into_iter()
+            .filter(|s| self.service_vars[s].iter().any(|v| a.get(v) != b.get(v)))
+            .collect()
+    }
+
+    /// The services `svc` depends on, with their condition.
+    pub fn depends_on(&self, svc: &str) -> Vec<(String, Condition)> {
+        dependencies(&self.services[svc])
+            .into_iter()
+            .map(|(name, long)| {
+                let cond = match long.condition.as_deref() {
+                    Some("service_healthy") => Condition::Healthy,
+                    Some("service_completed_successfully") => Condition::Completed,
+                    _ => Condition::Started,
+                };
+                (name, cond)
+            })
+            .collect()
+    }
+
+    /// The `x-racy` block with variables substituted.
+    pub fn driver(&self, vars: &BTreeMap<String, String>) -> Result<XRacy> {
+        interpolate_typed(&self.x, vars).context("x-racy")
+    }
+
+    /// One service with variables substituted.
+    pub fn service(&self, svc: &str, vars: &BTreeMap<String, String>) -> Result<Service> {
+        interpolate_typed(&self.services[svc], vars).with_context(|| format!("service '{svc}'"))
+    }
+}
+
+/// Every stack under `root` (directories holding a compose.yaml), by name.
+pub fn discover(root: &Path) -> Result<BTreeMap<String, Stack>> {
+    let mut out = BTreeMap::new();
+    let entries = std::fs::read_dir(root)
+        .with_context(|| format!("cannot read the stacks directory {}", root.display()))?;
+    for entry in entries {
+        let path = entry?.path();
+        if path.join("compose.yaml").is_file() {
+            let stack = Stack::load(&path)?;
+            out.insert(stack.name.clone(), stack);
+        }
+    }
+    Ok(out)
+}
+
+/// Stacks known to a run, as the matrix module sees them.
+pub struct StackCatalog {
+    /// Stacks by name.
+    pub stacks: BTreeMap<String, Stack>,
+}
+
+impl Catalog for StackCatalog {
+    fn stacks(&self) -> Vec<String> {
+        self.stacks.keys().cloned().collect()
+    }
+    fn endpoints(&self, stack: &str) -> Option<Vec<String>> {
+        self.stacks
+            .get(stack)
+            .map(|s| s.x.endpoints.keys().cloned().collect())
+    }
+    fn variables(&self, stack: &str) -> Vec<(String, Option<String>)> {
+        self.stacks
+            .get(stack)
+            .map(|s| s.variables.clone().into_iter().collect())
+            .unwrap_or_default()
+    }
+    fn restart_variables(&self, stack: &str) -> Vec<String> {
+        self.stacks
+            .get(stack)
+            .map(|s| s.restart_variables().into_iter().collect())
+            .unwrap_or_default()
+    }
+}
+
+fn parse_yaml<T: DeserializeOwned>(text: &str, file: &Path) -> Result<T, InputError> {
+    serde_saphyr::from_str(text).map_err(|e| {
+        let (line, column) = e
+            .location()
+            .map(|l| (l.line() as usize, l.column() as usize))
+            .unwrap_or((0, 0));
+        InputError {
+            file: file.to_path_buf(),
+            line,
+            column,
+            message: e.without_snippet().to_string(),
+            choices: vec![],
+        }
+    })
+}
+
+fn dependencies(s: &Service) -> Vec<(String, DependsOnLong)> {
+    match &s.depends_on {
+        None => vec![],
+        Some(DependsOn::List(l)) => l
+            .iter()
+            .map(|n| {
+                (
+                    n.clone(),
+                    DependsOnLong {
+                        condition: None,
+                        restart: false,
+                        required: None,
+                    },
+                )
+            })
+            .collect(),
+        Some(DependsOn::Map(m)) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+    }
+}
+
+fn start_order(services: &BTreeMap<String, Service>) -> Result<Vec<String>> {
+    let mut order: Vec<String> = Vec::new();
+    let mut visiting = Vec::new();
+    fn visit(
+        name: &str,
+        services: &BTreeMap<String, Service>,
+        order: &mut Vec<String>,
+        visiting: &mut Vec<String>,
+    ) -> Result<()> {
+        if order.iter().any(|o| o == name) {
+            return Ok(());
+        }
+        if visiting.iter().any(|v| v == name) {
+            visiting.push(name.to_string());
+            bail!("depends_on forms a cycle: {}", visiting.join(" -> "));
+        }
+        visiting.push(name.to_string());
+        if let Some(s) = services.get(name) {
+            for (dep, _) in dependencies(s) {
+                visit(&dep, services, order, visiting)?;
+            }
+        }
+        visiting.pop();
+        order.push(name.to_string());
+        Ok(())
+    }
+    for name in services.keys() {
+        visit(name, services, &mut order, &mut visiting)?;
+    }
+    Ok(order)
+}
+
+fn collect_vars(v: &serde_json::Value, out: &mut BTreeMap<String, Option<String>>) {
+    match v {
+        serde_json::Value::String(s) => {
+            for (name, default) in references(s) {
+                let slot = out.entry(name).or_insert(None);
+                if slot.is_none() {
+                    *slot = default;
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|x| collect_vars(x, out)),
+        serde_json::Value::Object(m) => m.values().for_each(|x| collect_vars(x, out)),
+        _ => {}
+    }
+}
+
+/// The variables a string references, with the default of `${x:-d}` / `${x-d}` forms.
+pub fn references(s: &str) -> Vec<(String, Option<String>)> {
+    let mut out = Vec::new();
+    let _ = interpolate_with(s, &mut |name, default| {
+        out.push((name.to_string(), default.map(str::to_string)));
+        Some(String::new())
+    });
+    out
+}
+
+/// Substitutes `${x}`, `${x:-default}`, `${x-default}`, `${x:?message}`, `$x` and `$$`.
+/// An unset variable without default is an error naming it.
+pub fn interpolate(s: &str, vars: &BTreeMap<String, String>) -> Result<String> {
+    let mut missing = None;
+    let out = interpolate_with(s, &mut |name, default| match vars.get(name) {
+        Some(v) if !v.is_empty() => Some(v.clone()),
+        _ => match default {
+            Some(d) => Some(d.to_string()),
+            None => {
+                missing.get_or_insert_with(|| name.to_string());
+                Some(String::new())
+            }
+        },
+    })?;
+    if let Some(name) = missing {
+        bail!("variable '{name}' in \"{s}\" is not set and has no default");
+    }
+    Ok(out)
+}
+
+fn interpolate_with(
+    s: &str,
+    resolve: &mut dyn FnMut(&str, Option<&str>) -> Option<String>,
+) -> Result<String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(pos) = rest.find('$') {
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+        } else if let Some(body) = after.strip_prefix('{') {
+            let end = body
+                .find('}')
+                .ok_or_else(|| anyhow!("unclosed '${{' in \"{s}\""))?;
+            let expr = &body[..end];
+            let (name, default) = if let Some((n, d)) = expr.split_once(":-") {
+                (n, Some(d))
+            } else if let Some((n, d)) = expr.split_once(":?") {
+                let _ = d;
+                (n, None)
+            } else if let Some((n, d)) = expr.split_once('-') {
+                (n, Some(d))
+            } else {
+                (expr, None)
+            };
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                bail!("bad variable name '{name}' in \"{s}\"");
+            }
+            out.push_str(&resolve(name, default).unwrap_or_default());
+            rest = &body[end + 1..];
+        } else {
+            let len = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(after.len());
+            if len == 0 {
+                out.push('$');
+                rest = after;
+            } else {
+                out.push_str(&resolve(&after[..len], None).unwrap_or_default());
+                rest = &after[len..];
+            }
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Interpolates every string of a deserializable value by a round trip through JSON.
+fn interpolate_typed<T>(value: &T, vars: &BTreeMap<String, String>) -> Result<T>
+where
+    T: serde::Serialize + DeserializeOwned,
+{
+    fn walk(v: &mut serde_json::Value, vars: &BTreeMap<String, String>) -> Result<()> {
+        match v {
+            serde_json::Value::String(s) => *s = interpolate(s, vars)?,
+            serde_json::Value::Array(a) => a.iter_mut().try_for_each(|x| walk(x, vars))?,
+            serde_json::Value::Object(m) => m.values_mut().try_for_each(|x| walk(x, vars))?,
+            _ => {}
+        }
+        Ok(())
+    }
+    let mut json = serde_json::to_value(value)?;
+    walk(&mut json, vars)?;
+    Ok(serde_json::from_value(json)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn interpolation_forms() {
+        let v = vars(&[("workers", "4"), ("empty", "")]);
+        assert_eq!(interpolate("--workers ${workers}", &v).unwrap(), "--workers 4");
+        assert_eq!(interpolate("${isolation:-read_committed}", &v).unwrap(), "read_committed");
+        assert_eq!(interpolate("${empty:-x}", &v).unwrap(), "x");
+        assert_eq!(interpolate("$workers/$$HOME", &v).unwrap(), "4/$HOME");
+        assert_eq!(interpolate("a$", &v).unwrap(), "a$");
+        let e = interpolate("${nope}", &v).unwrap_err().to_string();
+        assert!(e.contains("'nope'"), "{e}");
+        assert!(interpolate("${open", &v).is_err());
+        assert!(interpolate("${bad name}", &v).is_err());
+    }
+
+    #[test]
+    fn references_with_defaults() {
+        let r = references("x ${a} ${b:-2} $c ${d-}");
+        assert_eq!(
+            r,
+            vec![
+                ("a".into(), None),
+                ("b".into(), Some("2".into())),
+                ("c".into(), None),
+                ("d".into(), Some(String::new()))
+            ]
+        );
+    }
+
+    const STACK: &str = r#"
+x-racy:
+  target: {service: web, port: 80, health: /health}
+  database: {service: db, port: 3306, engine: mysql, user: u, password: "${db_password:-p}", name: n}
+  request: {amount: "${amount}", delay_ms: "${delay_ms}"}
+  endpoints:
+    a: {path: /a/}
+  reset: ["DELETE FROM t"]
+  observe: {balance: "SELECT 1", ledger: "SELECT 1, 2"}
+services:
+  db:
+    image: "db:${dbver:-1}"
+    environment: {MODE: "${isolation:-rc}"}
+  app:
+    image: app
+    command: ["serve", "--workers", "${workers}"]
+    depends_on: {db: {condition: service_healthy}}
+  web:
+    image: web
+    depends_on: {app: {condition: service_started, restart: true}}
+"#;
+
+    #[test]
+    fn restart_sets_follow_the_file() {
+        let s = Stack::parse("t", Path::new("t/compose.yaml"), STACK).unwrap();
+        assert_eq!(s.start_order(), vec!["db", "app", "web"]);
+        assert_eq!(
+            s.service_vars["db"],
+            BTreeSet::from(["dbver".into(), "isolation".into()])
+        );
+        assert_eq!(s.service_vars["app"], BTreeSet::from(["workers".into()]));
+        // web restarts with app
+        assert_eq!(s.service_vars["web"], BTreeSet::from(["workers".into()]));
+        let a = vars(&[("workers", "1"), ("delay_ms", "10")]);
+        let b = vars(&[("workers", "4"), ("delay_ms", "10")]);
+        assert_eq!(s.services_changed(&a, &b), vec!["app", "web"]);
+        let c = vars(&[("workers", "1"), ("delay_ms", "99")]);
+        assert!(s.services_changed(&a, &c).is_empty(), "request axes restart nothing");
+        assert!(!s.restart_variables().contains("delay_ms"));
+        assert_eq!(s.variables["isolation"], Some("rc".into()));
+    }
+
+    #[test]
+    fn service_and_driver_interpolate() {
+        let s = Stack::parse("t", Path::new("t/compose.yaml"), STACK).unwrap();
+        let v = vars(&[("workers", "3"), ("amount", "100"), ("delay_ms", "200")]);
+        let app = s.service("app", &v).unwrap();
+        assert_eq!(app.command.unwrap().words(), vec!["serve", "--workers", "3"]);
+        let d = s.driver(&v).unwrap();
+        assert_eq!(d.database.password, "p");
+        assert_eq!(d.request["delay_ms"].to_string(), "200");
+        assert!(s.service("app", &BTreeMap::new()).is_err());
+    }
+
+    #[test]
+    fn bad_stacks_are_located() {
+        let cyclic = STACK.replace(
+            "    environment: {MODE: \"${isolation:-rc}\"}",
+            "    depends_on: [web]",
+        );
+        let e = Stack::parse("t", Path::new("c.yaml"), &cyclic).unwrap_err();
+        assert!(e.message.contains("cycle"), "{e}");
+        let typo = STACK.replace("    image: app", "    imagee: app");
+        let e = Stack::parse("t", Path::new("c.yaml"), &typo).unwrap_err();
+        assert!(e.line > 1, "{e}");
+        assert!(e.to_string().starts_with("c.yaml:"), "{e}");
+    }
+}

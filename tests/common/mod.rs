@@ -1,0 +1,66 @@
+//! Helpers shared by the integration tests: the binary, the engine, leftovers.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// The racy-matrix binary built for these tests, run from the project root.
+pub fn racy(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_racy-matrix"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("racy-matrix runs")
+}
+
+/// A fresh directory under the system temp dir.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "racy-test-{name}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Whether the engine answers. Under CI=true a missing engine fails the test instead of
+/// skipping it.
+pub async fn engine_available() -> bool {
+    let ok = match bollard::Docker::connect_with_local_defaults() {
+        Ok(d) => d.ping().await.is_ok(),
+        Err(_) => false,
+    };
+    if !ok {
+        if std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false) {
+            panic!("CI=true and no Docker Engine answers: the integration tests need one");
+        }
+        eprintln!("SKIPPED: no Docker Engine answers (set CI=true to make this a failure)");
+    }
+    ok
+}
+
+/// Containers and networks whose labels match `filter` (e.g. `racy-matrix.run=ID`).
+pub async fn labelled(filter: &str) -> (usize, usize) {
+    let docker = bollard::Docker::connect_with_local_defaults().unwrap();
+    let filters = HashMap::from([("label".to_string(), vec![filter.to_string()])]);
+    let containers = docker
+        .list_containers(Some(bollard::query_parameters::ListContainersOptions {
+            all: true,
+            filters: Some(filters.clone()),
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    let networks = docker
+        .list_networks(Some(bollard::query_parameters::ListNetworksOptions {
+            filters: Some(filters),
+        }))
+        .await
+        .unwrap();
+    (containers.len(), networks.len())
+}

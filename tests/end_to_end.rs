@@ -1,0 +1,87 @@
+//! The whole tool against the real engine: a small matrix over every endpoint of the
+//! django-mysql stack, with 1 and 4 Gunicorn workers.
+
+mod common;
+
+use serde_json::Value;
+
+fn rows_where<'a>(rows: &'a [Value], key: &str, val: &str) -> Vec<&'a Value> {
+    rows.iter()
+        .filter(|r| r[key].as_str().map(str::to_string).unwrap_or_else(|| r[key].to_string()) == val)
+        .collect()
+}
+
+fn int(r: &Value, k: &str) -> i64 {
+    r[k].as_i64().unwrap_or_else(|| panic!("{k} is not an integer in {r}"))
+}
+
+#[tokio::test]
+async fn matrix_measures_lost_updates_and_leaves_nothing() {
+    if !common::engine_available().await {
+        return;
+    }
+    let out = common::temp_dir("e2e");
+    let out_s = out.to_str().unwrap();
+    let run = common::racy(&["run", "tests/matrices/e2e.yaml", "--output", out_s]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "run failed: {stderr}\n{stdout}");
+
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let rows = json["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), 10, "5 endpoints x 2 worker counts");
+    for f in ["results.csv", "results.md"] {
+        let text = std::fs::read_to_string(out.join(f)).unwrap();
+        assert!(text.contains("lost_rate"), "{f} has the metric columns");
+    }
+
+    for r in rows {
+        assert_eq!(r["status"], "ok", "{r}");
+        // the identity every cell must satisfy
+        assert_eq!(
+            int(r, "lost_updates") + int(r, "applied"),
+            int(r, "ledger_rows"),
+            "{r}"
+        );
+        // every request answered and recorded
+        assert_eq!(int(r, "acked"), 24, "8 requests x 3 repetitions acked: {r}");
+        assert_eq!(int(r, "ack_gap"), 0, "{r}");
+    }
+    // one worker serializes everything: nothing lost anywhere
+    for r in rows_where(rows, "workers", "1") {
+        assert_eq!(int(r, "lost_updates"), 0, "1 worker must not lose: {r}");
+        assert_eq!(int(r, "distinct_pids"), 1, "{r}");
+    }
+    let four = rows_where(rows, "workers", "4");
+    for r in &four {
+        let ep = r["endpoint"].as_str().unwrap();
+        match ep {
+            "row_locking_atomic_long_delay" => {
+                assert_eq!(int(r, "lost_updates"), 0, "row lock must hold: {r}")
+            }
+            "atomic_long_delay" | "non_atomic_long_delay" => {
+                assert!(int(r, "lost_updates") > 0, "{ep} with 4 workers must lose: {r}");
+                assert!(r["lost_rate"].as_f64().unwrap() > 0.0);
+                assert!(r["lost_rate_lo"].as_f64().unwrap() > 0.0, "{r}");
+                assert!(int(r, "distinct_pids") > 1, "{r}");
+                // a synchronized burst: the reads start close together
+                assert!(r["start_skew_ms"].as_f64().unwrap() < 200.0, "{r}");
+            }
+            _ => {}
+        }
+    }
+    // every request record is kept
+    let cells = json["cells"].as_array().unwrap();
+    let records: usize = cells
+        .iter()
+        .flat_map(|c| c["reps"].as_array().unwrap())
+        .map(|r| r["records"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(records, 10 * 3 * 8);
+
+    let run_id = json["run_id"].as_str().unwrap();
+    let left = common::labelled(&format!("racy-matrix.run={run_id}")).await;
+    assert_eq!(left, (0, 0), "containers and networks of run {run_id} left behind");
+    std::fs::remove_dir_all(&out).ok();
+}
