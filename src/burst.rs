@@ -353,7 +353,7 @@ mod tests {
         let text = String::from_utf8(r.bytes).unwrap();
         assert!(text.starts_with("POST /p/ HTTP/1.1\r\nHost: h\r\n"));
         assert!(text.ends_with("\r\n\r\na=1%202&b=3-4"));
-        assert!(text.contains("Content-Length: 11\r\n"));
+        assert!(text.contains("Content-Length: 13\r\n"));
     }
 
     #[test]

@@ -168,7 +168,7 @@ impl Deployment {
             }
             None => def.image.clone().ok_or_else(|| anyhow!("no image"))?,
         };
-        let x = &self.driver;
+        let x = self.driver.clone();
         let mut publish = Vec::new();
         if x.target.service == svc {
             publish.push(x.target.port);

@@ -68,7 +68,7 @@ pub fn render(m: &Matrix, cells: &[Cell], catalog: &StackCatalog) -> String {
             .collect()
     };
     let mut table = Table::new();
-    table.load_preset(UTF8_FULL_CONDENSED);
+    table.load_style(UTF8_FULL_CONDENSED);
     let mut header = vec!["#".to_string(), "stack".to_string()];
     header.extend(varying.iter().cloned());
     header.push("before it".into());

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{AnyPool, Row};
+// The reset and observe SQL come from the stack file the user chose to run.
+use sqlx::{AnyPool, AssertSqlSafe, Row};
 
 use crate::measure::Observation;
 use crate::stack::{Engine, Observe};
@@ -77,7 +78,7 @@ impl Db {
     pub async fn reset(&self) -> Result<()> {
         let mut conn = self.pool.acquire().await?;
         for stmt in &self.reset {
-            sqlx::raw_sql(stmt)
+            sqlx::raw_sql(AssertSqlSafe(stmt.as_str()))
                 .execute(&mut *conn)
                 .await
                 .with_context(|| format!("reset statement failed: {stmt}"))?;
@@ -87,7 +88,7 @@ impl Db {
 
     /// Reads the counter and the ledger.
     pub async fn observe(&self) -> Result<Observation> {
-        let row = sqlx::query(&self.observe.balance)
+        let row = sqlx::query(AssertSqlSafe(self.observe.balance.as_str()))
             .fetch_optional(&self.pool)
             .await
             .with_context(|| format!("observe.balance failed: {}", self.observe.balance))?
@@ -95,7 +96,7 @@ impl Db {
         let balance: i64 = row
             .try_get(0)
             .context("observe.balance must return one integer column (cast it to BIGINT)")?;
-        let row = sqlx::query(&self.observe.ledger)
+        let row = sqlx::query(AssertSqlSafe(self.observe.ledger.as_str()))
             .fetch_one(&self.pool)
             .await
             .with_context(|| format!("observe.ledger failed: {}", self.observe.ledger))?;
