@@ -1,0 +1,451 @@
+//! Results as files and tables: one small `Exporter` trait with a CSV, a Markdown and a
+//! JSON implementation over the same rows, plus the terminal summary.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::str::FromStr;
+
+use anyhow::{Context, Result};
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::matrix::Cell;
+use crate::measure::{CellMetrics, Repetition};
+
+/// One cell of a run: its axes, its metrics (or why it failed), and every record.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CellResult {
+    /// The cell.
+    pub cell: Cell,
+    /// Repetitions asked for.
+    pub repetitions: u32,
+    /// Requests per repetition.
+    pub requests: u32,
+    /// Metrics; `None` when the cell failed.
+    pub metrics: Option<CellMetrics>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Every repetition with its request records.
+    pub reps: Vec<Repetition>,
+}
+
+/// What exporters render.
+pub struct RunReport<'a> {
+    /// Matrix name.
+    pub matrix: &'a str,
+    /// Run id.
+    pub run_id: &'a str,
+    /// Start time.
+    pub started: &'a str,
+    /// Cells in run order.
+    pub cells: &'a [CellResult],
+}
+
+/// Renders a run in one format.
+pub trait Exporter {
+    /// The file's bytes.
+    fn render(&self, run: &RunReport) -> Result<Vec<u8>>;
+}
+
+/// The output formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// results.csv
+    Csv,
+    /// results.md
+    Markdown,
+    /// results.json
+    Json,
+}
+
+impl Format {
+    /// Every format.
+    pub const ALL: [Format; 3] = [Format::Csv, Format::Markdown, Format::Json];
+
+    /// The file name in a run directory.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Format::Csv => "results.csv",
+            Format::Markdown => "results.md",
+            Format::Json => "results.json",
+        }
+    }
+}
+
+impl FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "csv" => Ok(Format::Csv),
+            "md" | "markdown" => Ok(Format::Markdown),
+            "json" => Ok(Format::Json),
+            _ => Err(format!("unknown format '{s}'; valid: csv, md, json")),
+        }
+    }
+}
+
+/// The exporter of a format.
+pub fn exporter(f: Format) -> Box<dyn Exporter> {
+    match f {
+        Format::Csv => Box::new(Csv),
+        Format::Markdown => Box::new(Markdown),
+        Format::Json => Box::new(Json),
+    }
+}
+
+/// Writes every format into `dir`, each through a temporary file and a rename, so a
+/// reader never sees half a file.
+pub fn write_all(dir: &Path, run: &RunReport) -> Result<()> {
+    for f in Format::ALL {
+        let bytes = exporter(f).render(run)?;
+        let path = dir.join(f.file_name());
+        let tmp = dir.join(format!(".{}.tmp", f.file_name()));
+        std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+const FIRST_AXES: &[&str] = &["stack", "endpoint", "workers", "wait_ms", "delay_ms"];
+/// Metric columns in DESIGN §8 order.
+pub const METRICS: &[&str] = &[
+    "acked",
+    "failed",
+    "errors_4xx",
+    "errors_5xx",
+    "timeouts",
+    "conn_errors",
+    "ledger_rows",
+    "applied",
+    "lost_updates",
+    "lost_rate",
+    "lost_rate_lo",
+    "lost_rate_hi",
+    "ack_gap",
+    "distinct_pids",
+    "start_skew_ms",
+    "p50_ms",
+    "p95_ms",
+    "max_ms",
+    "burst_ms",
+];
+
+/// Column names of a run: the fixed axes, the other axes sorted, then the counts,
+/// metrics and status.
+pub fn columns(cells: &[CellResult]) -> Vec<String> {
+    let mut cols: Vec<String> = FIRST_AXES.iter().map(|s| s.to_string()).collect();
+    let others: BTreeSet<&String> = cells
+        .iter()
+        .flat_map(|c| c.cell.axes.keys())
+        .filter(|k| !FIRST_AXES.contains(&k.as_str()))
+        .collect();
+    cols.extend(others.into_iter().cloned());
+    cols.extend(["repetitions", "requests"].map(String::from));
+    cols.extend(METRICS.iter().map(|s| s.to_string()));
+    cols.extend(["status", "error"].map(String::from));
+    cols
+}
+
+/// One row as typed JSON values, keyed by column.
+pub fn row(c: &CellResult, cols: &[String]) -> serde_json::Map<String, Value> {
+    let metrics = c
+        .metrics
+        .as_ref()
+        .map(|m| serde_json::to_value(m).expect("metrics serialize"))
+        .unwrap_or(Value::Null);
+    let mut out = serde_json::Map::new();
+    for col in cols {
+        let v = match col.as_str() {
+            "stack" => json!(c.cell.stack),
+            "repetitions" => json!(c.repetitions),
+            "requests" => json!(c.requests),
+            "status" => json!(if c.error.is_some() { "failed" } else { "ok" }),
+            "error" => json!(c.error.clone().unwrap_or_default()),
+            m if METRICS.contains(&m) => metrics.get(m).cloned().unwrap_or(Value::Null),
+            axis => c.cell.get(axis).map(|v| json!(v)).unwrap_or(Value::Null),
+        };
+        out.insert(col.clone(), v);
+    }
+    out
+}
+
+/// A value as table text: rates with 4 decimals, milliseconds with 1, empty for null.
+pub fn text(col: &str, v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        Value::Number(n) if n.is_f64() => {
+            let x = n.as_f64().unwrap_or(0.0);
+            if col.ends_with("_ms") {
+                format!("{x:.1}")
+            } else {
+                format!("{x:.4}")
+            }
+        }
+        other => other.to_string(),
+    }
+}
+
+fn text_rows(run: &RunReport) -> (Vec<String>, Vec<Vec<String>>) {
+    let cols = columns(run.cells);
+    let rows = run
+        .cells
+        .iter()
+        .map(|c| {
+            let r = row(c, &cols);
+            cols.iter().map(|k| text(k, &r[k])).collect()
+        })
+        .collect();
+    (cols, rows)
+}
+
+struct Csv;
+
+impl Exporter for Csv {
+    fn render(&self, run: &RunReport) -> Result<Vec<u8>> {
+        let (cols, rows) = text_rows(run);
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.write_record(&cols)?;
+        for r in rows {
+            w.write_record(&r)?;
+        }
+        Ok(w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?)
+    }
+}
+
+struct Markdown;
+
+impl Exporter for Markdown {
+    fn render(&self, run: &RunReport) -> Result<Vec<u8>> {
+        let (cols, rows) = text_rows(run);
+        let esc = |s: &str| s.replace('|', "\\|").replace('\n', " ");
+        let mut out = format!(
+            "# racy-matrix: {}\n\nrun `{}`, started {}\n\n| {} |\n|{}\n",
+            run.matrix,
+            run.run_id,
+            run.started,
+            cols.join(" | "),
+            "---|".repeat(cols.len())
+        );
+        for r in rows {
+            let cells: Vec<String> = r.iter().map(|c| esc(c)).collect();
+            out.push_str(&format!("| {} |\n", cells.join(" | ")));
+        }
+        Ok(out.into_bytes())
+    }
+}
+
+struct Json;
+
+impl Exporter for Json {
+    fn render(&self, run: &RunReport) -> Result<Vec<u8>> {
+        let cols = columns(run.cells);
+        let rows: Vec<Value> = run
+            .cells
+            .iter()
+            .map(|c| Value::Object(row(c, &cols)))
+            .collect();
+        let doc = json!({
+            "matrix": run.matrix,
+            "run_id": run.run_id,
+            "started": run.started,
+            "columns": cols,
+            "rows": rows,
+            "cells": run.cells,
+        });
+        Ok(serde_json::to_vec_pretty(&doc)?)
+    }
+}
+
+/// The terminal summary: the axes that vary, then the counts and rates that matter.
+pub fn terminal_table(run: &RunReport) -> String {
+    let cols = columns(run.cells);
+    let axes: Vec<&String> = cols
+        .iter()
+        .take_while(|c| c.as_str() != "repetitions")
+        .filter(|c| {
+            let vals: BTreeSet<Option<&str>> = run.cells.iter().map(|x| x.cell.get(c)).collect();
+            c.as_str() == "endpoint" || (c.as_str() != "stack" && vals.len() > 1)
+        })
+        .collect();
+    let multi_stack = run
+        .cells
+        .iter()
+        .map(|c| &c.cell.stack)
+        .collect::<BTreeSet<_>>()
+        .len()
+        > 1;
+    let mut header: Vec<String> = Vec::new();
+    if multi_stack {
+        header.push("stack".into());
+    }
+    header.extend(axes.iter().map(|s| s.to_string()));
+    header.extend(
+        [
+            "acked", "errors", "rows", "applied", "lost", "lost_rate [95% CI]", "pids", "skew ms",
+            "p50 ms",
+        ]
+        .map(String::from),
+    );
+    let mut t = Table::new();
+    t.load_style(UTF8_FULL_CONDENSED);
+    t.set_header(header);
+    for c in run.cells {
+        let mut r: Vec<String> = Vec::new();
+        if multi_stack {
+            r.push(c.cell.stack.clone());
+        }
+        r.extend(axes.iter().map(|a| c.cell.get(a).unwrap_or("").to_string()));
+        match &c.metrics {
+            Some(m) => {
+                let ms = |v: Option<f64>| v.map(|x| format!("{x:.1}")).unwrap_or_default();
+                r.extend([
+                    m.acked.to_string(),
+                    (m.failed + m.timeouts + m.conn_errors).to_string(),
+                    m.ledger_rows.to_string(),
+                    m.applied.to_string(),
+                    m.lost_updates.to_string(),
+                    format!(
+                        "{:.3} [{:.3}, {:.3}]",
+                        m.lost_rate, m.lost_rate_lo, m.lost_rate_hi
+                    ),
+                    m.distinct_pids.to_string(),
+                    ms(m.start_skew_ms),
+                    ms(m.p50_ms),
+                ]);
+            }
+            None => {
+                r.push(format!(
+                    "failed: {}",
+                    c.error.as_deref().unwrap_or("").lines().next().unwrap_or("")
+                ));
+            }
+        }
+        t.add_row(r);
+    }
+    t.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::measure::{Observation, Outcome, RequestRecord};
+    use std::collections::BTreeMap;
+
+    fn sample() -> Vec<CellResult> {
+        let cell = Cell {
+            stack: "django-mysql".into(),
+            axes: BTreeMap::from([
+                ("endpoint".into(), "atomic_long_delay".into()),
+                ("workers".into(), "4".into()),
+                ("wait_ms".into(), "0".into()),
+                ("delay_ms".into(), "200".into()),
+                ("isolation".into(), "serializable".into()),
+            ]),
+        };
+        let rec = RequestRecord {
+            repetition: 0,
+            index: 0,
+            outcome: Outcome::Response,
+            status: Some(200),
+            sent_unix_ns: 7,
+            latency_ms: Some(12.5),
+            body: Some(json!({"pid": 9, "t_read": 1})),
+            error: None,
+        };
+        let reps = vec![Repetition {
+            before: Observation::default(),
+            after: Observation {
+                balance: 100,
+                ledger_rows: 2,
+                ledger_total: 200,
+            },
+            burst_ms: 30.0,
+            records: vec![rec],
+        }];
+        let metrics = crate::measure::compute(&reps, 100, 0);
+        vec![
+            CellResult {
+                cell: cell.clone(),
+                repetitions: 1,
+                requests: 1,
+                metrics: Some(metrics),
+                error: None,
+                reps,
+            },
+            CellResult {
+                cell,
+                repetitions: 1,
+                requests: 1,
+                metrics: None,
+                error: Some("db died | badly".into()),
+                reps: vec![],
+            },
+        ]
+    }
+
+    fn report(cells: &[CellResult]) -> RunReport<'_> {
+        RunReport {
+            matrix: "t",
+            run_id: "r1",
+            started: "now",
+            cells,
+        }
+    }
+
+    #[test]
+    fn csv_header_and_row() {
+        let cells = sample();
+        let text = String::from_utf8(Csv.render(&report(&cells)).unwrap()).unwrap();
+        let mut lines = text.lines();
+        assert_eq!(
+            lines.next().unwrap(),
+            "stack,endpoint,workers,wait_ms,delay_ms,isolation,repetitions,requests,acked,failed,\
+             errors_4xx,errors_5xx,timeouts,conn_errors,ledger_rows,applied,lost_updates,lost_rate,\
+             lost_rate_lo,lost_rate_hi,ack_gap,distinct_pids,start_skew_ms,p50_ms,p95_ms,max_ms,\
+             burst_ms,status,error"
+        );
+        let row = lines.next().unwrap();
+        assert!(
+            row.starts_with("django-mysql,atomic_long_delay,4,0,200,serializable,1,1,1,0,0,0,0,0,2,1,1,0.5000,"),
+            "{row}"
+        );
+        assert!(row.ends_with(",30.0,ok,"), "{row}");
+        assert!(lines.next().unwrap().ends_with(",failed,db died | badly"));
+    }
+
+    #[test]
+    fn markdown_is_a_table() {
+        let cells = sample();
+        let text = String::from_utf8(Markdown.render(&report(&cells)).unwrap()).unwrap();
+        let table: Vec<&str> = text.lines().filter(|l| l.starts_with('|')).collect();
+        assert_eq!(table.len(), 4, "header, rule, two rows");
+        let pipes = |l: &str| l.matches(" | ").count();
+        assert_eq!(pipes(table[0]), pipes(table[2]));
+        assert!(table[3].contains("db died \\| badly"));
+    }
+
+    #[test]
+    fn json_round_trips_records() {
+        let cells = sample();
+        let bytes = Json.render(&report(&cells)).unwrap();
+        let v: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(v["rows"][0]["lost_updates"], 1);
+        assert_eq!(v["rows"][0]["lost_rate"], 0.5);
+        assert_eq!(v["rows"][1]["status"], "failed");
+        let back: Vec<CellResult> = serde_json::from_value(v["cells"].clone()).unwrap();
+        assert_eq!(back[0].reps[0].records[0].latency_ms, Some(12.5));
+        assert_eq!(back[0].reps[0].records[0].pid(), Some(9));
+        assert_eq!(back[1].error.as_deref(), Some("db died | badly"));
+    }
+
+    #[test]
+    fn terminal_summary() {
+        let cells = sample();
+        let t = terminal_table(&report(&cells));
+        assert!(t.contains("atomic_long_delay"));
+        assert!(t.contains("0.500 ["), "{t}");
+        assert!(t.contains("failed: db died"), "{t}");
+    }
+}

@@ -1,0 +1,1044 @@
+//! Matrix files: the schema of DESIGN §6, validation that points at file, line and
+//! column, expansion into cells (cartesian product, exclude, include), the run order
+//! that keeps restarts few, and sharding over that order.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_saphyr::Spanned;
+
+/// What the matrix needs to know about the stacks it names.
+pub trait Catalog {
+    /// Known stack names, sorted.
+    fn stacks(&self) -> Vec<String>;
+    /// A stack's endpoint names; `None` for an unknown stack.
+    fn endpoints(&self, stack: &str) -> Option<Vec<String>>;
+    /// Variables the stack file references, with their `${x:-default}` default.
+    fn variables(&self, stack: &str) -> Vec<(String, Option<String>)>;
+    /// Variables whose change recreates a service.
+    fn restart_variables(&self, stack: &str) -> Vec<String>;
+}
+
+/// Variables the tool fills in itself; a matrix need not (and may not) set them.
+pub const PROVIDED: &[&str] = &["amount", "BASE_IMAGE", "db_password"];
+/// Axes that reach only the request, known to every stack.
+pub const REQUEST_AXES: &[&str] = &["endpoint", "wait_ms"];
+/// Largest number of cells a matrix may expand to.
+pub const MAX_CELLS: usize = 100_000;
+
+const KEYS: &[&str] = &[
+    "name",
+    "stacks",
+    "axes",
+    "requests",
+    "amount",
+    "repetitions",
+    "timeout_ms",
+    "include",
+    "exclude",
+    "expect",
+];
+
+/// A bad-input error: where (file, 1-based line and column), what, and the valid choices.
+#[derive(Debug, thiserror::Error)]
+pub struct InputError {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line (0 when unknown).
+    pub line: usize,
+    /// 1-based column (0 when unknown).
+    pub column: usize,
+    /// What is wrong.
+    pub message: String,
+    /// Valid choices, when there is a fixed set.
+    pub choices: Vec<String>,
+}
+
+impl fmt::Display for InputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.line,
+            self.column,
+            self.message
+        )?;
+        if !self.choices.is_empty() {
+            write!(f, "\n  valid: {}", self.choices.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+/// Values of one axis.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AxisValues {
+    /// Explicit values, normalized to strings.
+    List(Vec<String>),
+    /// `endpoint: all`: every endpoint of each stack.
+    AllEndpoints,
+}
+
+/// One axis of the matrix.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Axis {
+    /// Axis name (a stack variable, `endpoint` or `wait_ms`).
+    pub name: String,
+    /// Its values.
+    pub values: AxisValues,
+}
+
+/// One entry of `expect:`: which cells (selector over axes) must satisfy which bounds
+/// (over metric columns). Values are kept as written, normalized to strings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Expectation {
+    /// Axis → value, list of values (`a|b`) or comparison (`>=2`).
+    pub selector: BTreeMap<String, Vec<String>>,
+    /// Metric column → bound (`0`, `>0`, `<=0.05`).
+    pub bounds: BTreeMap<String, String>,
+    /// Where the entry starts in the file.
+    pub line: usize,
+}
+
+/// A loaded, validated matrix.
+#[derive(Clone, Debug)]
+pub struct Matrix {
+    /// Its name (results go to `results/<name>-<time>/`).
+    pub name: String,
+    /// The file it came from.
+    pub path: PathBuf,
+    /// Stacks, in file order.
+    pub stacks: Vec<String>,
+    /// Axes, in file order.
+    pub axes: Vec<Axis>,
+    /// Requests per repetition.
+    pub requests: u32,
+    /// Amount each request adds.
+    pub amount: i64,
+    /// Repetitions per cell.
+    pub repetitions: u32,
+    /// Client timeout per request, if set.
+    pub timeout_ms: Option<u64>,
+    /// `include` entries.
+    pub include: Vec<BTreeMap<String, String>>,
+    /// `exclude` entries.
+    pub exclude: Vec<BTreeMap<String, String>>,
+    /// Expectations checked after the run.
+    pub expect: Vec<Expectation>,
+}
+
+/// One experiment: a stack and one value per axis (including `endpoint`, `wait_ms`,
+/// `delay_ms`, `workers` when the matrix has them).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Cell {
+    /// Stack name.
+    pub stack: String,
+    /// Axis → value.
+    pub axes: BTreeMap<String, String>,
+}
+
+impl Cell {
+    /// The endpoint of the cell.
+    pub fn endpoint(&self) -> &str {
+        self.get("endpoint").unwrap_or("")
+    }
+
+    /// Gap between request launches in ms (0 when absent).
+    pub fn wait_ms(&self) -> u64 {
+        self.get("wait_ms").and_then(|w| w.parse().ok()).unwrap_or(0)
+    }
+
+    /// The value of an axis.
+    pub fn get(&self, axis: &str) -> Option<&str> {
+        self.axes.get(axis).map(String::as_str)
+    }
+
+    /// A stable identity: `stack|a=1|b=2` with axes sorted.
+    pub fn key(&self) -> String {
+        let mut k = self.stack.clone();
+        for (a, v) in &self.axes {
+            k.push('|');
+            k.push_str(a);
+            k.push('=');
+            k.push_str(v);
+        }
+        k
+    }
+
+    /// A short human label: stack, endpoint, then the other axes.
+    pub fn label(&self) -> String {
+        let mut parts = vec![self.stack.clone(), self.endpoint().to_string()];
+        parts.extend(
+            self.axes
+                .iter()
+                .filter(|(a, _)| a.as_str() != "endpoint")
+                .map(|(a, v)| format!("{a}={v}")),
+        );
+        parts.join(" ")
+    }
+}
+
+/// A YAML scalar where a string is meant.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(untagged)]
+enum Scalar {
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Str(String),
+}
+
+impl fmt::Display for Scalar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scalar::Int(i) => write!(f, "{i}"),
+            Scalar::Float(x) => write!(f, "{x}"),
+            Scalar::Bool(b) => write!(f, "{b}"),
+            Scalar::Str(s) => f.write_str(s),
+        }
+    }
+}
+
+/// A mapping whose keys keep their location; `in_file_order` recovers the order.
+type SMap<V> = HashMap<Spanned<String>, V>;
+
+fn in_file_order<V>(m: &SMap<V>) -> Vec<(&Spanned<String>, &V)> {
+    let mut v: Vec<_> = m.iter().collect();
+    v.sort_by_key(|(k, _)| (k.referenced.line(), k.referenced.column()));
+    v
+}
+
+/// An axis as written: a list, or one word (`all`). Deserialized by hand rather than as
+/// an untagged enum so that every list item keeps its location.
+#[derive(Debug)]
+enum RawAxis {
+    List(Vec<Spanned<Scalar>>),
+    One(String),
+}
+
+impl<'de> Deserialize<'de> for RawAxis {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawAxis;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list of values")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<RawAxis, A::Error> {
+                let mut out = Vec::new();
+                while let Some(v) = seq.next_element::<Spanned<Scalar>>()? {
+                    out.push(v);
+                }
+                Ok(RawAxis::List(out))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawAxis, E> {
+                Ok(RawAxis::One(v.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<RawAxis, E> {
+                Ok(RawAxis::One(v.to_string()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<RawAxis, E> {
+                Ok(RawAxis::One(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawSelector {
+    List(Vec<Scalar>),
+    One(Scalar),
+}
+
+#[derive(Debug, Deserialize)]
+struct RawMatrix {
+    name: Spanned<String>,
+    stacks: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    axes: Option<Spanned<SMap<Spanned<RawAxis>>>>,
+    #[serde(default)]
+    requests: Option<Spanned<i64>>,
+    #[serde(default)]
+    amount: Option<Spanned<i64>>,
+    #[serde(default)]
+    repetitions: Option<Spanned<i64>>,
+    #[serde(default)]
+    timeout_ms: Option<Spanned<i64>>,
+    #[serde(default)]
+    include: Vec<Spanned<SMap<Scalar>>>,
+    #[serde(default)]
+    exclude: Vec<Spanned<SMap<Scalar>>>,
+    #[serde(default)]
+    expect: Vec<Spanned<SMap<Spanned<serde_json::Value>>>>,
+}
+
+/// Reads and validates a matrix file.
+pub fn load(path: &Path, catalog: &dyn Catalog) -> Result<Matrix, InputError> {
+    let bytes = std::fs::read(path).map_err(|e| InputError {
+        file: path.to_path_buf(),
+        line: 0,
+        column: 0,
+        message: format!("cannot read the matrix file: {e}"),
+        choices: vec![],
+    })?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let upto = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line = upto.iter().filter(|b| **b == b'\n').count() + 1;
+        let column = upto.iter().rev().take_while(|b| **b != b'\n').count() + 1;
+        InputError {
+            file: path.to_path_buf(),
+            line,
+            column,
+            message: "the matrix file is not UTF-8 text".into(),
+            choices: vec![],
+        }
+    })?;
+    parse(&text, path, catalog)
+}
+
+struct Ctx<'a> {
+    file: &'a Path,
+}
+
+impl Ctx<'_> {
+    fn at<T>(&self, s: &Spanned<T>, message: impl Into<String>) -> InputError {
+        InputError {
+            file: self.file.to_path_buf(),
+            line: s.referenced.line() as usize,
+            column: s.referenced.column() as usize,
+            message: message.into(),
+            choices: vec![],
+        }
+    }
+    fn top(&self, message: impl Into<String>) -> InputError {
+        InputError {
+            file: self.file.to_path_buf(),
+            line: 1,
+            column: 1,
+            message: message.into(),
+            choices: vec![],
+        }
+    }
+}
+
+fn with_choices(mut e: InputError, choices: Vec<String>) -> InputError {
+    e.choices = choices;
+    e
+}
+
+/// Parses and validates matrix text; `path` is used in errors.
+pub fn parse(text: &str, path: &Path, catalog: &dyn Catalog) -> Result<Matrix, InputError> {
+    let cx = Ctx { file: path };
+    // Unknown top-level keys first, with a location, before the typed parse.
+    check_top_keys(text, path)?;
+    let options = serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_aliases: 1000,
+            max_nodes: 1_000_000,
+        },
+    };
+    let raw: RawMatrix = serde_saphyr::from_str_with_options(text, options).map_err(|e| {
+        let (line, column) = e
+            .location()
+            .map(|l| (l.line() as usize, l.column() as usize))
+            .unwrap_or((0, 0));
+        InputError {
+            file: path.to_path_buf(),
+            line,
+            column,
+            message: e.without_snippet().to_string(),
+            choices: vec![],
+        }
+    })?;
+
+    if raw.name.value.trim().is_empty() {
+        return Err(cx.at(&raw.name, "name must not be empty"));
+    }
+    if !raw
+        .name
+        .value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+    {
+        return Err(cx.at(
+            &raw.name,
+            "name may hold only letters, digits, '-', '_' and '.' (it names the output folder)",
+        ));
+    }
+    if raw.stacks.value.is_empty() {
+        return Err(cx.at(&raw.stacks, "stacks must name at least one stack"));
+    }
+    let known = catalog.stacks();
+    let mut stacks = Vec::new();
+    for s in &raw.stacks.value {
+        if catalog.endpoints(&s.value).is_none() {
+            return Err(with_choices(
+                cx.at(s, format!("unknown stack '{}'", s.value)),
+                known.clone(),
+            ));
+        }
+        if stacks.contains(&s.value) {
+            return Err(cx.at(s, format!("stack '{}' is listed twice", s.value)));
+        }
+        stacks.push(s.value.clone());
+    }
+
+    let positive = |v: &Option<Spanned<i64>>, what: &str, default: i64| -> Result<i64, InputError> {
+        match v {
+            None => Ok(default),
+            Some(s) if s.value >= 1 && s.value <= u32::MAX as i64 => Ok(s.value),
+            Some(s) => Err(cx.at(s, format!("{what} must be a whole number >= 1, got {}", s.value))),
+        }
+    };
+    let requests = positive(&raw.requests, "requests", 8)? as u32;
+    if requests > 10_000 {
+        return Err(cx.at(raw.requests.as_ref().unwrap(), "requests must be at most 10000"));
+    }
+    let amount = positive(&raw.amount, "amount", 100)?;
+    let repetitions = positive(&raw.repetitions, "repetitions", 3)? as u32;
+    let timeout_ms = match &raw.timeout_ms {
+        None => None,
+        Some(_) => Some(positive(&raw.timeout_ms, "timeout_ms", 0)? as u64),
+    };
+
+    // Variables the listed stacks use.
+    let mut stack_vars: BTreeMap<String, Option<String>> = BTreeMap::new();
+    let mut per_stack: BTreeMap<&str, BTreeMap<String, Option<String>>> = BTreeMap::new();
+    for s in &stacks {
+        let vars: BTreeMap<_, _> = catalog.variables(s).into_iter().collect();
+        for (k, v) in &vars {
+            stack_vars.entry(k.clone()).or_insert(v.clone());
+        }
+        per_stack.insert(s, vars);
+    }
+    let axis_choices: Vec<String> = REQUEST_AXES
+        .iter()
+        .map(|s| s.to_string())
+        .chain(
+            stack_vars
+                .keys()
+                .filter(|k| !PROVIDED.contains(&k.as_str()))
+                .cloned(),
+        )
+        .collect();
+
+    let mut axes = Vec::new();
+    if let Some(raw_axes) = &raw.axes {
+        for (name, values) in in_file_order(&raw_axes.value) {
+            let n = name.value.as_str();
+            if PROVIDED.contains(&n) {
+                return Err(cx.at(
+                    name,
+                    format!("'{n}' is set by racy-matrix itself and cannot be an axis"),
+                ));
+            }
+            if !REQUEST_AXES.contains(&n) && !stack_vars.contains_key(n) {
+                return Err(with_choices(
+                    cx.at(
+                        name,
+                        format!("axis '{n}' is not used by any listed stack (no ${{{n}}} in their compose files)"),
+                    ),
+                    axis_choices.clone(),
+                ));
+            }
+            let vals = match &values.value {
+                RawAxis::One(s) if n == "endpoint" && s == "all" => AxisValues::AllEndpoints,
+                RawAxis::One(_) => {
+                    return Err(cx.at(
+                        values,
+                        format!("axis '{n}' must be a list of values{}", if n == "endpoint" { " or `all`" } else { "" }),
+                    ));
+                }
+                RawAxis::List(list) => {
+                    if list.is_empty() {
+                        return Err(cx.at(values, format!("axis '{n}' has no values")));
+                    }
+                    let mut seen = BTreeSet::new();
+                    let mut out = Vec::new();
+                    for v in list {
+                        let text = v.value.to_string();
+                        check_value(n, &text).map_err(|m| cx.at(v, m))?;
+                        if n == "endpoint" {
+                            for s in &stacks {
+                                let eps = catalog.endpoints(s).unwrap_or_default();
+                                if !eps.contains(&text) {
+                                    return Err(with_choices(
+                                        cx.at(v, format!("unknown endpoint '{text}' for stack {s}")),
+                                        eps,
+                                    ));
+                                }
+                            }
+                        }
+                        if !seen.insert(text.clone()) {
+                            return Err(cx.at(v, format!("axis '{n}' lists '{text}' twice")));
+                        }
+                        out.push(text);
+                    }
+                    AxisValues::List(out)
+                }
+            };
+            axes.push(Axis {
+                name: n.to_string(),
+                values: vals,
+            });
+        }
+    }
+    if !axes.iter().any(|a| a.name == "endpoint") {
+        axes.push(Axis {
+            name: "endpoint".into(),
+            values: AxisValues::AllEndpoints,
+        });
+    }
+    if !axes.iter().any(|a| a.name == "wait_ms") {
+        axes.push(Axis {
+            name: "wait_ms".into(),
+            values: AxisValues::List(vec!["0".into()]),
+        });
+    }
+    // Every variable without a default must come from an axis or the tool.
+    for (s, vars) in &per_stack {
+        for (v, default) in vars {
+            if default.is_none()
+                && !PROVIDED.contains(&v.as_str())
+                && !axes.iter().any(|a| &a.name == v)
+            {
+                let anchor = raw.axes.as_ref().map(|a| cx.at(a, "")).unwrap_or_else(|| cx.top(""));
+                return Err(InputError {
+                    message: format!(
+                        "stack {s} needs a value for '{v}' (it has no default): add an axis '{v}'"
+                    ),
+                    ..anchor
+                });
+            }
+        }
+    }
+
+    let axis_names: Vec<String> = axes.iter().map(|a| a.name.clone()).collect();
+    let entries = |list: &[Spanned<SMap<Scalar>>],
+                   what: &str|
+     -> Result<Vec<BTreeMap<String, String>>, InputError> {
+        let mut out = Vec::new();
+        for e in list {
+            if e.value.is_empty() {
+                return Err(cx.at(e, format!("an {what} entry must name at least one axis")));
+            }
+            let mut m = BTreeMap::new();
+            for (k, v) in in_file_order(&e.value) {
+                let text = v.to_string();
+                if k.value != "stack" && !axis_names.contains(&k.value) && what == "exclude" {
+                    return Err(with_choices(
+                        cx.at(k, format!("exclude names '{}', which is not an axis", k.value)),
+                        axis_names.clone(),
+                    ));
+                }
+                if k.value == "stack" && !stacks.contains(&text) {
+                    return Err(with_choices(
+                        cx.at(k, format!("{what} names stack '{text}', which the matrix does not list")),
+                        stacks.clone(),
+                    ));
+                }
+                if k.value != "stack" {
+                    if what == "include"
+                        && !axis_names.contains(&k.value)
+                        && !stack_vars.contains_key(&k.value)
+                    {
+                        return Err(with_choices(
+                            cx.at(k, format!("include names '{}', which no listed stack uses", k.value)),
+                            axis_choices.clone(),
+                        ));
+                    }
+                    check_value(&k.value, &text).map_err(|m| cx.at(k, m))?;
+                }
+                m.insert(k.value.clone(), text);
+            }
+            out.push(m);
+        }
+        Ok(out)
+    };
+    let include = entries(&raw.include, "include")?;
+    let exclude = entries(&raw.exclude, "exclude")?;
+
+    let mut expect = Vec::new();
+    for e in &raw.expect {
+        let mut selector = BTreeMap::new();
+        let mut bounds = BTreeMap::new();
+        for (k, v) in in_file_order(&e.value) {
+            if k.value == "where" {
+                let map: BTreeMap<String, RawSelector> =
+                    serde_json::from_value(v.value.clone()).map_err(|_| {
+                        cx.at(v, "where must map axes to a value, a list, or a comparison like \">=2\"")
+                    })?;
+                for (axis, sel) in map {
+                    if axis != "stack" && !axis_names.contains(&axis) {
+                        return Err(with_choices(
+                            cx.at(v, format!("where names '{axis}', which is not an axis")),
+                            axis_names.clone(),
+                        ));
+                    }
+                    let vals = match sel {
+                        RawSelector::One(s) => vec![s.to_string()],
+                        RawSelector::List(l) => l.iter().map(ToString::to_string).collect(),
+                    };
+                    selector.insert(axis, vals);
+                }
+            } else {
+                let bound = match &v.value {
+                    serde_json::Value::String(s) => s.clone(),
+                    serde_json::Value::Number(n) => n.to_string(),
+                    _ => return Err(cx.at(v, format!("bound of '{}' must be a number or a comparison like \">0\"", k.value))),
+                };
+                bounds.insert(k.value.clone(), bound);
+            }
+        }
+        if bounds.is_empty() {
+            return Err(cx.at(e, "an expectation must bound at least one metric"));
+        }
+        expect.push(Expectation {
+            selector,
+            bounds,
+            line: e.referenced.line() as usize,
+        });
+    }
+
+    let m = Matrix {
+        name: raw.name.value.clone(),
+        path: path.to_path_buf(),
+        stacks,
+        axes,
+        requests,
+        amount,
+        repetitions,
+        timeout_ms,
+        include,
+        exclude,
+        expect,
+    };
+    let count = count_cells(&m, catalog);
+    if count > MAX_CELLS {
+        let anchor = raw.axes.as_ref().map(|a| cx.at(a, "")).unwrap_or_else(|| cx.top(""));
+        return Err(InputError {
+            message: format!(
+                "the matrix expands to {count} cells; at most {MAX_CELLS} are allowed"
+            ),
+            ..anchor
+        });
+    }
+    Ok(m)
+}
+
+fn check_top_keys(text: &str, path: &Path) -> Result<(), InputError> {
+    #[derive(Deserialize)]
+    struct Keys(SMap<serde::de::IgnoredAny>);
+    let Ok(Keys(keys)) = serde_saphyr::from_str::<Keys>(text) else {
+        return Ok(()); // the typed parse reports syntax errors with their location
+    };
+    for (k, _) in in_file_order(&keys) {
+        if !KEYS.contains(&k.value.as_str()) {
+            return Err(InputError {
+                file: path.to_path_buf(),
+                line: k.referenced.line() as usize,
+                column: k.referenced.column() as usize,
+                message: format!("unknown key '{}'", k.value),
+                choices: KEYS.iter().map(|s| s.to_string()).collect(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn check_value(axis: &str, v: &str) -> Result<(), String> {
+    match axis {
+        "wait_ms" => v
+            .parse::<u64>()
+            .map(|_| ())
+            .map_err(|_| format!("wait_ms must be a whole number of ms >= 0, got '{v}'")),
+        "workers" | "replicas" => match v.parse::<u64>() {
+            Ok(n) if (1..=256).contains(&n) => Ok(()),
+            _ => Err(format!("{axis} must be a whole number from 1 to 256, got '{v}'")),
+        },
+        "delay_ms" => parse_delay(v).map(|_| ()),
+        _ if v.is_empty() => Err(format!("axis '{axis}' has an empty value")),
+        _ => Ok(()),
+    }
+}
+
+/// Parses a delay: `N` → (N, N), `LO-HI` → (LO, HI) with LO ≤ HI.
+pub fn parse_delay(s: &str) -> Result<(u64, u64), String> {
+    let bad = || format!("delay_ms must be N or LO-HI milliseconds, got '{s}'");
+    match s.split_once('-') {
+        None => {
+            let n = s.trim().parse::<u64>().map_err(|_| bad())?;
+            Ok((n, n))
+        }
+        Some((lo, hi)) => {
+            let lo = lo.trim().parse::<u64>().map_err(|_| bad())?;
+            let hi = hi.trim().parse::<u64>().map_err(|_| bad())?;
+            if lo > hi {
+                return Err(format!("delay_ms range '{s}' is reversed (LO must be <= HI)"));
+            }
+            Ok((lo, hi))
+        }
+    }
+}
+
+/// Parses `K/N` with 1 ≤ K ≤ N.
+pub fn parse_shard(s: &str) -> Result<(usize, usize), String> {
+    let (k, n) = s.split_once('/').ok_or("expected K/N, e.g. 2/4")?;
+    let k: usize = k.trim().parse().map_err(|_| "K must be a whole number")?;
+    let n: usize = n.trim().parse().map_err(|_| "N must be a whole number")?;
+    if n == 0 || k == 0 || k > n {
+        return Err(format!("need 1 <= K <= N, got {k}/{n}"));
+    }
+    Ok((k, n))
+}
+
+fn axis_values(axis: &Axis, stack: &str, catalog: &dyn Catalog) -> Vec<String> {
+    match &axis.values {
+        AxisValues::List(v) => v.clone(),
+        AxisValues::AllEndpoints => catalog.endpoints(stack).unwrap_or_default(),
+    }
+}
+
+fn count_cells(m: &Matrix, catalog: &dyn Catalog) -> usize {
+    m.stacks
+        .iter()
+        .map(|s| {
+            m.axes
+                .iter()
+                .map(|a| axis_values(a, s, catalog).len())
+                .fold(1usize, |acc, n| acc.saturating_mul(n))
+        })
+        .fold(0usize, |acc, n| acc.saturating_add(n))
+        .saturating_add(m.include.len())
+}
+
+fn matches(cell: &Cell, entry: &BTreeMap<String, String>) -> bool {
+    entry.iter().all(|(k, v)| {
+        if k == "stack" {
+            &cell.stack == v
+        } else {
+            cell.axes.get(k) == Some(v)
+        }
+    })
+}
+
+/// Every cell of the matrix, in run order.
+///
+/// Per stack (in file order): the cartesian product of the axes, minus `exclude` entries
+/// (an entry removes the cells matching all its keys), plus `include` entries with GitHub
+/// Actions semantics (an entry extends every cell whose original axis values it does not
+/// change; one that extends none becomes a cell of its own, taking the first value of any
+/// axis it does not name). Run order: axes that recreate a service vary slowest (in file
+/// order), the others follow in file order, so each restart happens once per value.
+pub fn expand(m: &Matrix, catalog: &dyn Catalog) -> Vec<Cell> {
+    let mut out = Vec::new();
+    for stack in &m.stacks {
+        let restart: BTreeSet<String> = catalog.restart_variables(stack).into_iter().collect();
+        let mut ordered: Vec<&Axis> = m.axes.iter().filter(|a| restart.contains(&a.name)).collect();
+        ordered.extend(m.axes.iter().filter(|a| !restart.contains(&a.name)));
+        let mut cells = vec![Cell {
+            stack: stack.clone(),
+            axes: BTreeMap::new(),
+        }];
+        for axis in &ordered {
+            let values = axis_values(axis, stack, catalog);
+            let mut next = Vec::with_capacity(cells.len() * values.len());
+            for c in &cells {
+                for v in &values {
+                    let mut c = c.clone();
+                    c.axes.insert(axis.name.clone(), v.clone());
+                    next.push(c);
+                }
+            }
+            cells = next;
+        }
+        cells.retain(|c| !m.exclude.iter().any(|e| matches(c, e)));
+        let originals: BTreeSet<&str> = m.axes.iter().map(|a| a.name.as_str()).collect();
+        for inc in &m.include {
+            if inc.get("stack").is_some_and(|s| s != stack) {
+                continue;
+            }
+            let mut extended = false;
+            for c in cells.iter_mut() {
+                // compatible: it changes none of the cell's original axis values
+                let compatible = inc.iter().all(|(k, v)| {
+                    k == "stack" || !originals.contains(k.as_str()) || c.axes.get(k) == Some(v)
+                });
+                if compatible {
+                    for (k, v) in inc {
+                        if k != "stack" {
+                            c.axes.insert(k.clone(), v.clone());
+                        }
+                    }
+                    extended = true;
+                }
+            }
+            if !extended {
+                let mut c = Cell {
+                    stack: stack.clone(),
+                    axes: BTreeMap::new(),
+                };
+                for axis in &ordered {
+                    if let Some(v) = axis_values(axis, stack, catalog).first() {
+                        c.axes.insert(axis.name.clone(), v.clone());
+                    }
+                }
+                for (k, v) in inc {
+                    if k != "stack" {
+                        c.axes.insert(k.clone(), v.clone());
+                    }
+                }
+                if !cells.contains(&c) {
+                    cells.push(c);
+                }
+            }
+        }
+        // Stable sort by the restart axes only, so added cells join their group.
+        let key = |c: &Cell| -> Vec<(usize, String)> {
+            ordered
+                .iter()
+                .filter(|a| restart.contains(&a.name))
+                .map(|a| {
+                    let v = c.get(&a.name).unwrap_or("").to_string();
+                    let pos = axis_values(a, stack, catalog)
+                        .iter()
+                        .position(|x| *x == v)
+                        .unwrap_or(usize::MAX);
+                    (pos, v)
+                })
+                .collect()
+        };
+        cells.sort_by_key(|c| key(c));
+        out.extend(cells);
+    }
+    out
+}
+
+/// How many times consecutive cells differ in a restart variable of the same stack.
+pub fn restarts(cells: &[Cell], catalog: &dyn Catalog) -> usize {
+    cells
+        .windows(2)
+        .filter(|w| {
+            w[0].stack == w[1].stack
+                && catalog
+                    .restart_variables(&w[1].stack)
+                    .iter()
+                    .any(|v| w[0].get(v) != w[1].get(v))
+        })
+        .count()
+}
+
+/// Shard `k` of `n` (1-based) of cells in run order: contiguous chunks whose sizes differ
+/// by at most one, so the shards partition the cells exactly.
+pub fn shard(cells: &[Cell], k: usize, n: usize) -> Vec<Cell> {
+    assert!(n >= 1 && (1..=n).contains(&k), "shard {k}/{n}");
+    let len = cells.len();
+    let start = (k - 1) * len / n;
+    let end = k * len / n;
+    cells[start..end].to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fake;
+    impl Catalog for Fake {
+        fn stacks(&self) -> Vec<String> {
+            vec!["s1".into(), "s2".into()]
+        }
+        fn endpoints(&self, stack: &str) -> Option<Vec<String>> {
+            match stack {
+                "s1" => Some(vec!["a".into(), "b".into(), "c".into()]),
+                "s2" => Some(vec!["a".into(), "z".into()]),
+                _ => None,
+            }
+        }
+        fn variables(&self, _: &str) -> Vec<(String, Option<String>)> {
+            vec![
+                ("workers".into(), Some("3".into())),
+                ("delay_ms".into(), Some(String::new())),
+                ("isolation".into(), Some("rc".into())),
+                ("amount".into(), None),
+            ]
+        }
+        fn restart_variables(&self, _: &str) -> Vec<String> {
+            vec!["workers".into(), "isolation".into()]
+        }
+    }
+
+    fn p(text: &str) -> Result<Matrix, InputError> {
+        parse(text, Path::new("m.yaml"), &Fake)
+    }
+
+    const BASE: &str = "name: t\nstacks: [s1]\naxes:\n  delay_ms: [\"200\"]\n  workers: [1, 4]\n  endpoint: all\n";
+
+    #[test]
+    fn expands_in_restart_order() {
+        let m = p(BASE).unwrap();
+        assert_eq!((m.requests, m.amount, m.repetitions), (8, 100, 3));
+        let cells = expand(&m, &Fake);
+        assert_eq!(cells.len(), 6);
+        // workers (a restart axis) varies slowest although it comes second in the file
+        let w: Vec<_> = cells.iter().map(|c| c.get("workers").unwrap()).collect();
+        assert_eq!(w, ["1", "1", "1", "4", "4", "4"]);
+        assert_eq!(cells[0].endpoint(), "a");
+        assert_eq!(cells[0].wait_ms(), 0, "wait_ms defaults to 0");
+        assert_eq!(restarts(&cells, &Fake), 1);
+    }
+
+    #[test]
+    fn all_endpoints_per_stack() {
+        let m = p("name: t\nstacks: [s1, s2]\naxes: {endpoint: all}\n").unwrap();
+        let cells = expand(&m, &Fake);
+        let eps: Vec<_> = cells.iter().map(|c| format!("{}:{}", c.stack, c.endpoint())).collect();
+        assert_eq!(eps, ["s1:a", "s1:b", "s1:c", "s2:a", "s2:z"]);
+    }
+
+    #[test]
+    fn exclude_and_include() {
+        let text = format!(
+            "{BASE}exclude:\n  - {{workers: 4, endpoint: b}}\ninclude:\n  - {{workers: 4, isolation: serializable}}\n  - {{workers: 8, endpoint: a}}\n"
+        );
+        let m = p(&text).unwrap();
+        let cells = expand(&m, &Fake);
+        assert!(!cells.iter().any(|c| c.get("workers") == Some("4") && c.endpoint() == "b"));
+        // include extends the matching cells with a new key...
+        let four: Vec<_> = cells.iter().filter(|c| c.get("workers") == Some("4")).collect();
+        assert_eq!(four.len(), 2);
+        assert!(four.iter().all(|c| c.get("isolation") == Some("serializable")));
+        assert!(cells.iter().filter(|c| c.get("workers") == Some("1")).all(|c| c.get("isolation").is_none()));
+        // ...and adds a cell when it would change an original value
+        let eight: Vec<_> = cells.iter().filter(|c| c.get("workers") == Some("8")).collect();
+        assert_eq!(eight.len(), 1);
+        assert_eq!(eight[0].get("delay_ms"), Some("200"));
+        assert_eq!(cells.len(), 3 + 2 + 1);
+        assert_eq!(cells.last().unwrap().get("workers"), Some("8"), "grouped by restart axes");
+    }
+
+    #[test]
+    fn shards_partition_the_cells() {
+        let m = p("name: t\nstacks: [s1, s2]\naxes:\n  workers: [1, 2, 3]\n  endpoint: all\n  wait_ms: [0, 5, 9]\n").unwrap();
+        let cells = expand(&m, &Fake);
+        for n in 1..=cells.len() + 2 {
+            let mut joined = Vec::new();
+            let mut sizes = Vec::new();
+            for k in 1..=n {
+                let s = shard(&cells, k, n);
+                sizes.push(s.len());
+                joined.extend(s);
+            }
+            assert_eq!(joined, cells, "n = {n}: no overlap, no miss, same order");
+            let (lo, hi) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
+            assert!(hi - lo <= 1, "n = {n}: balanced {sizes:?}");
+        }
+        assert_eq!(parse_shard("2/4"), Ok((2, 4)));
+        assert!(parse_shard("0/4").is_err());
+        assert!(parse_shard("5/4").is_err());
+        assert!(parse_shard("x").is_err());
+    }
+
+    #[test]
+    fn delays() {
+        assert_eq!(parse_delay("200"), Ok((200, 200)));
+        assert_eq!(parse_delay("3000-10000"), Ok((3000, 10000)));
+        assert!(parse_delay("10-5").unwrap_err().contains("reversed"));
+        assert!(parse_delay("-5").is_err());
+        assert!(parse_delay("abc").is_err());
+    }
+
+    fn err(text: &str) -> InputError {
+        p(text).unwrap_err()
+    }
+
+    #[test]
+    fn errors_point_at_the_value() {
+        let e = err("name: t\nstacks: [s1]\naxes:\n  endpoint: [a, nope]\n");
+        assert_eq!((e.line, e.column), (4, 17), "{e}");
+        assert_eq!(e.choices, ["a", "b", "c"]);
+        assert!(e.to_string().starts_with("m.yaml:4:17: unknown endpoint 'nope'"), "{e}");
+
+        let e = err("name: t\nstacks: [s1, s9]\n");
+        assert_eq!((e.line, e.column), (2, 14), "{e}");
+        assert_eq!(e.choices, ["s1", "s2"]);
+
+        let e = err("name: t\nstacks: [s1]\nrepeats: 3\n");
+        assert_eq!(e.line, 3, "{e}");
+        assert!(e.message.contains("unknown key 'repeats'"));
+        assert!(e.choices.contains(&"repetitions".to_string()));
+
+        let e = err("name: t\nstacks: [s1]\naxes:\n  workers: []\n");
+        assert_eq!(e.line, 4, "{e}");
+        assert!(e.message.contains("no values"), "{e}");
+
+        let e = err("name: t\nstacks: [s1]\naxes:\n  delay_ms: [\"9-3\"]\n");
+        assert!(e.message.contains("reversed"), "{e}");
+        assert_eq!(e.line, 4);
+
+        let e = err("name: t\nstacks: [s1]\naxes:\n  workers: [0]\n");
+        assert!(e.message.contains("1 to 256"), "{e}");
+
+        let e = err("name: t\nstacks: [s1]\naxes:\n  wait_ms: [-1]\n");
+        assert!(e.message.contains("wait_ms"), "{e}");
+
+        let e = err("name: t\nstacks: [s1]\naxes:\n  colour: [red]\n");
+        assert!(e.message.contains("not used by any listed stack"), "{e}");
+        assert!(e.choices.contains(&"workers".to_string()));
+
+        let e = err("name: t\nstacks: [s1]\naxes:\n  workers: [1, 1]\n");
+        assert!(e.message.contains("twice"), "{e}");
+
+        let e = err("name: t\nstacks: [s1]\nrequests: many\n");
+        assert_eq!(e.line, 3, "{e}");
+
+        let e = err("name: t\nstacks: [s1\n");
+        assert!(e.line >= 2, "{e}");
+
+        let e = err("name: t\nstacks: [s1]\nexclude: [{colour: red}]\n");
+        assert!(e.message.contains("not an axis"), "{e}");
+
+        let e = err("name: t\nstacks: [s1]\nrequests: 0\n");
+        assert!(e.message.contains(">= 1"), "{e}");
+    }
+
+    #[test]
+    fn huge_and_hostile_input_is_refused() {
+        let values: Vec<String> = (1..=100).map(|i| i.to_string()).collect();
+        let list = values.join(", ");
+        let text = format!(
+            "name: t\nstacks: [s1]\naxes:\n  wait_ms: [{list}]\n  delay_ms: [{list}]\n  isolation: [{list}]\n"
+        );
+        let e = err(&text);
+        assert!(e.message.contains("3000000 cells"), "{e}");
+
+        let mut bomb = String::from("name: t\nstacks: [s1]\nx0: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1]\n");
+        for i in 1..30 {
+            let prev = i - 1;
+            bomb.push_str(&format!(
+                "x{i}: &a{i} [*a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}]\n"
+            ));
+        }
+        let e = err(&bomb);
+        assert!(e.line >= 1, "{e}");
+    }
+
+    #[test]
+    fn expectations_are_parsed() {
+        let text = format!(
+            "{BASE}expect:\n  - where: {{workers: 1}}\n    lost_updates: 0\n  - where: {{workers: [4], endpoint: a}}\n    lost_rate: \">0\"\n"
+        );
+        let m = p(&text).unwrap();
+        assert_eq!(m.expect.len(), 2);
+        assert_eq!(m.expect[0].selector["workers"], ["1"]);
+        assert_eq!(m.expect[0].bounds["lost_updates"], "0");
+        assert_eq!(m.expect[1].bounds["lost_rate"], ">0");
+        assert_eq!(m.expect[1].line, 10);
+        let e = err(&format!("{BASE}expect:\n  - where: {{colour: 1}}\n    lost_updates: 0\n"));
+        assert!(e.message.contains("not an axis"), "{e}");
+    }
+}

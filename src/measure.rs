@@ -1,0 +1,347 @@
+//! Per-cell metrics (DESIGN §8) from request records and SQL observations, pooled over
+//! repetitions, with a 95% Wilson interval for the lost-update rate.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+/// How a request ended, as the client saw it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// A complete HTTP response arrived.
+    Response,
+    /// The client gave up waiting.
+    Timeout,
+    /// Could not connect, or the connection broke.
+    ConnError,
+}
+
+/// One request of a burst.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RequestRecord {
+    /// Repetition (0-based).
+    pub repetition: u32,
+    /// Index within the burst.
+    pub index: u32,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// HTTP status, when a response arrived.
+    pub status: Option<u16>,
+    /// When its last byte was sent (Unix ns, client clock).
+    pub sent_unix_ns: i64,
+    /// Send to complete response, ms.
+    pub latency_ms: Option<f64>,
+    /// Response body (JSON when it parses, else the text).
+    pub body: Option<serde_json::Value>,
+    /// What went wrong, for timeouts and connection errors.
+    pub error: Option<String>,
+}
+
+impl RequestRecord {
+    /// The app process that served it (`pid` in the body).
+    pub fn pid(&self) -> Option<i64> {
+        self.body.as_ref()?.get("pid")?.as_i64()
+    }
+
+    /// A server timestamp from the body (`t_start`, `t_read`, `t_write`, `t_end`), ns.
+    pub fn server_ns(&self, field: &str) -> Option<i64> {
+        self.body.as_ref()?.get(field)?.as_i64()
+    }
+
+    /// A 2xx response.
+    pub fn acked(&self) -> bool {
+        matches!(self.status, Some(200..=299))
+    }
+}
+
+/// Database state read through SQL.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Observation {
+    /// The counter (account balance).
+    pub balance: i64,
+    /// Ledger rows for the account.
+    pub ledger_rows: i64,
+    /// Sum of the ledger amounts.
+    pub ledger_total: i64,
+}
+
+/// One repetition of a cell: the state before and after, and the burst between.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Repetition {
+    /// State after the reset.
+    pub before: Observation,
+    /// State once every request finished.
+    pub after: Observation,
+    /// First send to last response, ms.
+    pub burst_ms: f64,
+    /// Every request.
+    pub records: Vec<RequestRecord>,
+}
+
+/// The metric columns of one cell, pooled over its repetitions.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct CellMetrics {
+    /// 2xx responses.
+    pub acked: u64,
+    /// Responses with another status.
+    pub failed: u64,
+    /// 4xx responses.
+    pub errors_4xx: u64,
+    /// 5xx responses.
+    pub errors_5xx: u64,
+    /// Requests the client gave up on.
+    pub timeouts: u64,
+    /// Requests that could not connect.
+    pub conn_errors: u64,
+    /// Ledger rows written.
+    pub ledger_rows: i64,
+    /// Increments that reached the balance.
+    pub applied: i64,
+    /// ledger_rows − applied.
+    pub lost_updates: i64,
+    /// lost_updates / ledger_rows (0 when no rows).
+    pub lost_rate: f64,
+    /// Lower end of the 95% Wilson interval.
+    pub lost_rate_lo: f64,
+    /// Upper end of the 95% Wilson interval.
+    pub lost_rate_hi: f64,
+    /// acked − ledger_rows.
+    pub ack_gap: i64,
+    /// App processes that served the bursts.
+    pub distinct_pids: u64,
+    /// Median over repetitions of (max − min server `t_read`), for `wait_ms = 0`.
+    pub start_skew_ms: Option<f64>,
+    /// Median client latency.
+    pub p50_ms: Option<f64>,
+    /// 95th percentile client latency.
+    pub p95_ms: Option<f64>,
+    /// Largest client latency.
+    pub max_ms: Option<f64>,
+    /// Mean over repetitions of first send to last response.
+    pub burst_ms: f64,
+}
+
+/// z for a two-sided 95% interval.
+const Z95: f64 = 1.959_963_984_540_054;
+
+/// The 95% Wilson score interval of `successes` out of `n`; `(0, 1)` when `n = 0`.
+pub fn wilson(successes: u64, n: u64) -> (f64, f64) {
+    if n == 0 {
+        return (0.0, 1.0);
+    }
+    let n_f = n as f64;
+    let p = successes as f64 / n_f;
+    let z2 = Z95 * Z95;
+    let denom = 1.0 + z2 / n_f;
+    let center = (p + z2 / (2.0 * n_f)) / denom;
+    let half = Z95 * (p * (1.0 - p) / n_f + z2 / (4.0 * n_f * n_f)).sqrt() / denom;
+    ((center - half).max(0.0), (center + half).min(1.0))
+}
+
+/// Nearest-rank percentile of sorted values.
+fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (q * sorted.len() as f64).ceil().max(1.0) as usize;
+    Some(sorted[rank.min(sorted.len()) - 1])
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+/// Computes a cell's metrics. `applied` per repetition is the balance change divided by
+/// `amount` (whole increments); counts are summed over repetitions.
+pub fn compute(reps: &[Repetition], amount: i64, wait_ms: u64) -> CellMetrics {
+    let mut m = CellMetrics::default();
+    let mut pids = BTreeSet::new();
+    let mut latencies = Vec::new();
+    let mut skews = Vec::new();
+    for rep in reps {
+        let rows = rep.after.ledger_rows - rep.before.ledger_rows;
+        let applied = (rep.after.balance - rep.before.balance) / amount.max(1);
+        m.ledger_rows += rows;
+        m.applied += applied;
+        let mut reads = Vec::new();
+        for r in &rep.records {
+            match r.outcome {
+                Outcome::Timeout => m.timeouts += 1,
+                Outcome::ConnError => m.conn_errors += 1,
+                Outcome::Response => {
+                    if let Some(l) = r.latency_ms {
+                        latencies.push(l);
+                    }
+                    match r.status {
+                        Some(200..=299) => {
+                            m.acked += 1;
+                            pids.extend(r.pid());
+                            reads.extend(r.server_ns("t_read"));
+                        }
+                        Some(s) => {
+                            m.failed += 1;
+                            if (400..500).contains(&s) {
+                                m.errors_4xx += 1;
+                            } else if s >= 500 {
+                                m.errors_5xx += 1;
+                            }
+                        }
+                        None => m.failed += 1,
+                    }
+                }
+            }
+        }
+        if wait_ms == 0 && reads.len() >= 2 {
+            let (lo, hi) = (reads.iter().min().unwrap(), reads.iter().max().unwrap());
+            skews.push((hi - lo) as f64 / 1e6);
+        }
+    }
+    m.lost_updates = m.ledger_rows - m.applied;
+    m.lost_rate = if m.ledger_rows > 0 {
+        m.lost_updates as f64 / m.ledger_rows as f64
+    } else {
+        0.0
+    };
+    let lost = m.lost_updates.clamp(0, m.ledger_rows.max(0)) as u64;
+    let (lo, hi) = wilson(lost, m.ledger_rows.max(0) as u64);
+    m.lost_rate_lo = lo;
+    m.lost_rate_hi = hi;
+    m.ack_gap = m.acked as i64 - m.ledger_rows;
+    m.distinct_pids = pids.len() as u64;
+    m.start_skew_ms = median(skews);
+    latencies.sort_by(f64::total_cmp);
+    m.p50_ms = percentile(&latencies, 0.50);
+    m.p95_ms = percentile(&latencies, 0.95);
+    m.max_ms = latencies.last().copied();
+    m.burst_ms = if reps.is_empty() {
+        0.0
+    } else {
+        reps.iter().map(|r| r.burst_ms).sum::<f64>() / reps.len() as f64
+    };
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ok(rep: u32, pid: i64, t_read: i64, latency: f64) -> RequestRecord {
+        RequestRecord {
+            repetition: rep,
+            index: 0,
+            outcome: Outcome::Response,
+            status: Some(200),
+            sent_unix_ns: 0,
+            latency_ms: Some(latency),
+            body: Some(json!({"pid": pid, "t_read": t_read})),
+            error: None,
+        }
+    }
+
+    fn status(s: u16) -> RequestRecord {
+        RequestRecord {
+            status: Some(s),
+            body: None,
+            ..ok(0, 0, 0, 5.0)
+        }
+    }
+
+    fn obs(balance: i64, rows: i64) -> Observation {
+        Observation {
+            balance,
+            ledger_rows: rows,
+            ledger_total: rows * 100,
+        }
+    }
+
+    #[test]
+    fn wilson_matches_known_values() {
+        let (lo, hi) = wilson(0, 10);
+        assert!(lo.abs() < 1e-12 && (hi - 0.2775).abs() < 1e-4, "{lo} {hi}");
+        let (lo, hi) = wilson(5, 10);
+        assert!((lo - 0.2366).abs() < 1e-4 && (hi - 0.7634).abs() < 1e-4, "{lo} {hi}");
+        let (lo, hi) = wilson(10, 10);
+        assert!((lo - 0.7225).abs() < 1e-4 && (hi - 1.0).abs() < 1e-12, "{lo} {hi}");
+        assert_eq!(wilson(0, 0), (0.0, 1.0));
+    }
+
+    #[test]
+    fn pooled_lost_updates() {
+        // rep 0: 4 acked, 4 rows, balance +200 → 2 applied, 2 lost; skew 3 ms
+        // rep 1: 3 acked + one 409 + one 502 + one timeout, 3 rows, +300 → none lost; skew 1 ms
+        let reps = vec![
+            Repetition {
+                before: obs(0, 0),
+                after: obs(200, 4),
+                burst_ms: 10.0,
+                records: vec![
+                    ok(0, 1, 1_000_000, 1.0),
+                    ok(0, 2, 2_000_000, 2.0),
+                    ok(0, 1, 4_000_000, 3.0),
+                    ok(0, 3, 1_500_000, 4.0),
+                ],
+            },
+            Repetition {
+                before: obs(0, 0),
+                after: obs(300, 3),
+                burst_ms: 20.0,
+                records: vec![
+                    ok(1, 1, 5_000_000, 5.0),
+                    ok(1, 4, 6_000_000, 6.0),
+                    ok(1, 1, 5_500_000, 7.0),
+                    status(409),
+                    status(502),
+                    RequestRecord {
+                        outcome: Outcome::Timeout,
+                        status: None,
+                        latency_ms: None,
+                        ..ok(1, 0, 0, 0.0)
+                    },
+                ],
+            },
+        ];
+        let m = compute(&reps, 100, 0);
+        assert_eq!((m.acked, m.failed, m.errors_4xx, m.errors_5xx), (7, 2, 1, 1));
+        assert_eq!((m.timeouts, m.conn_errors), (1, 0));
+        assert_eq!((m.ledger_rows, m.applied, m.lost_updates), (7, 5, 2));
+        assert!((m.lost_rate - 2.0 / 7.0).abs() < 1e-12);
+        let (lo, hi) = wilson(2, 7);
+        assert_eq!((m.lost_rate_lo, m.lost_rate_hi), (lo, hi));
+        assert!(m.lost_rate_lo < m.lost_rate && m.lost_rate < m.lost_rate_hi);
+        assert_eq!(m.ack_gap, 0);
+        assert_eq!(m.distinct_pids, 4);
+        assert_eq!(m.start_skew_ms, Some(2.0), "median of 3 ms and 1 ms");
+        // latencies 1..7 and 5, 5 (the 409 and 502): sorted 1 2 3 4 5 5 5 6 7
+        assert_eq!(m.p50_ms, Some(5.0));
+        assert_eq!(m.p95_ms, Some(7.0));
+        assert_eq!(m.max_ms, Some(7.0));
+        assert_eq!(m.burst_ms, 15.0);
+        assert_eq!(compute(&reps, 100, 50).start_skew_ms, None, "skew only for wait 0");
+    }
+
+    #[test]
+    fn no_rows_no_rate() {
+        let reps = vec![Repetition {
+            before: obs(0, 0),
+            after: obs(0, 0),
+            burst_ms: 1.0,
+            records: vec![status(404)],
+        }];
+        let m = compute(&reps, 100, 0);
+        assert_eq!((m.ledger_rows, m.lost_updates, m.lost_rate), (0, 0, 0.0));
+        assert_eq!(m.ack_gap, 0);
+        assert_eq!(m.errors_4xx, 1);
+        assert_eq!(m.start_skew_ms, None);
+    }
+}

@@ -1,0 +1,13 @@
+from django.db import models
+
+
+class Account(models.Model):
+    balance = models.IntegerField(default=0)
+
+
+class Transaction(models.Model):
+    """One increment of an account's balance (not a database transaction)."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE)
+    amount = models.IntegerField()
+    timestamp = models.DateTimeField(auto_now_add=True)

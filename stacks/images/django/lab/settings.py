@@ -1,0 +1,58 @@
+"""Settings of the race-condition lab, all from the environment."""
+import os
+import secrets
+
+SECRET_KEY = os.environ.get("SECRET_KEY") or secrets.token_urlsafe(50)
+DEBUG = False
+ALLOWED_HOSTS = ["*"]
+INSTALLED_APPS = ["demo"]
+# No session, auth or CSRF middleware: the API is form POSTs from a load generator.
+MIDDLEWARE = ["demo.middleware.inflight"]
+ROOT_URLCONF = "lab.urls"
+WSGI_APPLICATION = "lab.wsgi.application"
+USE_TZ = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+ENGINE = os.environ.get("DB_ENGINE", "mysql")
+ISOLATION = os.environ.get("DB_ISOLATION", "read_committed")
+ISOLATIONS = ("read_committed", "repeatable_read", "serializable")
+if ISOLATION not in ISOLATIONS:
+    raise SystemExit(f"DB_ISOLATION={ISOLATION!r}: expected one of {', '.join(ISOLATIONS)}")
+
+if ENGINE == "mysql":
+    # Django's MySQL backend defaults to READ COMMITTED, not the server's REPEATABLE READ.
+    OPTIONS = {"isolation_level": ISOLATION.replace("_", " "), "charset": "utf8mb4"}
+    BACKEND = "django.db.backends.mysql"
+elif ENGINE == "postgres":
+    import psycopg2.extensions as pg
+
+    OPTIONS = {
+        "isolation_level": {
+            "read_committed": pg.ISOLATION_LEVEL_READ_COMMITTED,
+            "repeatable_read": pg.ISOLATION_LEVEL_REPEATABLE_READ,
+            "serializable": pg.ISOLATION_LEVEL_SERIALIZABLE,
+        }[ISOLATION]
+    }
+    BACKEND = "django.db.backends.postgresql"
+else:
+    raise SystemExit(f"DB_ENGINE={ENGINE!r}: expected mysql or postgres")
+
+DATABASES = {
+    "default": {
+        "ENGINE": BACKEND,
+        "HOST": os.environ.get("DB_HOST", "db"),
+        "PORT": os.environ.get("DB_PORT", ""),
+        "NAME": os.environ.get("DB_NAME", "racy"),
+        "USER": os.environ.get("DB_USER", "racy"),
+        "PASSWORD": os.environ.get("DB_PASSWORD", "racy"),
+        "OPTIONS": OPTIONS,
+        "CONN_MAX_AGE": 0,
+    }
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"stderr": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["stderr"], "level": "WARNING"},
+}
