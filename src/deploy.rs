@@ -128,6 +128,25 @@ impl Deployment {
             }
         }
         self.start_services(&changed, progress).await?;
+        // A recreated service behind the target (the app behind nginx) is ready only when
+        // the target answers its health path through it again.
+        if !changed.contains(&self.driver.target.service) {
+            let probe = Probe::Http {
+                addr: self.target,
+                path: self.driver.target.health.clone(),
+            };
+            let deadline = Instant::now() + READY_TIMEOUT;
+            if let Err(e) = wait_ready(&self.engine, &[probe], None, deadline).await {
+                let mut logs = String::new();
+                for svc in &changed {
+                    logs.push_str(&format!(
+                        "--- last log lines of {svc} ---\n{}\n",
+                        self.logs(svc, 20).await.trim_end()
+                    ));
+                }
+                return Err(anyhow!("stack {}: {e:#}\n{logs}", self.stack.name));
+            }
+        }
         Ok(changed)
     }
 
