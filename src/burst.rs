@@ -103,7 +103,13 @@ pub fn parse_response(buf: &[u8]) -> Result<HttpResponse> {
         .headers
         .iter()
         .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-        .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse::<usize>().ok());
+        .and_then(|h| {
+            std::str::from_utf8(h.value)
+                .ok()?
+                .trim()
+                .parse::<usize>()
+                .ok()
+        });
     let rest = &buf[head_len..];
     let body = if chunked {
         dechunk(rest)?
@@ -226,7 +232,13 @@ pub async fn fire(spec: &BurstSpec, repetition: u32) -> BurstResult {
                     }
                 },
                 Err(e) => {
-                    records[i] = Some(failed(repetition, i as u32, Outcome::ConnError, unix_ns(), e))
+                    records[i] = Some(failed(
+                        repetition,
+                        i as u32,
+                        Outcome::ConnError,
+                        unix_ns(),
+                        e,
+                    ))
                 }
             }
         }
@@ -240,7 +252,13 @@ pub async fn fire(spec: &BurstSpec, repetition: u32) -> BurstResult {
             tasks.push(tokio::spawn(async move {
                 if let Err(e) = r {
                     return (
-                        failed(repetition, i as u32, Outcome::ConnError, sent, e.to_string()),
+                        failed(
+                            repetition,
+                            i as u32,
+                            Outcome::ConnError,
+                            sent,
+                            e.to_string(),
+                        ),
                         Instant::now(),
                     );
                 }
@@ -267,7 +285,13 @@ pub async fn fire(spec: &BurstSpec, repetition: u32) -> BurstResult {
                 let (t, sent) = (Instant::now(), unix_ns());
                 if let Err(e) = s.write_all(&req).await {
                     return (
-                        failed(repetition, i as u32, Outcome::ConnError, sent, e.to_string()),
+                        failed(
+                            repetition,
+                            i as u32,
+                            Outcome::ConnError,
+                            sent,
+                            e.to_string(),
+                        ),
                         Instant::now(),
                     );
                 }
@@ -291,7 +315,13 @@ pub async fn fire(spec: &BurstSpec, repetition: u32) -> BurstResult {
         .enumerate()
         .map(|(i, r)| {
             r.unwrap_or_else(|| {
-                failed(repetition, i as u32, Outcome::ConnError, 0, "task lost".into())
+                failed(
+                    repetition,
+                    i as u32,
+                    Outcome::ConnError,
+                    0,
+                    "task lost".into(),
+                )
             })
         })
         .collect();
@@ -319,7 +349,13 @@ async fn finish(
             sent_ns,
             format!("no response within {limit:?}"),
         ),
-        Ok(Err(e)) => failed(repetition, index, Outcome::ConnError, sent_ns, e.to_string()),
+        Ok(Err(e)) => failed(
+            repetition,
+            index,
+            Outcome::ConnError,
+            sent_ns,
+            e.to_string(),
+        ),
         Ok(Ok(resp)) => RequestRecord {
             repetition,
             index,
@@ -329,7 +365,10 @@ async fn finish(
             latency_ms: Some(done.duration_since(sent_at).as_secs_f64() * 1e3),
             body: serde_json::from_slice(&resp.body).ok().or_else(|| {
                 Some(serde_json::Value::String(
-                    String::from_utf8_lossy(&resp.body).chars().take(500).collect(),
+                    String::from_utf8_lossy(&resp.body)
+                        .chars()
+                        .take(500)
+                        .collect(),
                 ))
             }),
             error: None,
@@ -417,7 +456,11 @@ mod tests {
         let res = fire(&spec, 0).await;
         server.await.unwrap();
         assert_eq!(res.records.len(), n as usize);
-        assert!(res.records.iter().all(|r| r.status == Some(200)), "{:?}", res.records);
+        assert!(
+            res.records.iter().all(|r| r.status == Some(200)),
+            "{:?}",
+            res.records
+        );
         assert!(res.burst_ms > 0.0);
     }
 
@@ -435,6 +478,10 @@ mod tests {
         };
         let res = fire(&spec, 2).await;
         assert_eq!(res.records.len(), 3);
-        assert!(res.records.iter().all(|r| r.outcome == Outcome::ConnError && r.repetition == 2));
+        assert!(
+            res.records
+                .iter()
+                .all(|r| r.outcome == Outcome::ConnError && r.repetition == 2)
+        );
     }
 }

@@ -203,7 +203,8 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                 .context("copying the matrix into the output directory")
                 .map_err(fail(EXIT_INPUT))?;
             eprintln!(
-                "racy-matrix: {} cells x {} repetitions of {} requests; results in {}",
+                "racy-matrix: Docker Engine API {}; {} cells x {} repetitions of {} requests; results in {}",
+                engine.api_version,
                 cells.len(),
                 m.repetitions,
                 m.requests,
@@ -213,7 +214,6 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                 matrix: m,
                 cells,
                 catalog,
-                output: output.clone(),
                 keep_up,
             };
             let run_id = RunId::new("");
@@ -240,14 +240,35 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             }
             outcome.map_err(fail(EXIT_ENGINE))?;
             println!("results: {}", output.display());
-            Ok(0)
+            if opts.matrix.expect.is_empty() {
+                return Ok(0);
+            }
+            let (checked, misses) =
+                crate::expect::check(&opts.matrix.expect, &dir.cells, shard.is_none());
+            if misses.is_empty() {
+                println!(
+                    "expectations: {} held over {checked} cells",
+                    opts.matrix.expect.len()
+                );
+                return Ok(0);
+            }
+            eprintln!("expectations: {} missed", misses.len());
+            for m in &misses {
+                eprintln!("  {}: {m}", matrix.display());
+            }
+            Ok(EXIT_EXPECTATION)
         }
         Command::Up { stack, set } => {
             let catalog = catalog(&stacks_root(stacks, None))?;
             let st = catalog.stacks.get(&stack).ok_or_else(|| {
                 fail(EXIT_INPUT)(anyhow!(
                     "unknown stack '{stack}'; valid: {}",
-                    catalog.stacks.keys().cloned().collect::<Vec<_>>().join(", ")
+                    catalog
+                        .stacks
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ))
             })?;
             let mut vars = BTreeMap::new();
@@ -280,7 +301,10 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             println!("stack {stack} is up (run {})", run.id);
             println!("  app:      http://{}/", dep.target);
             for (name, ep) in &dep.driver.endpoints {
-                println!("    {:<32} {} http://{}{}", name, ep.method, dep.target, ep.path);
+                println!(
+                    "    {:<32} {} http://{}{}",
+                    name, ep.method, dep.target, ep.path
+                );
             }
             println!("  database: {}", dep.db_url);
             println!("  containers: {:?}", dep.container_names());

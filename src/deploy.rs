@@ -207,7 +207,11 @@ impl Deployment {
                 interval: h.interval.as_deref().map(compose_duration_ns).transpose()?,
                 timeout: h.timeout.as_deref().map(compose_duration_ns).transpose()?,
                 retries: h.retries,
-                start_period: h.start_period.as_deref().map(compose_duration_ns).transpose()?,
+                start_period: h
+                    .start_period
+                    .as_deref()
+                    .map(compose_duration_ns)
+                    .transpose()?,
                 start_interval: None,
             }),
             None => None,
@@ -224,7 +228,12 @@ impl Deployment {
             env: def
                 .environment
                 .as_ref()
-                .map(|e| e.pairs().into_iter().map(|(k, v)| format!("{k}={v}")).collect())
+                .map(|e| {
+                    e.pairs()
+                        .into_iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect()
+                })
                 .unwrap_or_default(),
             labels,
             network: self.network.clone(),
@@ -259,9 +268,7 @@ impl Deployment {
             if let Some(db) = self.db.take() {
                 db.close().await;
             }
-            self.db = Some(
-                Db::connect(&self.db_url, x.reset.clone(), x.observe.clone()).await?,
-            );
+            self.db = Some(Db::connect(&self.db_url, x.reset.clone(), x.observe.clone()).await?);
         }
         Ok(())
     }
@@ -293,13 +300,18 @@ impl Deployment {
                 },
             ]);
         }
-        let wanted_healthy = self.stack.start_order().iter().any(|other| {
-            self.stack
-                .depends_on(other)
-                .iter()
-                .any(|(d, c)| d == svc && *c == Condition::Healthy)
-        });
-        if wanted_healthy && self.stack.services[svc].healthcheck.is_some() {
+        let wanted = |cond: Condition| {
+            self.stack.start_order().iter().any(|other| {
+                self.stack
+                    .depends_on(other)
+                    .iter()
+                    .any(|(d, c)| d == svc && *c == cond)
+            })
+        };
+        if wanted(Condition::Completed) {
+            return Ok(vec![Probe::Completed(id.to_string())]);
+        }
+        if wanted(Condition::Healthy) && self.stack.services[svc].healthcheck.is_some() {
             return Ok(vec![Probe::Healthy(id.to_string())]);
         }
         Ok(vec![Probe::Running(id.to_string())])
@@ -347,9 +359,7 @@ pub fn parse_bytes(s: &str) -> Result<i64> {
         Some('g') => (&t[..t.len() - 1], 1 << 30),
         _ => (t, 1),
     };
-    let n: f64 = num
-        .parse()
-        .map_err(|_| anyhow!("bad memory size '{s}'"))?;
+    let n: f64 = num.parse().map_err(|_| anyhow!("bad memory size '{s}'"))?;
     Ok((n * mult as f64) as i64)
 }
 

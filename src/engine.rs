@@ -89,7 +89,9 @@ impl Engine {
         let docker = tokio::time::timeout(Duration::from_secs(10), docker.negotiate_version())
             .await
             .map_err(|_| anyhow!("the Docker Engine did not answer within 10 s"))?
-            .context("the Docker Engine does not answer: is the daemon running? (try `docker info`)")?;
+            .context(
+                "the Docker Engine does not answer: is the daemon running? (try `docker info`)",
+            )?;
         let version = docker
             .version()
             .await
@@ -145,11 +147,9 @@ impl Engine {
             .repo(repo)
             .tag(tag)
             .build();
-        let mut s = self.docker.create_image(
-            Some(opts),
-            Some(bollard::body_full(tarball.into())),
-            None,
-        );
+        let mut s =
+            self.docker
+                .create_image(Some(opts), Some(bollard::body_full(tarball.into())), None);
         while let Some(item) = s.next().await {
             item.context("importing the base image")?;
         }
@@ -173,9 +173,9 @@ impl Engine {
             .buildargs(&args)
             .labels(&labels)
             .build();
-        let mut s = self
-            .docker
-            .build_image(opts, None, Some(bollard::body_full(context_tar.into())));
+        let mut s =
+            self.docker
+                .build_image(opts, None, Some(bollard::body_full(context_tar.into())));
         let mut tail: Vec<String> = Vec::new();
         while let Some(item) = s.next().await {
             match item {
@@ -289,7 +289,10 @@ impl Engine {
     pub async fn published_port(&self, id: &str, port: u16) -> Result<u16> {
         let info = self
             .docker
-            .inspect_container(id, None::<bollard::query_parameters::InspectContainerOptions>)
+            .inspect_container(
+                id,
+                None::<bollard::query_parameters::InspectContainerOptions>,
+            )
             .await?;
         let key = format!("{port}/tcp");
         info.network_settings
@@ -306,7 +309,10 @@ impl Engine {
     pub async fn state(&self, id: &str) -> Result<ContainerState> {
         let info = self
             .docker
-            .inspect_container(id, None::<bollard::query_parameters::InspectContainerOptions>)
+            .inspect_container(
+                id,
+                None::<bollard::query_parameters::InspectContainerOptions>,
+            )
             .await?;
         let st = info.state.unwrap_or_default();
         Ok(ContainerState {
@@ -434,9 +440,7 @@ pub fn compose_duration_ns(s: &str) -> Result<i64> {
                 break;
             }
         }
-        let v: f64 = num
-            .parse()
-            .map_err(|_| anyhow!("bad duration '{s}'"))?;
+        let v: f64 = num.parse().map_err(|_| anyhow!("bad duration '{s}'"))?;
         num.clear();
         total += v * match unit.as_str() {
             "ns" => 1.0,

@@ -210,7 +210,7 @@ impl Exporter for Csv {
         for r in rows {
             w.write_record(&r)?;
         }
-        Ok(w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?)
+        w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))
     }
 }
 
@@ -283,7 +283,14 @@ pub fn terminal_table(run: &RunReport) -> String {
     header.extend(axes.iter().map(|s| s.to_string()));
     header.extend(
         [
-            "acked", "errors", "rows", "applied", "lost", "lost_rate [95% CI]", "pids", "skew ms",
+            "acked",
+            "errors",
+            "rows",
+            "applied",
+            "lost",
+            "lost_rate [95% CI]",
+            "pids",
+            "skew ms",
             "p50 ms",
         ]
         .map(String::from),
@@ -318,7 +325,12 @@ pub fn terminal_table(run: &RunReport) -> String {
             None => {
                 r.push(format!(
                     "failed: {}",
-                    c.error.as_deref().unwrap_or("").lines().next().unwrap_or("")
+                    c.error
+                        .as_deref()
+                        .unwrap_or("")
+                        .lines()
+                        .next()
+                        .unwrap_or("")
                 ));
             }
         }
@@ -408,7 +420,9 @@ mod tests {
         );
         let row = lines.next().unwrap();
         assert!(
-            row.starts_with("django-mysql,atomic_long_delay,4,0,200,serializable,1,1,1,0,0,0,0,0,2,1,1,0.5000,"),
+            row.starts_with(
+                "django-mysql,atomic_long_delay,4,0,200,serializable,1,1,1,0,0,0,0,0,2,1,1,0.5000,"
+            ),
             "{row}"
         );
         assert!(row.ends_with(",30.0,ok,"), "{row}");

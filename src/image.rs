@@ -25,7 +25,10 @@ pub async fn ensure_base(engine: &Engine, progress: &mut dyn FnMut(&str)) -> Res
         return Ok(UPSTREAM_BASE.into());
     }
     progress(&format!("pulling {UPSTREAM_BASE}"));
-    if engine.try_pull(UPSTREAM_BASE, Duration::from_secs(15)).await {
+    if engine
+        .try_pull(UPSTREAM_BASE, Duration::from_secs(15))
+        .await
+    {
         return Ok(UPSTREAM_BASE.into());
     }
     progress("no registry: bootstrapping Debian trixie with mmdebstrap (about 30 s)");
@@ -136,7 +139,13 @@ pub fn image_tag(context: &Path, tar: &[u8], args: &BTreeMap<String, String>) ->
         .map(|n| n.to_string_lossy().to_lowercase())
         .unwrap_or_else(|| "image".into())
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     format!("racy-matrix/{name}:{hex}")
 }

@@ -6,6 +6,7 @@ mod burst;
 mod cli;
 mod deploy;
 mod engine;
+mod expect;
 mod export;
 mod image;
 mod matrix;

@@ -108,8 +108,6 @@ pub struct Expectation {
 pub struct Matrix {
     /// Its name (results go to `results/<name>-<time>/`).
     pub name: String,
-    /// The file it came from.
-    pub path: PathBuf,
     /// Stacks, in file order.
     pub stacks: Vec<String>,
     /// Axes, in file order.
@@ -148,7 +146,9 @@ impl Cell {
 
     /// Gap between request launches in ms (0 when absent).
     pub fn wait_ms(&self) -> u64 {
-        self.get("wait_ms").and_then(|w| w.parse().ok()).unwrap_or(0)
+        self.get("wait_ms")
+            .and_then(|w| w.parse().ok())
+            .unwrap_or(0)
     }
 
     /// The value of an axis.
@@ -227,7 +227,10 @@ impl<'de> Deserialize<'de> for RawAxis {
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a list of values")
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<RawAxis, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<RawAxis, A::Error> {
                 let mut out = Vec::new();
                 while let Some(v) = seq.next_element::<Spanned<Scalar>>()? {
                     out.push(v);
@@ -388,16 +391,23 @@ pub fn parse(text: &str, path: &Path, catalog: &dyn Catalog) -> Result<Matrix, I
         stacks.push(s.value.clone());
     }
 
-    let positive = |v: &Option<Spanned<i64>>, what: &str, default: i64| -> Result<i64, InputError> {
-        match v {
-            None => Ok(default),
-            Some(s) if s.value >= 1 && s.value <= u32::MAX as i64 => Ok(s.value),
-            Some(s) => Err(cx.at(s, format!("{what} must be a whole number >= 1, got {}", s.value))),
-        }
-    };
+    let positive =
+        |v: &Option<Spanned<i64>>, what: &str, default: i64| -> Result<i64, InputError> {
+            match v {
+                None => Ok(default),
+                Some(s) if s.value >= 1 && s.value <= u32::MAX as i64 => Ok(s.value),
+                Some(s) => Err(cx.at(
+                    s,
+                    format!("{what} must be a whole number >= 1, got {}", s.value),
+                )),
+            }
+        };
     let requests = positive(&raw.requests, "requests", 8)? as u32;
     if requests > 10_000 {
-        return Err(cx.at(raw.requests.as_ref().unwrap(), "requests must be at most 10000"));
+        return Err(cx.at(
+            raw.requests.as_ref().unwrap(),
+            "requests must be at most 10000",
+        ));
     }
     let amount = positive(&raw.amount, "amount", 100)?;
     let repetitions = positive(&raw.repetitions, "repetitions", 3)? as u32;
@@ -451,7 +461,10 @@ pub fn parse(text: &str, path: &Path, catalog: &dyn Catalog) -> Result<Matrix, I
                 RawAxis::One(_) => {
                     return Err(cx.at(
                         values,
-                        format!("axis '{n}' must be a list of values{}", if n == "endpoint" { " or `all`" } else { "" }),
+                        format!(
+                            "axis '{n}' must be a list of values{}",
+                            if n == "endpoint" { " or `all`" } else { "" }
+                        ),
                     ));
                 }
                 RawAxis::List(list) => {
@@ -468,7 +481,10 @@ pub fn parse(text: &str, path: &Path, catalog: &dyn Catalog) -> Result<Matrix, I
                                 let eps = catalog.endpoints(s).unwrap_or_default();
                                 if !eps.contains(&text) {
                                     return Err(with_choices(
-                                        cx.at(v, format!("unknown endpoint '{text}' for stack {s}")),
+                                        cx.at(
+                                            v,
+                                            format!("unknown endpoint '{text}' for stack {s}"),
+                                        ),
                                         eps,
                                     ));
                                 }
@@ -507,7 +523,11 @@ pub fn parse(text: &str, path: &Path, catalog: &dyn Catalog) -> Result<Matrix, I
                 && !PROVIDED.contains(&v.as_str())
                 && !axes.iter().any(|a| &a.name == v)
             {
-                let anchor = raw.axes.as_ref().map(|a| cx.at(a, "")).unwrap_or_else(|| cx.top(""));
+                let anchor = raw
+                    .axes
+                    .as_ref()
+                    .map(|a| cx.at(a, ""))
+                    .unwrap_or_else(|| cx.top(""));
                 return Err(InputError {
                     message: format!(
                         "stack {s} needs a value for '{v}' (it has no default): add an axis '{v}'"
@@ -532,13 +552,19 @@ pub fn parse(text: &str, path: &Path, catalog: &dyn Catalog) -> Result<Matrix, I
                 let text = v.to_string();
                 if k.value != "stack" && !axis_names.contains(&k.value) && what == "exclude" {
                     return Err(with_choices(
-                        cx.at(k, format!("exclude names '{}', which is not an axis", k.value)),
+                        cx.at(
+                            k,
+                            format!("exclude names '{}', which is not an axis", k.value),
+                        ),
                         axis_names.clone(),
                     ));
                 }
                 if k.value == "stack" && !stacks.contains(&text) {
                     return Err(with_choices(
-                        cx.at(k, format!("{what} names stack '{text}', which the matrix does not list")),
+                        cx.at(
+                            k,
+                            format!("{what} names stack '{text}', which the matrix does not list"),
+                        ),
                         stacks.clone(),
                     ));
                 }
@@ -548,7 +574,10 @@ pub fn parse(text: &str, path: &Path, catalog: &dyn Catalog) -> Result<Matrix, I
                         && !stack_vars.contains_key(&k.value)
                     {
                         return Err(with_choices(
-                            cx.at(k, format!("include names '{}', which no listed stack uses", k.value)),
+                            cx.at(
+                                k,
+                                format!("include names '{}', which no listed stack uses", k.value),
+                            ),
                             axis_choices.clone(),
                         ));
                     }
@@ -569,9 +598,12 @@ pub fn parse(text: &str, path: &Path, catalog: &dyn Catalog) -> Result<Matrix, I
         let mut bounds = BTreeMap::new();
         for (k, v) in in_file_order(&e.value) {
             if k.value == "where" {
-                let map: BTreeMap<String, RawSelector> =
-                    serde_json::from_value(v.value.clone()).map_err(|_| {
-                        cx.at(v, "where must map axes to a value, a list, or a comparison like \">=2\"")
+                let map: BTreeMap<String, RawSelector> = serde_json::from_value(v.value.clone())
+                    .map_err(|_| {
+                        cx.at(
+                            v,
+                            "where must map axes to a value, a list, or a comparison like \">=2\"",
+                        )
                     })?;
                 for (axis, sel) in map {
                     if axis != "stack" && !axis_names.contains(&axis) {
@@ -590,7 +622,15 @@ pub fn parse(text: &str, path: &Path, catalog: &dyn Catalog) -> Result<Matrix, I
                 let bound = match &v.value {
                     serde_json::Value::String(s) => s.clone(),
                     serde_json::Value::Number(n) => n.to_string(),
-                    _ => return Err(cx.at(v, format!("bound of '{}' must be a number or a comparison like \">0\"", k.value))),
+                    _ => {
+                        return Err(cx.at(
+                            v,
+                            format!(
+                                "bound of '{}' must be a number or a comparison like \">0\"",
+                                k.value
+                            ),
+                        ));
+                    }
                 };
                 bounds.insert(k.value.clone(), bound);
             }
@@ -607,7 +647,6 @@ pub fn parse(text: &str, path: &Path, catalog: &dyn Catalog) -> Result<Matrix, I
 
     let m = Matrix {
         name: raw.name.value.clone(),
-        path: path.to_path_buf(),
         stacks,
         axes,
         requests,
@@ -620,7 +659,11 @@ pub fn parse(text: &str, path: &Path, catalog: &dyn Catalog) -> Result<Matrix, I
     };
     let count = count_cells(&m, catalog);
     if count > MAX_CELLS {
-        let anchor = raw.axes.as_ref().map(|a| cx.at(a, "")).unwrap_or_else(|| cx.top(""));
+        let anchor = raw
+            .axes
+            .as_ref()
+            .map(|a| cx.at(a, ""))
+            .unwrap_or_else(|| cx.top(""));
         return Err(InputError {
             message: format!(
                 "the matrix expands to {count} cells; at most {MAX_CELLS} are allowed"
@@ -659,7 +702,9 @@ fn check_value(axis: &str, v: &str) -> Result<(), String> {
             .map_err(|_| format!("wait_ms must be a whole number of ms >= 0, got '{v}'")),
         "workers" | "replicas" => match v.parse::<u64>() {
             Ok(n) if (1..=256).contains(&n) => Ok(()),
-            _ => Err(format!("{axis} must be a whole number from 1 to 256, got '{v}'")),
+            _ => Err(format!(
+                "{axis} must be a whole number from 1 to 256, got '{v}'"
+            )),
         },
         "delay_ms" => parse_delay(v).map(|_| ()),
         _ if v.is_empty() => Err(format!("axis '{axis}' has an empty value")),
@@ -679,7 +724,9 @@ pub fn parse_delay(s: &str) -> Result<(u64, u64), String> {
             let lo = lo.trim().parse::<u64>().map_err(|_| bad())?;
             let hi = hi.trim().parse::<u64>().map_err(|_| bad())?;
             if lo > hi {
-                return Err(format!("delay_ms range '{s}' is reversed (LO must be <= HI)"));
+                return Err(format!(
+                    "delay_ms range '{s}' is reversed (LO must be <= HI)"
+                ));
             }
             Ok((lo, hi))
         }
@@ -739,7 +786,11 @@ pub fn expand(m: &Matrix, catalog: &dyn Catalog) -> Vec<Cell> {
     let mut out = Vec::new();
     for stack in &m.stacks {
         let restart: BTreeSet<String> = catalog.restart_variables(stack).into_iter().collect();
-        let mut ordered: Vec<&Axis> = m.axes.iter().filter(|a| restart.contains(&a.name)).collect();
+        let mut ordered: Vec<&Axis> = m
+            .axes
+            .iter()
+            .filter(|a| restart.contains(&a.name))
+            .collect();
         ordered.extend(m.axes.iter().filter(|a| !restart.contains(&a.name)));
         let mut cells = vec![Cell {
             stack: stack.clone(),
@@ -876,7 +927,8 @@ mod tests {
         parse(text, Path::new("m.yaml"), &Fake)
     }
 
-    const BASE: &str = "name: t\nstacks: [s1]\naxes:\n  delay_ms: [\"200\"]\n  workers: [1, 4]\n  endpoint: all\n";
+    const BASE: &str =
+        "name: t\nstacks: [s1]\naxes:\n  delay_ms: [\"200\"]\n  workers: [1, 4]\n  endpoint: all\n";
 
     #[test]
     fn expands_in_restart_order() {
@@ -896,7 +948,10 @@ mod tests {
     fn all_endpoints_per_stack() {
         let m = p("name: t\nstacks: [s1, s2]\naxes: {endpoint: all}\n").unwrap();
         let cells = expand(&m, &Fake);
-        let eps: Vec<_> = cells.iter().map(|c| format!("{}:{}", c.stack, c.endpoint())).collect();
+        let eps: Vec<_> = cells
+            .iter()
+            .map(|c| format!("{}:{}", c.stack, c.endpoint()))
+            .collect();
         assert_eq!(eps, ["s1:a", "s1:b", "s1:c", "s2:a", "s2:z"]);
     }
 
@@ -907,18 +962,40 @@ mod tests {
         );
         let m = p(&text).unwrap();
         let cells = expand(&m, &Fake);
-        assert!(!cells.iter().any(|c| c.get("workers") == Some("4") && c.endpoint() == "b"));
+        assert!(
+            !cells
+                .iter()
+                .any(|c| c.get("workers") == Some("4") && c.endpoint() == "b")
+        );
         // include extends the matching cells with a new key...
-        let four: Vec<_> = cells.iter().filter(|c| c.get("workers") == Some("4")).collect();
+        let four: Vec<_> = cells
+            .iter()
+            .filter(|c| c.get("workers") == Some("4"))
+            .collect();
         assert_eq!(four.len(), 2);
-        assert!(four.iter().all(|c| c.get("isolation") == Some("serializable")));
-        assert!(cells.iter().filter(|c| c.get("workers") == Some("1")).all(|c| c.get("isolation").is_none()));
+        assert!(
+            four.iter()
+                .all(|c| c.get("isolation") == Some("serializable"))
+        );
+        assert!(
+            cells
+                .iter()
+                .filter(|c| c.get("workers") == Some("1"))
+                .all(|c| c.get("isolation").is_none())
+        );
         // ...and adds a cell when it would change an original value
-        let eight: Vec<_> = cells.iter().filter(|c| c.get("workers") == Some("8")).collect();
+        let eight: Vec<_> = cells
+            .iter()
+            .filter(|c| c.get("workers") == Some("8"))
+            .collect();
         assert_eq!(eight.len(), 1);
         assert_eq!(eight[0].get("delay_ms"), Some("200"));
         assert_eq!(cells.len(), 3 + 2 + 1);
-        assert_eq!(cells.last().unwrap().get("workers"), Some("8"), "grouped by restart axes");
+        assert_eq!(
+            cells.last().unwrap().get("workers"),
+            Some("8"),
+            "grouped by restart axes"
+        );
     }
 
     #[test]
@@ -961,7 +1038,11 @@ mod tests {
         let e = err("name: t\nstacks: [s1]\naxes:\n  endpoint: [a, nope]\n");
         assert_eq!((e.line, e.column), (4, 17), "{e}");
         assert_eq!(e.choices, ["a", "b", "c"]);
-        assert!(e.to_string().starts_with("m.yaml:4:17: unknown endpoint 'nope'"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("m.yaml:4:17: unknown endpoint 'nope'"),
+            "{e}"
+        );
 
         let e = err("name: t\nstacks: [s1, s9]\n");
         assert_eq!((e.line, e.column), (2, 14), "{e}");
@@ -1038,7 +1119,9 @@ mod tests {
         assert_eq!(m.expect[0].bounds["lost_updates"], "0");
         assert_eq!(m.expect[1].bounds["lost_rate"], ">0");
         assert_eq!(m.expect[1].line, 10);
-        let e = err(&format!("{BASE}expect:\n  - where: {{colour: 1}}\n    lost_updates: 0\n"));
+        let e = err(&format!(
+            "{BASE}expect:\n  - where: {{colour: 1}}\n    lost_updates: 0\n"
+        ));
         assert!(e.message.contains("not an axis"), "{e}");
     }
 }

@@ -48,11 +48,6 @@ impl RequestRecord {
     pub fn server_ns(&self, field: &str) -> Option<i64> {
         self.body.as_ref()?.get(field)?.as_i64()
     }
-
-    /// A 2xx response.
-    pub fn acked(&self) -> bool {
-        matches!(self.status, Some(200..=299))
-    }
 }
 
 /// Database state read through SQL.
@@ -270,9 +265,15 @@ mod tests {
         let (lo, hi) = wilson(0, 10);
         assert!(lo.abs() < 1e-12 && (hi - 0.2775).abs() < 1e-4, "{lo} {hi}");
         let (lo, hi) = wilson(5, 10);
-        assert!((lo - 0.2366).abs() < 1e-4 && (hi - 0.7634).abs() < 1e-4, "{lo} {hi}");
+        assert!(
+            (lo - 0.2366).abs() < 1e-4 && (hi - 0.7634).abs() < 1e-4,
+            "{lo} {hi}"
+        );
         let (lo, hi) = wilson(10, 10);
-        assert!((lo - 0.7225).abs() < 1e-4 && (hi - 1.0).abs() < 1e-12, "{lo} {hi}");
+        assert!(
+            (lo - 0.7225).abs() < 1e-4 && (hi - 1.0).abs() < 1e-12,
+            "{lo} {hi}"
+        );
         assert_eq!(wilson(0, 0), (0.0, 1.0));
     }
 
@@ -312,7 +313,10 @@ mod tests {
             },
         ];
         let m = compute(&reps, 100, 0);
-        assert_eq!((m.acked, m.failed, m.errors_4xx, m.errors_5xx), (7, 2, 1, 1));
+        assert_eq!(
+            (m.acked, m.failed, m.errors_4xx, m.errors_5xx),
+            (7, 2, 1, 1)
+        );
         assert_eq!((m.timeouts, m.conn_errors), (1, 0));
         assert_eq!((m.ledger_rows, m.applied, m.lost_updates), (7, 5, 2));
         assert!((m.lost_rate - 2.0 / 7.0).abs() < 1e-12);
@@ -327,7 +331,11 @@ mod tests {
         assert_eq!(m.p95_ms, Some(7.0));
         assert_eq!(m.max_ms, Some(7.0));
         assert_eq!(m.burst_ms, 15.0);
-        assert_eq!(compute(&reps, 100, 50).start_skew_ms, None, "skew only for wait 0");
+        assert_eq!(
+            compute(&reps, 100, 50).start_skew_ms,
+            None,
+            "skew only for wait 0"
+        );
     }
 
     #[test]

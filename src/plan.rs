@@ -75,7 +75,6 @@ pub fn render(m: &Matrix, cells: &[Cell], catalog: &StackCatalog) -> String {
     header.push("est. s".into());
     table.set_header(header);
     let mut total = 0.0;
-    let mut restarts = 0;
     let mut starts = 0;
     for (i, (c, t)) in cells.iter().zip(transitions(cells, catalog)).enumerate() {
         let mut row = vec![(i + 1).to_string(), c.stack.clone()];
@@ -86,13 +85,9 @@ pub fn render(m: &Matrix, cells: &[Cell], catalog: &StackCatalog) -> String {
                 ("start stack".to_string(), STACK_START_S)
             }
             Some(s) if s.is_empty() => (String::new(), 0.0),
-            Some(s) => {
-                restarts += 1;
-                (format!("recreate {}", s.join(", ")), RESTART_S)
-            }
+            Some(s) => (format!("recreate {}", s.join(", ")), RESTART_S),
         };
-        let est = cost
-            + m.repetitions as f64 * (burst_estimate_s(m, c) + REPETITION_OVERHEAD_S);
+        let est = cost + m.repetitions as f64 * (burst_estimate_s(m, c) + REPETITION_OVERHEAD_S);
         total += est;
         row.push(what);
         row.push(format!("{est:.1}"));
@@ -106,7 +101,7 @@ pub fn render(m: &Matrix, cells: &[Cell], catalog: &StackCatalog) -> String {
         m.repetitions,
         m.requests,
         starts,
-        restarts,
+        crate::matrix::restarts(cells, catalog),
         human(total)
     );
     out

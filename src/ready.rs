@@ -43,8 +43,12 @@ impl Probe {
             }
             Probe::Sql(url) => crate::probe::ping(url).await,
             Probe::Http { addr, path } => {
-                let r = send(*addr, &HttpRequest::get("localhost", path), Duration::from_secs(3))
-                    .await?;
+                let r = send(
+                    *addr,
+                    &HttpRequest::get("localhost", path),
+                    Duration::from_secs(3),
+                )
+                .await?;
                 if r.status == 200 {
                     Ok(())
                 } else {
@@ -101,8 +105,7 @@ pub async fn wait_ready(
                     start.elapsed().as_secs_f64()
                 );
             }
-            tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now())))
-                .await;
+            tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await;
             pause = (pause * 3 / 2).min(Duration::from_millis(200));
         }
     }

@@ -62,7 +62,10 @@ impl RunDir {
     pub fn load(path: &Path) -> Result<RunDir> {
         let file = path.join("results.json");
         let text = std::fs::read_to_string(&file).with_context(|| {
-            format!("{} is not a run directory (no readable results.json)", path.display())
+            format!(
+                "{} is not a run directory (no readable results.json)",
+                path.display()
+            )
         })?;
         let v: serde_json::Value = serde_json::from_str(&text)
             .with_context(|| format!("{} is not valid JSON", file.display()))?;
@@ -87,7 +90,11 @@ pub fn merge(dirs: &[RunDir], output: &Path) -> Result<RunDir> {
     };
     let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
     let mut out = RunDir::create(output, &first.matrix)?;
-    out.run_id = dirs.iter().map(|d| d.run_id.as_str()).collect::<Vec<_>>().join("+");
+    out.run_id = dirs
+        .iter()
+        .map(|d| d.run_id.as_str())
+        .collect::<Vec<_>>()
+        .join("+");
     out.started = first.started.clone();
     for d in dirs {
         if d.matrix != first.matrix {

@@ -2,7 +2,6 @@
 //! repetition reset, observe, burst, quiesce, observe; persist after every cell.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -25,8 +24,6 @@ pub struct RunOptions {
     pub cells: Vec<Cell>,
     /// Stacks by name.
     pub catalog: StackCatalog,
-    /// Where results go.
-    pub output: PathBuf,
     /// Leave the last stack running.
     pub keep_up: bool,
 }
@@ -71,7 +68,12 @@ pub fn client_timeout(matrix: &Matrix, cell: &Cell) -> Duration {
 
 /// Runs every cell, writing the run directory after each one. The caller removes what
 /// the run created (everything carries the run label), on success, error or interrupt.
-pub async fn run(engine: &Engine, opts: &RunOptions, dir: &mut RunDir, run_id: &RunId) -> Result<()> {
+pub async fn run(
+    engine: &Engine,
+    opts: &RunOptions,
+    dir: &mut RunDir,
+    run_id: &RunId,
+) -> Result<()> {
     dir.run_id = run_id.id.clone();
     run_cells(engine, opts, dir, run_id).await
 }
@@ -122,7 +124,9 @@ async fn run_cells(
                 reps,
             },
             Err(e) => {
-                let logs = current_dep.logs(&current_dep.driver.target.service, 10).await;
+                let logs = current_dep
+                    .logs(&current_dep.driver.target.service, 10)
+                    .await;
                 let err = format!("{e:#}");
                 dir.push(CellResult {
                     cell: cell.clone(),
@@ -133,7 +137,10 @@ async fn run_cells(
                     reps: vec![],
                 })?;
                 bar.abandon();
-                bail!("cell {} failed: {err}\n--- last log lines ---\n{logs}", cell.label());
+                bail!(
+                    "cell {} failed: {err}\n--- last log lines ---\n{logs}",
+                    cell.label()
+                );
             }
         };
         dir.push(result)?;
@@ -173,7 +180,10 @@ async fn run_cell(
         wait_ms: cell.wait_ms(),
         timeout: client_timeout(m, cell),
     };
-    let db = dep.db.as_ref().context("the stack has no database connection")?;
+    let db = dep
+        .db
+        .as_ref()
+        .context("the stack has no database connection")?;
     let mut reps = Vec::with_capacity(m.repetitions as usize);
     for r in 0..m.repetitions {
         db.reset().await?;

@@ -7,8 +7,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
-use serde::{Deserialize, Serialize};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::matrix::{Catalog, InputError};
 
@@ -73,7 +73,12 @@ impl KeyValues {
         match self {
             KeyValues::Map(m) => m
                 .iter()
-                .map(|(k, v)| (k.clone(), v.as_ref().map(ToString::to_string).unwrap_or_default()))
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_ref().map(ToString::to_string).unwrap_or_default(),
+                    )
+                })
                 .collect(),
             KeyValues::List(l) => l
                 .iter()
@@ -329,9 +334,6 @@ pub struct Stack {
     pub variables: BTreeMap<String, Option<String>>,
 }
 
-/// Variables a stack file may use that the tool fills in itself.
-pub const TOOL_VARIABLES: &[&str] = &["amount", "BASE_IMAGE", "db_password"];
-
 impl Stack {
     /// Reads and checks `dir/compose.yaml`.
     pub fn load(dir: &Path) -> Result<Stack> {
@@ -380,7 +382,9 @@ impl Stack {
                 if !parsed.services.contains_key(&dep) {
                     return Err(InputError {
                         choices: names.clone(),
-                        ..err(format!("service '{svc}' depends on unknown service '{dep}'"))
+                        ..err(format!(
+                            "service '{svc}' depends on unknown service '{dep}'"
+                        ))
                     });
                 }
             }
@@ -715,8 +719,14 @@ mod tests {
     #[test]
     fn interpolation_forms() {
         let v = vars(&[("workers", "4"), ("empty", "")]);
-        assert_eq!(interpolate("--workers ${workers}", &v).unwrap(), "--workers 4");
-        assert_eq!(interpolate("${isolation:-read_committed}", &v).unwrap(), "read_committed");
+        assert_eq!(
+            interpolate("--workers ${workers}", &v).unwrap(),
+            "--workers 4"
+        );
+        assert_eq!(
+            interpolate("${isolation:-read_committed}", &v).unwrap(),
+            "read_committed"
+        );
         assert_eq!(interpolate("${empty:-x}", &v).unwrap(), "x");
         assert_eq!(interpolate("$workers/$$HOME", &v).unwrap(), "4/$HOME");
         assert_eq!(interpolate("a$", &v).unwrap(), "a$");
@@ -777,7 +787,10 @@ services:
         let b = vars(&[("workers", "4"), ("delay_ms", "10")]);
         assert_eq!(s.services_changed(&a, &b), vec!["app", "web"]);
         let c = vars(&[("workers", "1"), ("delay_ms", "99")]);
-        assert!(s.services_changed(&a, &c).is_empty(), "request axes restart nothing");
+        assert!(
+            s.services_changed(&a, &c).is_empty(),
+            "request axes restart nothing"
+        );
         assert!(!s.restart_variables().contains("delay_ms"));
         assert_eq!(s.variables["isolation"], Some("rc".into()));
     }
@@ -787,7 +800,10 @@ services:
         let s = Stack::parse("t", Path::new("t/compose.yaml"), STACK).unwrap();
         let v = vars(&[("workers", "3"), ("amount", "100"), ("delay_ms", "200")]);
         let app = s.service("app", &v).unwrap();
-        assert_eq!(app.command.unwrap().words(), vec!["serve", "--workers", "3"]);
+        assert_eq!(
+            app.command.unwrap().words(),
+            vec!["serve", "--workers", "3"]
+        );
         let d = s.driver(&v).unwrap();
         assert_eq!(d.database.password, "p");
         assert_eq!(d.request["delay_ms"].to_string(), "200");

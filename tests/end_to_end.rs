@@ -7,12 +7,19 @@ use serde_json::Value;
 
 fn rows_where<'a>(rows: &'a [Value], key: &str, val: &str) -> Vec<&'a Value> {
     rows.iter()
-        .filter(|r| r[key].as_str().map(str::to_string).unwrap_or_else(|| r[key].to_string()) == val)
+        .filter(|r| {
+            r[key]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| r[key].to_string())
+                == val
+        })
         .collect()
 }
 
 fn int(r: &Value, k: &str) -> i64 {
-    r[k].as_i64().unwrap_or_else(|| panic!("{k} is not an integer in {r}"))
+    r[k].as_i64()
+        .unwrap_or_else(|| panic!("{k} is not an integer in {r}"))
 }
 
 #[tokio::test]
@@ -46,15 +53,18 @@ async fn matrix_measures_lost_updates_and_leaves_nothing() {
         );
         // every request answered: acked, or refused by the database (a deadlock is a 409),
         // never a gateway error, a timeout or a connection error
-        assert_eq!(int(r, "acked") + int(r, "failed"), 24, "8 requests x 3 repetitions: {r}");
+        assert_eq!(
+            int(r, "acked") + int(r, "failed"),
+            24,
+            "8 requests x 3 repetitions: {r}"
+        );
         assert_eq!(int(r, "errors_5xx"), 0, "{r}");
         assert_eq!(int(r, "timeouts") + int(r, "conn_errors"), 0, "{r}");
         // every acknowledged increment left exactly one ledger row
         assert_eq!(int(r, "ack_gap"), 0, "{r}");
     }
     let cell = |ep: &str, workers: &str| {
-        *rows
-            .iter()
+        rows.iter()
             .find(|r| r["endpoint"] == ep && r["workers"] == workers)
             .unwrap_or_else(|| panic!("no cell {ep} workers={workers}"))
     };
@@ -65,18 +75,28 @@ async fn matrix_measures_lost_updates_and_leaves_nothing() {
         assert_eq!(int(r, "distinct_pids"), 1, "{r}");
     }
     let locked = cell("row_locking_atomic_long_delay", "4");
-    assert_eq!(int(locked, "lost_updates"), 0, "row lock must hold: {locked}");
+    assert_eq!(
+        int(locked, "lost_updates"),
+        0,
+        "row lock must hold: {locked}"
+    );
     assert_eq!(int(locked, "acked"), 24, "{locked}");
     for ep in ["atomic_long_delay", "non_atomic_long_delay"] {
         let r = cell(ep, "4");
-        assert!(int(r, "lost_updates") > 0, "{ep} with 4 workers must lose: {r}");
+        assert!(
+            int(r, "lost_updates") > 0,
+            "{ep} with 4 workers must lose: {r}"
+        );
         assert!(r["lost_rate_lo"].as_f64().unwrap() > 0.0, "{r}");
         assert!(int(r, "distinct_pids") > 1, "{r}");
         // a synchronized burst: with 4 workers the reads start together, in 2 rounds of
         // 200 ms, where one worker reads one request after another (7 x 200 ms)
         let skew4 = r["start_skew_ms"].as_f64().unwrap();
         let skew1 = cell(ep, "1")["start_skew_ms"].as_f64().unwrap();
-        assert!(skew4 < skew1 / 3.0, "{ep}: skew {skew4} ms with 4 workers vs {skew1} ms with 1");
+        assert!(
+            skew4 < skew1 / 3.0,
+            "{ep}: skew {skew4} ms with 4 workers vs {skew1} ms with 1"
+        );
     }
     // every request record is kept
     let cells = json["cells"].as_array().unwrap();
@@ -89,6 +109,10 @@ async fn matrix_measures_lost_updates_and_leaves_nothing() {
 
     let run_id = json["run_id"].as_str().unwrap();
     let left = common::labelled(&format!("racy-matrix.run={run_id}")).await;
-    assert_eq!(left, (0, 0), "containers and networks of run {run_id} left behind");
+    assert_eq!(
+        left,
+        (0, 0),
+        "containers and networks of run {run_id} left behind"
+    );
     std::fs::remove_dir_all(&out).ok();
 }

@@ -17,7 +17,10 @@ fn unknown_endpoint_is_located_and_exits_2() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains(&format!("{}:5:", file.display())), "{err}");
     assert!(err.contains("no_such_endpoint"), "{err}");
-    assert!(err.contains("row_locking_atomic_long_delay"), "lists valid choices: {err}");
+    assert!(
+        err.contains("row_locking_atomic_long_delay"),
+        "lists valid choices: {err}"
+    );
 }
 
 #[test]
@@ -35,7 +38,11 @@ fn syntax_error_is_located() {
 fn plan_orders_cells_and_counts_restarts() {
     let out = common::racy(&["plan", "matrices/quick.yaml"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // 2 worker counts x 5 endpoints; workers vary slowest, so one restart
     assert!(text.contains("10 cells"), "{text}");
     assert!(text.contains("1 stack starts, 1 restarts"), "{text}");

@@ -14,7 +14,11 @@ fn http_get(url_line: &str, path: &str) -> String {
         .trim_end_matches('/')
         .to_string();
     let mut s = std::net::TcpStream::connect(&addr).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut buf = String::new();
     s.read_to_string(&mut buf).unwrap();
     buf
@@ -30,7 +34,10 @@ async fn up_answers_and_down_removes_everything() {
     let down = || common::racy(&["down"]);
     if !up.status.success() {
         down();
-        panic!("up failed: {}\n{stdout}", String::from_utf8_lossy(&up.stderr));
+        panic!(
+            "up failed: {}\n{stdout}",
+            String::from_utf8_lossy(&up.stderr)
+        );
     }
     let run_id = stdout
         .split("(run ")
@@ -38,14 +45,24 @@ async fn up_answers_and_down_removes_everything() {
         .and_then(|s| s.split(')').next())
         .unwrap()
         .to_string();
-    let app = stdout.lines().find(|l| l.trim_start().starts_with("app:")).unwrap();
+    let app = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("app:"))
+        .unwrap();
     let health = http_get(app, "/health");
     let inflight = http_get(app, "/inflight");
     let (containers, networks) = common::labelled(&format!("racy-matrix.run={run_id}")).await;
     let d = down();
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
-    assert!(inflight.contains("\"inflight\": 0") || inflight.contains("\"inflight\":0"), "{inflight}");
-    assert_eq!((containers, networks), (3, 1), "db, app, web on one network");
+    assert!(
+        inflight.contains("\"inflight\": 0") || inflight.contains("\"inflight\":0"),
+        "{inflight}"
+    );
+    assert_eq!(
+        (containers, networks),
+        (3, 1),
+        "db, app, web on one network"
+    );
     assert!(d.status.success(), "{}", String::from_utf8_lossy(&d.stderr));
     let left = common::labelled(&format!("racy-matrix.run={run_id}")).await;
     assert_eq!(left, (0, 0));

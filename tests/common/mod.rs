@@ -36,7 +36,10 @@ pub async fn engine_available() -> bool {
         Err(_) => false,
     };
     if !ok {
-        if std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false) {
+        if std::env::var("CI")
+            .map(|v| v == "true" || v == "1")
+            .unwrap_or(false)
+        {
             panic!("CI=true and no Docker Engine answers: the integration tests need one");
         }
         eprintln!("SKIPPED: no Docker Engine answers (set CI=true to make this a failure)");
