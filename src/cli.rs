@@ -83,7 +83,7 @@ enum Command {
     Down,
     /// Remove every container and network racy-matrix created.
     Clean,
-    /// Render a run directory's results in one format to stdout.
+    /// Render a run directory's results to stdout and check its matrix's expectations (exit 1 on a miss).
     Report {
         /// A run directory.
         dir: PathBuf,
@@ -199,7 +199,8 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             });
             let engine = connect().await?;
             let mut dir = RunDir::create(&output, &m.name).map_err(fail(EXIT_INPUT))?;
-            std::fs::copy(&matrix, output.join("matrix.yaml"))
+            dir.shard = shard.clone();
+            std::fs::copy(&matrix, output.join(results::MATRIX_FILE))
                 .context("copying the matrix into the output directory")
                 .map_err(fail(EXIT_INPUT))?;
             eprintln!(
@@ -240,23 +241,12 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             }
             outcome.map_err(fail(EXIT_ENGINE))?;
             println!("results: {}", output.display());
-            if opts.matrix.expect.is_empty() {
-                return Ok(0);
-            }
-            let (checked, misses) =
-                crate::expect::check(&opts.matrix.expect, &dir.cells, shard.is_none());
-            if misses.is_empty() {
-                println!(
-                    "expectations: {} held over {checked} cells",
-                    opts.matrix.expect.len()
-                );
-                return Ok(0);
-            }
-            eprintln!("expectations: {} missed", misses.len());
-            for m in &misses {
-                eprintln!("  {}: {m}", matrix.display());
-            }
-            Ok(EXIT_EXPECTATION)
+            Ok(check_expectations(
+                &matrix,
+                &opts.matrix,
+                &dir.cells,
+                shard.is_none(),
+            ))
         }
         Command::Up { stack, set } => {
             let catalog = catalog(&stacks_root(stacks, None))?;
@@ -359,7 +349,19 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             std::io::stdout()
                 .write_all(&bytes)
                 .map_err(|e| fail(EXIT_ENGINE)(e.into()))?;
-            Ok(0)
+            // The run's own copy of its matrix says what must hold.
+            let matrix_file = dir.join(results::MATRIX_FILE);
+            if !matrix_file.is_file() {
+                return Ok(0);
+            }
+            let catalog = catalog(&stacks_root(stacks, Some(&matrix_file)))?;
+            let m = matrix::load(&matrix_file, &catalog)?;
+            Ok(check_expectations(
+                &matrix_file,
+                &m,
+                &run.cells,
+                run.shard.is_none(),
+            ))
         }
         Command::Merge { dirs, output } => {
             let loaded = dirs
@@ -377,6 +379,27 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             Ok(0)
         }
     }
+}
+
+/// Checks a matrix's expectations against measured cells, prints the verdict, and
+/// returns the exit code (0, or 1 on any miss).
+fn check_expectations(file: &Path, m: &Matrix, cells: &[export::CellResult], complete: bool) -> u8 {
+    if m.expect.is_empty() {
+        return 0;
+    }
+    let (checked, misses) = crate::expect::check(&m.expect, cells, complete);
+    if misses.is_empty() {
+        eprintln!(
+            "expectations: all {} held over {checked} checked cells",
+            m.expect.len()
+        );
+        return 0;
+    }
+    eprintln!("expectations: {} missed", misses.len());
+    for miss in &misses {
+        eprintln!("  {}: {miss}", file.display());
+    }
+    EXIT_EXPECTATION
 }
 
 /// Resolves on SIGINT or SIGTERM.

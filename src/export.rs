@@ -38,6 +38,8 @@ pub struct RunReport<'a> {
     pub run_id: &'a str,
     /// Start time.
     pub started: &'a str,
+    /// `K/N` when the run was one shard of a matrix.
+    pub shard: Option<&'a str>,
     /// Cells in run order.
     pub cells: &'a [CellResult],
 }
@@ -116,6 +118,11 @@ pub const METRICS: &[&str] = &[
     "errors_5xx",
     "timeouts",
     "conn_errors",
+    "serialization_failures",
+    "lock_timeouts",
+    "worker_timeouts",
+    "other_errors",
+    "retries",
     "ledger_rows",
     "applied",
     "lost_updates",
@@ -250,6 +257,7 @@ impl Exporter for Json {
             "matrix": run.matrix,
             "run_id": run.run_id,
             "started": run.started,
+            "shard": run.shard,
             "columns": cols,
             "rows": rows,
             "cells": run.cells,
@@ -284,7 +292,7 @@ pub fn terminal_table(run: &RunReport) -> String {
     header.extend(
         [
             "acked",
-            "errors",
+            "errors (ser/lock/gw/other)",
             "rows",
             "applied",
             "lost",
@@ -309,7 +317,14 @@ pub fn terminal_table(run: &RunReport) -> String {
                 let ms = |v: Option<f64>| v.map(|x| format!("{x:.1}")).unwrap_or_default();
                 r.extend([
                     m.acked.to_string(),
-                    (m.failed + m.timeouts + m.conn_errors).to_string(),
+                    format!(
+                        "{} ({}/{}/{}/{})",
+                        m.failed + m.timeouts + m.conn_errors,
+                        m.serialization_failures,
+                        m.lock_timeouts,
+                        m.worker_timeouts,
+                        m.other_errors + m.timeouts + m.conn_errors
+                    ),
                     m.ledger_rows.to_string(),
                     m.applied.to_string(),
                     m.lost_updates.to_string(),
@@ -402,6 +417,7 @@ mod tests {
             matrix: "t",
             run_id: "r1",
             started: "now",
+            shard: None,
             cells,
         }
     }
@@ -414,14 +430,15 @@ mod tests {
         assert_eq!(
             lines.next().unwrap(),
             "stack,endpoint,workers,wait_ms,delay_ms,isolation,repetitions,requests,acked,failed,\
-             errors_4xx,errors_5xx,timeouts,conn_errors,ledger_rows,applied,lost_updates,lost_rate,\
+             errors_4xx,errors_5xx,timeouts,conn_errors,serialization_failures,lock_timeouts,\
+             worker_timeouts,other_errors,retries,ledger_rows,applied,lost_updates,lost_rate,\
              lost_rate_lo,lost_rate_hi,ack_gap,distinct_pids,start_skew_ms,p50_ms,p95_ms,max_ms,\
              burst_ms,status,error"
         );
         let row = lines.next().unwrap();
         assert!(
             row.starts_with(
-                "django-mysql,atomic_long_delay,4,0,200,serializable,1,1,1,0,0,0,0,0,2,1,1,0.5000,"
+                "django-mysql,atomic_long_delay,4,0,200,serializable,1,1,1,0,0,0,0,0,0,0,0,0,0,2,1,1,0.5000,"
             ),
             "{row}"
         );

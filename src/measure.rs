@@ -89,6 +89,17 @@ pub struct CellMetrics {
     pub timeouts: u64,
     /// Requests that could not connect.
     pub conn_errors: u64,
+    /// Refused by the database as a serialization failure or deadlock
+    /// (PostgreSQL 40001/40P01, MariaDB 1020/1213).
+    pub serialization_failures: u64,
+    /// Gave up waiting for a lock (MariaDB 1205/3572, PostgreSQL 55P03).
+    pub lock_timeouts: u64,
+    /// The proxy got no answer from the app in time (502/504).
+    pub worker_timeouts: u64,
+    /// Any other non-2xx response.
+    pub other_errors: u64,
+    /// Retries the app reported (`retries` in response bodies).
+    pub retries: u64,
     /// Ledger rows written.
     pub ledger_rows: i64,
     /// Increments that reached the balance.
@@ -115,6 +126,29 @@ pub struct CellMetrics {
     pub max_ms: Option<f64>,
     /// Mean over repetitions of first send to last response.
     pub burst_ms: f64,
+}
+
+/// Database error codes of serialization failures and deadlocks.
+const SERIALIZATION_CODES: &[&str] = &["40001", "40P01", "1020", "1213"];
+/// Database error codes of lock waits that gave up.
+const LOCK_TIMEOUT_CODES: &[&str] = &["1205", "3572", "55P03"];
+
+/// The error class of a failed response: one of the error columns.
+pub fn error_class(r: &RequestRecord) -> &'static str {
+    let code = r
+        .body
+        .as_ref()
+        .and_then(|b| b.get("db_code"))
+        .map(|c| match c {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        });
+    match (code.as_deref(), r.status) {
+        (Some(c), _) if SERIALIZATION_CODES.contains(&c) => "serialization_failures",
+        (Some(c), _) if LOCK_TIMEOUT_CODES.contains(&c) => "lock_timeouts",
+        (_, Some(502 | 504)) => "worker_timeouts",
+        _ => "other_errors",
+    }
 }
 
 /// z for a two-sided 95% interval.
@@ -176,6 +210,20 @@ pub fn compute(reps: &[Repetition], amount: i64, wait_ms: u64) -> CellMetrics {
                 Outcome::Response => {
                     if let Some(l) = r.latency_ms {
                         latencies.push(l);
+                    }
+                    m.retries += r
+                        .body
+                        .as_ref()
+                        .and_then(|b| b.get("retries"))
+                        .and_then(|v| v.as_u64())
+                        .unwrap_or(0);
+                    if !matches!(r.status, Some(200..=299)) {
+                        match error_class(r) {
+                            "serialization_failures" => m.serialization_failures += 1,
+                            "lock_timeouts" => m.lock_timeouts += 1,
+                            "worker_timeouts" => m.worker_timeouts += 1,
+                            _ => m.other_errors += 1,
+                        }
                     }
                     match r.status {
                         Some(200..=299) => {
@@ -318,6 +366,11 @@ mod tests {
             (7, 2, 1, 1)
         );
         assert_eq!((m.timeouts, m.conn_errors), (1, 0));
+        // the 409 without a code and the 502 from the proxy
+        assert_eq!(
+            (m.other_errors, m.worker_timeouts, m.serialization_failures),
+            (1, 1, 0)
+        );
         assert_eq!((m.ledger_rows, m.applied, m.lost_updates), (7, 5, 2));
         assert!((m.lost_rate - 2.0 / 7.0).abs() < 1e-12);
         let (lo, hi) = wilson(2, 7);
@@ -336,6 +389,38 @@ mod tests {
             None,
             "skew only for wait 0"
         );
+    }
+
+    #[test]
+    fn errors_are_classified_by_database_code() {
+        let with = |status: u16, body: serde_json::Value| RequestRecord {
+            status: Some(status),
+            body: Some(body),
+            ..ok(0, 0, 0, 1.0)
+        };
+        let records = vec![
+            with(409, json!({"db_code": "40001"})),
+            with(409, json!({"db_code": 1213})),
+            with(409, json!({"db_code": 1020})),
+            with(409, json!({"db_code": 1205})),
+            with(409, json!({"db_code": "55P03"})),
+            with(504, json!("gateway")),
+            with(500, json!({"db_code": 1062})),
+            with(200, json!({"pid": 1, "retries": 3})),
+        ];
+        let reps = vec![Repetition {
+            before: obs(0, 0),
+            after: obs(100, 1),
+            burst_ms: 1.0,
+            records,
+        }];
+        let m = compute(&reps, 100, 5);
+        assert_eq!(m.serialization_failures, 3);
+        assert_eq!(m.lock_timeouts, 2);
+        assert_eq!(m.worker_timeouts, 1);
+        assert_eq!(m.other_errors, 1);
+        assert_eq!(m.retries, 3);
+        assert_eq!(m.failed, 7);
     }
 
     #[test]

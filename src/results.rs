@@ -9,6 +9,9 @@ use anyhow::{Context, Result, bail};
 
 use crate::export::{self, CellResult, RunReport};
 
+/// The copy of the matrix file a run directory keeps.
+pub const MATRIX_FILE: &str = "matrix.yaml";
+
 /// A run directory and the cells it holds.
 pub struct RunDir {
     /// The directory.
@@ -19,6 +22,8 @@ pub struct RunDir {
     pub run_id: String,
     /// Start time, RFC 3339.
     pub started: String,
+    /// `K/N` when the run was one shard of its matrix.
+    pub shard: Option<String>,
     /// Cells in the order they ran.
     pub cells: Vec<CellResult>,
 }
@@ -33,6 +38,7 @@ impl RunDir {
             matrix: matrix.to_string(),
             run_id: String::new(),
             started: chrono::Local::now().to_rfc3339(),
+            shard: None,
             cells: vec![],
         })
     }
@@ -43,6 +49,7 @@ impl RunDir {
             matrix: &self.matrix,
             run_id: &self.run_id,
             started: &self.started,
+            shard: self.shard.as_deref(),
             cells: &self.cells,
         }
     }
@@ -77,6 +84,7 @@ impl RunDir {
             matrix: s("matrix"),
             run_id: s("run_id"),
             started: s("started"),
+            shard: v["shard"].as_str().map(str::to_string),
             cells,
         })
     }
@@ -96,6 +104,12 @@ pub fn merge(dirs: &[RunDir], output: &Path) -> Result<RunDir> {
         .collect::<Vec<_>>()
         .join("+");
     out.started = first.started.clone();
+    // The merged directory is checked against the matrix of its shards.
+    let matrix_file = first.path.join(MATRIX_FILE);
+    if matrix_file.is_file() {
+        std::fs::copy(&matrix_file, output.join(MATRIX_FILE))
+            .with_context(|| format!("copying {}", matrix_file.display()))?;
+    }
     for d in dirs {
         if d.matrix != first.matrix {
             bail!(

@@ -37,7 +37,7 @@ async fn matrix_measures_lost_updates_and_leaves_nothing() {
     let json: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
     let rows = json["rows"].as_array().expect("rows");
-    assert_eq!(rows.len(), 10, "5 endpoints x 2 worker counts");
+    assert_eq!(rows.len(), 16, "8 endpoints x 2 worker counts");
     for f in ["results.csv", "results.md"] {
         let text = std::fs::read_to_string(out.join(f)).unwrap();
         assert!(text.contains("lost_rate"), "{f} has the metric columns");
@@ -74,6 +74,23 @@ async fn matrix_measures_lost_updates_and_leaves_nothing() {
         assert_eq!(int(r, "failed"), 0, "{r}");
         assert_eq!(int(r, "distinct_pids"), 1, "{r}");
     }
+    // every refusal is classified: the only errors here are database conflicts
+    for r in rows {
+        assert_eq!(
+            int(r, "failed"),
+            int(r, "serialization_failures") + int(r, "lock_timeouts"),
+            "{r}"
+        );
+    }
+    // the countermeasures hold with 4 workers
+    for ep in ["f_expression", "optimistic_version", "row_locking_nowait"] {
+        let r = cell(ep, "4");
+        assert_eq!(int(r, "lost_updates"), 0, "{ep} must not lose: {r}");
+    }
+    // NOWAIT refuses the requests that would have waited for the lock
+    assert!(int(cell("row_locking_nowait", "4"), "lock_timeouts") > 0);
+    // compare-and-swap pays with retries, not with lost updates
+    assert!(int(cell("optimistic_version", "4"), "retries") > 0);
     let locked = cell("row_locking_atomic_long_delay", "4");
     assert_eq!(
         int(locked, "lost_updates"),
@@ -105,7 +122,7 @@ async fn matrix_measures_lost_updates_and_leaves_nothing() {
         .flat_map(|c| c["reps"].as_array().unwrap())
         .map(|r| r["records"].as_array().unwrap().len())
         .sum();
-    assert_eq!(records, 10 * 3 * 8);
+    assert_eq!(records, 16 * 3 * 8);
 
     let run_id = json["run_id"].as_str().unwrap();
     let left = common::labelled(&format!("racy-matrix.run={run_id}")).await;

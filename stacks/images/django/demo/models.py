@@ -3,6 +3,8 @@ from django.db import models
 
 class Account(models.Model):
     balance = models.IntegerField(default=0)
+    # Bumped by every write of the optimistic_version endpoint (compare-and-swap).
+    version = models.IntegerField(default=0)
 
 
 class Transaction(models.Model):

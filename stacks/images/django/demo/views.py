@@ -9,6 +9,7 @@ import random
 import time
 
 from django.db import DatabaseError, connection, transaction
+from django.db.models import F
 from django.http import JsonResponse
 
 from . import middleware
@@ -73,6 +74,47 @@ def increment(account_id, amount, delay, lock, times):
 
 
 def endpoint(name, atomic, delayed, lock=False):
+    """One of the seed lab's five read-modify-write endpoints."""
+
+    def body(account_id, amount, delay, times):
+        delay = delay if delayed else 0
+        if atomic:
+            with transaction.atomic():
+                read, written = increment(account_id, amount, delay, lock, times)
+        else:
+            read, written = increment(account_id, amount, delay, lock, times)
+        return respond(name, read, written, times)
+
+    return guarded(name, body)
+
+
+def respond(name, read, written, times, **extra):
+    times["t_write"] = time.time_ns()
+    times["t_end"] = time.time_ns()
+    return JsonResponse(
+        {
+            "endpoint": name,
+            "pid": os.getpid(),
+            "read_balance": read,
+            "written_balance": written,
+            **times,
+            **extra,
+        }
+    )
+
+
+def db_failure(name, e, times, **extra):
+    code = db_code(e)
+    status = 409 if code in CONFLICT_CODES else 500
+    return JsonResponse(
+        {"error": str(e), "db_code": code, "pid": os.getpid(), "endpoint": name, **times, **extra},
+        status=status,
+    )
+
+
+def guarded(name, body):
+    """Common request handling: POST only, parsed input, JSON errors."""
+
     def view(request):
         if request.method != "POST":
             return JsonResponse({"error": "use POST"}, status=405)
@@ -81,37 +123,78 @@ def endpoint(name, atomic, delayed, lock=False):
             account_id, amount, delay = parse(request)
         except BadInput as e:
             return JsonResponse({"error": str(e)}, status=400)
-        if not delayed:
-            delay = 0
         try:
-            if atomic:
-                with transaction.atomic():
-                    read, written = increment(account_id, amount, delay, lock, times)
-            else:
-                read, written = increment(account_id, amount, delay, lock, times)
+            return body(account_id, amount, delay, times)
         except Account.DoesNotExist:
             return JsonResponse({"error": f"no account {account_id}"}, status=404)
         except DatabaseError as e:
-            code = db_code(e)
-            status = 409 if code in CONFLICT_CODES else 500
-            return JsonResponse(
-                {"error": str(e), "db_code": code, "pid": os.getpid(), "endpoint": name, **times},
-                status=status,
-            )
-        times["t_write"] = time.time_ns()
-        times["t_end"] = time.time_ns()
-        return JsonResponse(
-            {
-                "endpoint": name,
-                "pid": os.getpid(),
-                "read_balance": read,
-                "written_balance": written,
-                **times,
-            }
-        )
+            return db_failure(name, e, times)
 
     view.__name__ = name
     return view
+
+
+def f_expression(account_id, amount, delay, times):
+    """No read at all: the database adds (UPDATE ... SET balance = balance + amount)."""
+    if delay:
+        time.sleep(delay)
+    with transaction.atomic():
+        times["t_read"] = time.time_ns()
+        updated = Account.objects.filter(pk=account_id).update(balance=F("balance") + amount)
+        if not updated:
+            raise Account.DoesNotExist
+        Transaction.objects.create(account_id=account_id, amount=amount)
+        written = Account.objects.values_list("balance", flat=True).get(pk=account_id)
+    return respond("f_expression", None, written, times)
+
+
+MAX_RETRIES = 20
+
+
+def optimistic_version(account_id, amount, delay, times):
+    """Compare-and-swap on a version column; retry (up to MAX_RETRIES) when it moved."""
+    for attempt in range(MAX_RETRIES + 1):
+        account = Account.objects.get(pk=account_id)
+        times.setdefault("t_read", time.time_ns())
+        if delay:
+            time.sleep(delay)
+        with transaction.atomic():
+            swapped = Account.objects.filter(pk=account_id, version=account.version).update(
+                balance=account.balance + amount, version=account.version + 1
+            )
+            if swapped:
+                Transaction.objects.create(account_id=account_id, amount=amount)
+                return respond(
+                    "optimistic_version",
+                    account.balance,
+                    account.balance + amount,
+                    times,
+                    retries=attempt,
+                )
+    return JsonResponse(
+        {
+            "error": f"version kept changing: gave up after {MAX_RETRIES} retries",
+            "retries": MAX_RETRIES,
+            "pid": os.getpid(),
+            "endpoint": "optimistic_version",
+            **times,
+        },
+        status=409,
+    )
+
+
+def row_locking_nowait(account_id, amount, delay, times):
+    """select_for_update(nowait=True): a second request fails at once (409) instead of waiting."""
+    with transaction.atomic():
+        account = Account.objects.select_for_update(nowait=True).get(pk=account_id)
+        times["t_read"] = time.time_ns()
+        read = account.balance
+        if delay:
+            time.sleep(delay)
+        account.balance += amount
+        Transaction.objects.create(account=account, amount=amount)
+        account.save()
+    return respond("row_locking_nowait", read, account.balance, times)
 
 
 ENDPOINTS = {
@@ -122,6 +205,9 @@ ENDPOINTS = {
     "row_locking_atomic_long_delay": endpoint(
         "row_locking_atomic_long_delay", atomic=True, delayed=True, lock=True
     ),
+    "f_expression": guarded("f_expression", f_expression),
+    "optimistic_version": guarded("optimistic_version", optimistic_version),
+    "row_locking_nowait": guarded("row_locking_nowait", row_locking_nowait),
 }
 
 
