@@ -43,8 +43,8 @@ fn plan_orders_cells_and_counts_restarts() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // 2 worker counts x 5 endpoints; workers vary slowest, so one restart
-    assert!(text.contains("10 cells"), "{text}");
+    // 2 worker counts x 8 endpoints; workers vary slowest, so one restart
+    assert!(text.contains("16 cells"), "{text}");
     assert!(text.contains("1 stack starts, 1 restarts"), "{text}");
     assert!(text.contains("recreate app"), "{text}");
 }
