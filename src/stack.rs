@@ -117,7 +117,7 @@ pub struct DependsOnLong {
     /// `service_started` (default), `service_healthy` or `service_completed_successfully`.
     #[serde(default)]
     pub condition: Option<String>,
-    /// Recreate this service when the dependency is recreated.
+    /// Compose v2's "restart with the dependency"; racy-matrix always does (DESIGN §3).
     #[serde(default)]
     pub restart: bool,
     /// Ignored (compose: whether the dependency must exist).
@@ -404,15 +404,13 @@ impl Stack {
             return Err(err("x-racy.endpoints is empty".into()));
         }
         let order = start_order(&parsed.services).map_err(|e| err(e.to_string()))?;
-        // A service is recreated when its own variables change or, with `restart: true`,
-        // when a dependency is recreated: fold those variables in, dependencies first.
+        // A service is recreated when its own variables change or when a service it
+        // depends on is recreated: fold those variables in, dependencies first.
         let mut service_vars: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for svc in &order {
             let mut vars = direct[svc].clone();
-            for (dep, long) in dependencies(&parsed.services[svc]) {
-                if long.restart {
-                    vars.extend(service_vars[&dep].iter().cloned());
-                }
+            for (dep, _) in dependencies(&parsed.services[svc]) {
+                vars.extend(service_vars[&dep].iter().cloned());
             }
             service_vars.insert(svc.clone(), vars);
         }
@@ -769,20 +767,29 @@ services:
     depends_on: {db: {condition: service_healthy}}
   web:
     image: web
-    depends_on: {app: {condition: service_started, restart: true}}
+    depends_on: [app]
+  solo:
+    image: solo
 "#;
 
     #[test]
     fn restart_sets_follow_the_file() {
         let s = Stack::parse("t", Path::new("t/compose.yaml"), STACK).unwrap();
-        assert_eq!(s.start_order(), vec!["db", "app", "web"]);
+        assert_eq!(s.start_order(), vec!["db", "app", "solo", "web"]);
         assert_eq!(
             s.service_vars["db"],
             BTreeSet::from(["dbver".into(), "isolation".into()])
         );
-        assert_eq!(s.service_vars["app"], BTreeSet::from(["workers".into()]));
-        // web restarts with app
-        assert_eq!(s.service_vars["web"], BTreeSet::from(["workers".into()]));
+        assert_eq!(
+            s.service_vars["app"],
+            BTreeSet::from(["dbver".into(), "isolation".into(), "workers".into()])
+        );
+        // dependents restart with what they depend on: web with app, app with db
+        assert_eq!(
+            s.service_vars["web"],
+            BTreeSet::from(["dbver".into(), "isolation".into(), "workers".into()])
+        );
+        assert!(s.service_vars["solo"].is_empty());
         let a = vars(&[("workers", "1"), ("delay_ms", "10")]);
         let b = vars(&[("workers", "4"), ("delay_ms", "10")]);
         assert_eq!(s.services_changed(&a, &b), vec!["app", "web"]);
