@@ -174,8 +174,19 @@ fn load_cells(
     Ok((m, cells, catalog))
 }
 
+/// Connects to the engine and removes what killed runs left behind, saying so.
 async fn connect() -> Result<Engine, Failure> {
-    Engine::connect().await.map_err(fail(EXIT_ENGINE))
+    let engine = Engine::connect().await.map_err(fail(EXIT_ENGINE))?;
+    match engine.reap_orphans().await {
+        Ok(runs) if !runs.is_empty() => eprintln!(
+            "racy-matrix: removed the containers and networks of {} run(s) whose process is gone: {}",
+            runs.len(),
+            runs.join(", ")
+        ),
+        Ok(_) => {}
+        Err(e) => eprintln!("warning: could not look for leftovers of killed runs: {e:#}"),
+    }
+    Ok(engine)
 }
 
 async fn dispatch(cli: Cli) -> Result<u8, Failure> {
@@ -296,7 +307,10 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                     name, ep.method, dep.target, ep.path
                 );
             }
-            println!("  database: {}", dep.db_url);
+            println!(
+                "  database: {} (password not shown; choose one with --set db_password=...)",
+                crate::probe::redact(&dep.db_url)
+            );
             println!("  containers: {:?}", dep.container_names());
             println!("remove it with: racy-matrix down");
             Ok(0)

@@ -43,12 +43,7 @@ impl RunId {
         HashMap::from([
             (RUN_LABEL.to_string(), self.id.clone()),
             (PID_LABEL.to_string(), std::process::id().to_string()),
-            (
-                HOST_LABEL.to_string(),
-                std::fs::read_to_string("/proc/sys/kernel/hostname")
-                    .map(|s| s.trim().to_string())
-                    .unwrap_or_default(),
-            ),
+            (HOST_LABEL.to_string(), crate::engine::host_name()),
         ])
     }
 }

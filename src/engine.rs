@@ -418,6 +418,66 @@ impl Engine {
     }
 }
 
+/// Whether objects with these labels belong to a run whose process is gone: made on this
+/// host (`host`) by a process `alive` says is dead. Runs of `up` (ids starting `up-`) end
+/// on purpose while their stack stays, so they are never orphans.
+pub fn is_orphan(
+    labels: &HashMap<String, String>,
+    host: &str,
+    alive: &dyn Fn(u32) -> bool,
+) -> bool {
+    let Some(run) = labels.get(RUN_LABEL) else {
+        return false;
+    };
+    if run.starts_with("up-") || labels.get(HOST_LABEL).map(String::as_str) != Some(host) {
+        return false;
+    }
+    match labels.get(PID_LABEL).and_then(|p| p.parse::<u32>().ok()) {
+        Some(pid) => !alive(pid),
+        None => false,
+    }
+}
+
+/// Whether a racy-matrix process with this pid runs on this host.
+pub fn racy_process_alive(pid: u32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| {
+            let c = String::from_utf8_lossy(&c);
+            c.contains("racy-matrix") || c.contains("racy_matrix")
+        })
+        .unwrap_or(false)
+}
+
+/// This host's name, as the host label records it.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+impl Engine {
+    /// Removes the containers and networks of runs whose racy-matrix process died (killed,
+    /// crashed) on this host; returns the run ids it cleaned. Live runs, runs of other
+    /// hosts and `up` stacks are left alone.
+    pub async fn reap_orphans(&self) -> Result<Vec<String>> {
+        let host = host_name();
+        let mut runs: Vec<String> = self
+            .labelled_containers(RUN_LABEL)
+            .await?
+            .into_iter()
+            .chain(self.labelled_networks(RUN_LABEL).await?)
+            .filter(|(_, l)| is_orphan(l, &host, &racy_process_alive))
+            .filter_map(|(_, l)| l.get(RUN_LABEL).cloned())
+            .collect();
+        runs.sort();
+        runs.dedup();
+        for run in &runs {
+            self.remove_labelled(&format!("{RUN_LABEL}={run}")).await?;
+        }
+        Ok(runs)
+    }
+}
+
 /// Converts a compose duration (`1s`, `500ms`, `1m30s`) to nanoseconds.
 pub fn compose_duration_ns(s: &str) -> Result<i64> {
     let mut total: f64 = 0.0;
@@ -462,6 +522,41 @@ pub fn compose_duration_ns(s: &str) -> Result<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn orphans_are_dead_runs_of_this_host() {
+        let labels = |run: &str, host: &str, pid: &str| {
+            HashMap::from([
+                (RUN_LABEL.to_string(), run.to_string()),
+                (HOST_LABEL.to_string(), host.to_string()),
+                (PID_LABEL.to_string(), pid.to_string()),
+            ])
+        };
+        let alive = |pid: u32| pid == 10;
+        assert!(is_orphan(&labels("r1", "h", "11"), "h", &alive));
+        assert!(
+            !is_orphan(&labels("r1", "h", "10"), "h", &alive),
+            "live run"
+        );
+        assert!(
+            !is_orphan(&labels("r1", "other", "11"), "h", &alive),
+            "other host"
+        );
+        assert!(
+            !is_orphan(&labels("up-r1", "h", "11"), "h", &alive),
+            "up stacks stay"
+        );
+        assert!(
+            !is_orphan(&labels("r1", "h", "x"), "h", &alive),
+            "no pid: not ours to judge"
+        );
+        assert!(!is_orphan(&HashMap::new(), "h", &alive));
+        assert!(
+            racy_process_alive(std::process::id()),
+            "this test binary counts"
+        );
+        assert!(!racy_process_alive(u32::MAX));
+    }
 
     #[test]
     fn durations() {

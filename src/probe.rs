@@ -32,6 +32,25 @@ pub fn url(engine: Engine, user: &str, password: &str, port: u16, name: &str) ->
     )
 }
 
+/// The URL with its password replaced by `****`, for printing.
+pub fn redact(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end + 3..];
+    match (rest.find(':'), rest.find('@')) {
+        (Some(colon), Some(at)) if colon < at => {
+            format!(
+                "{}{}:****{}",
+                &url[..scheme_end + 3],
+                &rest[..colon],
+                &rest[at..]
+            )
+        }
+        _ => url.to_string(),
+    }
+}
+
 fn pct(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
@@ -130,5 +149,9 @@ mod tests {
             "mysql://racy:p%40ss%2Fw@127.0.0.1:3306/racy"
         );
         assert!(url(Engine::Postgres, "u", "p", 1, "d").starts_with("postgres://"));
+        assert_eq!(
+            redact(&url(Engine::Mysql, "racy", "s3cr:t@x", 3306, "racy")),
+            "mysql://racy:****@127.0.0.1:3306/racy"
+        );
     }
 }

@@ -1,0 +1,138 @@
+//! Interrupted and killed runs: SIGINT stops a run and removes everything it created,
+//! keeping the cells it measured; after SIGKILL the next command removes the leftovers.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn start_run(out: &std::path::Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_racy-matrix"))
+        .args([
+            "run",
+            "tests/matrices/slow.yaml",
+            "--output",
+            out.to_str().unwrap(),
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The run label of the process `pid`, once its containers exist.
+async fn wait_for_containers(pid: u32, deadline: Duration) -> String {
+    let docker = bollard::Docker::connect_with_local_defaults().unwrap();
+    let until = Instant::now() + deadline;
+    loop {
+        let filters = std::collections::HashMap::from([(
+            "label".to_string(),
+            vec![format!("racy-matrix.pid={pid}")],
+        )]);
+        let list = docker
+            .list_containers(Some(bollard::query_parameters::ListContainersOptions {
+                all: true,
+                filters: Some(filters),
+                ..Default::default()
+            }))
+            .await
+            .unwrap();
+        if let Some(run) = list
+            .iter()
+            .find_map(|c| c.labels.as_ref()?.get("racy-matrix.run").cloned())
+        {
+            return run;
+        }
+        assert!(Instant::now() < until, "no container of pid {pid} appeared");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let until = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            Instant::now() < until,
+            "the run did not stop within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test]
+async fn sigint_removes_everything_and_keeps_measured_cells() {
+    if !common::engine_available().await {
+        return;
+    }
+    let out = common::temp_dir("sigint");
+    let mut child = start_run(&out);
+    let run = wait_for_containers(child.id(), Duration::from_secs(300)).await;
+    // let at least one cell finish, then interrupt mid-run
+    let until = Instant::now() + Duration::from_secs(120);
+    while !out.join("results.json").exists() {
+        assert!(Instant::now() < until, "no cell finished");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let sent = Instant::now();
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = wait_exit(&mut child, Duration::from_secs(30));
+    let took = sent.elapsed();
+    let mut err = String::new();
+    use std::io::Read;
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(3), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    assert_eq!(
+        common::labelled(&format!("racy-matrix.run={run}")).await,
+        (0, 0),
+        "nothing of run {run} is left"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let cells = json["cells"].as_array().unwrap();
+    assert!(
+        !cells.is_empty() && cells.len() < 4,
+        "{} cells kept",
+        cells.len()
+    );
+    assert!(cells.iter().all(|c| c["metrics"].is_object()));
+    eprintln!("SIGINT to exit with cleanup: {:.2} s", took.as_secs_f64());
+    std::fs::remove_dir_all(&out).ok();
+}
+
+#[tokio::test]
+async fn leftovers_of_a_killed_run_are_removed_by_the_next_command() {
+    if !common::engine_available().await {
+        return;
+    }
+    let out = common::temp_dir("sigkill");
+    let mut child = start_run(&out);
+    let run = wait_for_containers(child.id(), Duration::from_secs(300)).await;
+    child.kill().unwrap(); // SIGKILL: no chance to clean up
+    child.wait().unwrap();
+    let (containers, _) = common::labelled(&format!("racy-matrix.run={run}")).await;
+    assert!(containers > 0, "the killed run left its containers");
+    // `down` only removes `up` stacks, but every command first removes orphans
+    let down = common::racy(&["down"]);
+    let err = String::from_utf8_lossy(&down.stderr);
+    assert!(down.status.success(), "{err}");
+    assert!(err.contains(&run), "says what it removed: {err}");
+    assert_eq!(
+        common::labelled(&format!("racy-matrix.run={run}")).await,
+        (0, 0)
+    );
+    std::fs::remove_dir_all(&out).ok();
+}
