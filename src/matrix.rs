@@ -1108,6 +1108,40 @@ mod tests {
         assert!(e.line >= 1, "{e}");
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(400))]
+
+        /// Random edits of a valid matrix never panic the parser; every error is located
+        /// inside the file.
+        #[test]
+        fn edited_matrices_never_panic(
+            edits in proptest::collection::vec((0usize..400, proptest::num::u8::ANY, 0u8..3), 1..10)
+        ) {
+            let mut bytes = format!("{BASE}requests: 4\nexclude: [{{workers: 4}}]\n").into_bytes();
+            for (at, byte, kind) in edits {
+                let at = at % (bytes.len() + 1);
+                match kind {
+                    0 => bytes.insert(at, byte),
+                    1 if at < bytes.len() => { bytes.remove(at); }
+                    _ if at < bytes.len() => bytes[at] = byte,
+                    _ => {}
+                }
+            }
+            if let Ok(text) = String::from_utf8(bytes)
+                && let Err(e) = p(&text)
+            {
+                let lines = text.lines().count().max(1) + 1;
+                proptest::prop_assert!(e.line <= lines, "{e} (file has {lines} lines)");
+            }
+        }
+
+        /// Arbitrary text never panics the parser.
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,300}") {
+            let _ = p(&text);
+        }
+    }
+
     #[test]
     fn expectations_are_parsed() {
         let text = format!(
