@@ -62,6 +62,12 @@ enum Command {
         /// Leave the last stack running after the run.
         #[arg(long)]
         keep_up: bool,
+        /// Retry a failed cell this many times, each on a freshly created stack.
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        retries: u32,
+        /// Stop at the first cell that still fails after its retries.
+        #[arg(long)]
+        fail_fast: bool,
     },
     /// Print the cells in run order, the restarts they need and an estimated time.
     Plan {
@@ -202,6 +208,8 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             output,
             shard,
             keep_up,
+            retries,
+            fail_fast,
         } => {
             let (m, cells, catalog) = load_cells(&matrix, shard.as_deref(), stacks)?;
             let output = output.unwrap_or_else(|| {
@@ -227,6 +235,8 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                 cells,
                 catalog,
                 keep_up,
+                retries,
+                fail_fast,
             };
             let run_id = RunId::new("");
             let outcome = tokio::select! {

@@ -100,7 +100,11 @@ impl Deployment {
             driver,
         };
         let order = stack.start_order();
-        d.start_services(&order, progress).await?;
+        if let Err(e) = d.start_services(&order, progress).await {
+            // Leave nothing half-started behind (the error already carries the logs).
+            let _ = d.shutdown().await;
+            return Err(e);
+        }
         Ok(d)
     }
 
@@ -318,6 +322,19 @@ impl Deployment {
             Some(c) => self.engine.logs_tail(&c.id, n).await,
             None => String::new(),
         }
+    }
+
+    /// The last `n` log lines of every service, each under a heading.
+    pub async fn all_logs(&self, n: usize) -> String {
+        let mut out = String::new();
+        for (svc, c) in &self.containers {
+            let logs = self.engine.logs_tail(&c.id, n).await;
+            out.push_str(&format!(
+                "--- last log lines of {svc} ---\n{}\n",
+                logs.trim_end()
+            ));
+        }
+        out
     }
 
     /// Container names by service.

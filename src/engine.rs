@@ -112,6 +112,15 @@ impl Engine {
         })
     }
 
+    /// Checks that the engine still answers.
+    pub async fn ping(&self) -> Result<()> {
+        self.docker
+            .ping()
+            .await
+            .context("the Docker Engine stopped answering")?;
+        Ok(())
+    }
+
     /// Whether an image with this reference exists locally.
     pub async fn image_exists(&self, reference: &str) -> Result<bool> {
         match self.docker.inspect_image(reference).await {

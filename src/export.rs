@@ -24,10 +24,17 @@ pub struct CellResult {
     pub requests: u32,
     /// Metrics; `None` when the cell failed.
     pub metrics: Option<CellMetrics>,
-    /// Why it failed.
+    /// Why it failed (with the services' last log lines).
     pub error: Option<String>,
+    /// Attempts it took (1 unless it was retried on a fresh stack).
+    #[serde(default = "one")]
+    pub attempts: u32,
     /// Every repetition with its request records.
     pub reps: Vec<Repetition>,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// What exporters render.
@@ -399,6 +406,7 @@ mod tests {
                 requests: 1,
                 metrics: Some(metrics),
                 error: None,
+                attempts: 1,
                 reps,
             },
             CellResult {
@@ -407,6 +415,7 @@ mod tests {
                 requests: 1,
                 metrics: None,
                 error: Some("db died | badly".into()),
+                attempts: 2,
                 reps: vec![],
             },
         ]

@@ -26,6 +26,10 @@ pub struct RunOptions {
     pub catalog: StackCatalog,
     /// Leave the last stack running.
     pub keep_up: bool,
+    /// How many times a failed cell is retried on a fresh stack.
+    pub retries: u32,
+    /// Stop at the first cell that still fails after its retries.
+    pub fail_fast: bool,
 }
 
 /// The variables a cell gives its stack: its axes plus what the tool provides.
@@ -97,53 +101,74 @@ async fn run_cells(
             .get(&cell.stack)
             .ok_or_else(|| anyhow!("unknown stack {}", cell.stack))?;
         let vars = cell_vars(cell, m, &base, &password);
-        bar.set_message(cell.label());
-        let mut say = |msg: &str| bar.set_message(format!("{}: {msg}", cell.stack));
-        let dep = match current.take() {
-            Some(mut d) if d.stack.name == cell.stack => {
-                d.reconfigure(vars, &mut say).await?;
-                d
-            }
-            other => {
-                if let Some(d) = other {
-                    d.shutdown().await?;
+        let position = bar.position();
+        let mut attempt = 0;
+        let result = loop {
+            attempt += 1;
+            bar.set_position(position);
+            bar.set_message(cell.label());
+            let outcome =
+                attempt_cell(engine, &mut current, stack, run_id, &vars, m, cell, &bar).await;
+            match outcome {
+                Ok(reps) => {
+                    break CellResult {
+                        cell: cell.clone(),
+                        repetitions: m.repetitions,
+                        requests: m.requests,
+                        metrics: Some(measure::compute(&reps, m.amount, cell.wait_ms())),
+                        error: None,
+                        attempts: attempt,
+                        reps,
+                    };
                 }
-                Deployment::start(engine, stack, run_id, vars, &mut say).await?
-            }
-        };
-        let current_dep = current.insert(dep);
-        bar.set_message(cell.label());
-        let outcome = run_cell(current_dep, m, cell, &bar).await;
-        let result = match outcome {
-            Ok(reps) => CellResult {
-                cell: cell.clone(),
-                repetitions: m.repetitions,
-                requests: m.requests,
-                metrics: Some(measure::compute(&reps, m.amount, cell.wait_ms())),
-                error: None,
-                reps,
-            },
-            Err(e) => {
-                let logs = current_dep
-                    .logs(&current_dep.driver.target.service, 10)
-                    .await;
-                let err = format!("{e:#}");
-                dir.push(CellResult {
-                    cell: cell.clone(),
-                    repetitions: m.repetitions,
-                    requests: m.requests,
-                    metrics: None,
-                    error: Some(err.clone()),
-                    reps: vec![],
-                })?;
-                bar.abandon();
-                bail!(
-                    "cell {} failed: {err}\n--- last log lines ---\n{logs}",
-                    cell.label()
-                );
+                Err(e) => {
+                    // Whatever broke, the next attempt (or cell) starts on a fresh stack.
+                    let logs = match current.take() {
+                        Some(d) => {
+                            let logs = d.all_logs(10).await;
+                            let _ = d.shutdown().await;
+                            logs
+                        }
+                        None => String::new(),
+                    };
+                    let err = format!("{e:#}\n{logs}");
+                    engine
+                        .ping()
+                        .await
+                        .with_context(|| format!("cell {} failed: {err}", cell.label()))?;
+                    if attempt <= opts.retries {
+                        bar.println(format!(
+                            "cell {} failed (attempt {attempt}), retrying on a fresh stack: {}",
+                            cell.label(),
+                            first_line(&err)
+                        ));
+                        continue;
+                    }
+                    let failed = CellResult {
+                        cell: cell.clone(),
+                        repetitions: m.repetitions,
+                        requests: m.requests,
+                        metrics: None,
+                        error: Some(err.clone()),
+                        attempts: attempt,
+                        reps: vec![],
+                    };
+                    if opts.fail_fast {
+                        dir.push(failed)?;
+                        bar.abandon();
+                        bail!("cell {} failed (--fail-fast): {err}", cell.label());
+                    }
+                    bar.println(format!(
+                        "cell {} failed: {}",
+                        cell.label(),
+                        first_line(&err)
+                    ));
+                    break failed;
+                }
             }
         };
         dir.push(result)?;
+        bar.set_position(position + u64::from(m.repetitions));
     }
     bar.finish_and_clear();
     if let Some(d) = current {
@@ -154,6 +179,43 @@ async fn run_cells(
         }
     }
     Ok(())
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or("")
+}
+
+/// Brings the stack to the cell's configuration (starting it if needed) and measures.
+#[allow(clippy::too_many_arguments)]
+async fn attempt_cell(
+    engine: &Engine,
+    current: &mut Option<Deployment>,
+    stack: &Stack,
+    run_id: &RunId,
+    vars: &BTreeMap<String, String>,
+    m: &Matrix,
+    cell: &Cell,
+    bar: &ProgressBar,
+) -> Result<Vec<Repetition>> {
+    let mut say = |msg: &str| bar.set_message(format!("{}: {msg}", cell.stack));
+    let dep = match current.take() {
+        Some(mut d) if d.stack.name == cell.stack => {
+            let reconfigured = d.reconfigure(vars.clone(), &mut say).await;
+            // keep the deployment either way, so a failure can show its logs
+            let d = current.insert(d);
+            reconfigured?;
+            d
+        }
+        other => {
+            if let Some(d) = other {
+                d.shutdown().await?;
+            }
+            let d = Deployment::start(engine, stack, run_id, vars.clone(), &mut say).await?;
+            current.insert(d)
+        }
+    };
+    bar.set_message(cell.label());
+    run_cell(dep, m, cell, bar).await
 }
 
 async fn run_cell(

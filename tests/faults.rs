@@ -6,6 +6,9 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// One stack at a time on this machine: the fault tests run one after another.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn start_run(out: &std::path::Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_racy-matrix"))
         .args([
@@ -68,6 +71,7 @@ async fn sigint_removes_everything_and_keeps_measured_cells() {
     if !common::engine_available().await {
         return;
     }
+    let _one = ONE_AT_A_TIME.lock().await;
     let out = common::temp_dir("sigint");
     let mut child = start_run(&out);
     let run = wait_for_containers(child.id(), Duration::from_secs(300)).await;
@@ -118,6 +122,7 @@ async fn leftovers_of_a_killed_run_are_removed_by_the_next_command() {
     if !common::engine_available().await {
         return;
     }
+    let _one = ONE_AT_A_TIME.lock().await;
     let out = common::temp_dir("sigkill");
     let mut child = start_run(&out);
     let run = wait_for_containers(child.id(), Duration::from_secs(300)).await;
@@ -130,6 +135,71 @@ async fn leftovers_of_a_killed_run_are_removed_by_the_next_command() {
     let err = String::from_utf8_lossy(&down.stderr);
     assert!(down.status.success(), "{err}");
     assert!(err.contains(&run), "says what it removed: {err}");
+    assert_eq!(
+        common::labelled(&format!("racy-matrix.run={run}")).await,
+        (0, 0)
+    );
+    std::fs::remove_dir_all(&out).ok();
+}
+
+#[tokio::test]
+async fn a_database_killed_mid_run_costs_a_retry_not_the_run() {
+    if !common::engine_available().await {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().await;
+    let out = common::temp_dir("dbkill");
+    let mut child = start_run(&out);
+    let run = wait_for_containers(child.id(), Duration::from_secs(300)).await;
+    let until = Instant::now() + Duration::from_secs(120);
+    while !out.join("results.json").exists() {
+        assert!(Instant::now() < until, "no cell finished");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // the first cell is done and the second is under way: kill its database
+    let docker = bollard::Docker::connect_with_local_defaults().unwrap();
+    let filters = std::collections::HashMap::from([(
+        "label".to_string(),
+        vec![
+            format!("racy-matrix.run={run}"),
+            "racy-matrix.service=db".to_string(),
+        ],
+    )]);
+    let dbs = docker
+        .list_containers(Some(bollard::query_parameters::ListContainersOptions {
+            filters: Some(filters),
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    let db = dbs[0].id.clone().unwrap();
+    docker
+        .kill_container(&db, None::<bollard::query_parameters::KillContainerOptions>)
+        .await
+        .unwrap();
+    let status = wait_exit(&mut child, Duration::from_secs(300));
+    let mut err = String::new();
+    use std::io::Read;
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "the run finishes: {err}");
+    assert!(err.contains("retrying on a fresh stack"), "{err}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let cells = json["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 4, "every cell is there");
+    assert!(
+        cells.iter().all(|c| c["metrics"].is_object()),
+        "retried cells measured"
+    );
+    assert!(
+        cells.iter().any(|c| c["attempts"] == 2),
+        "one cell took a second attempt"
+    );
     assert_eq!(
         common::labelled(&format!("racy-matrix.run={run}")).await,
         (0, 0)
