@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::{Parser, Subcommand};
 
 use crate::deploy::{Deployment, RunId};
@@ -59,6 +59,9 @@ enum Command {
         /// Run only shard K of N of the cells (e.g. 2/4).
         #[arg(long, value_name = "K/N")]
         shard: Option<String>,
+        /// Complete an interrupted run in DIR: run only the cells it lacks (or that failed).
+        #[arg(long, value_name = "DIR", conflicts_with = "output")]
+        resume: Option<PathBuf>,
         /// Leave the last stack running after the run.
         #[arg(long)]
         keep_up: bool,
@@ -207,18 +210,45 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             matrix,
             output,
             shard,
+            resume,
             keep_up,
             retries,
             fail_fast,
         } => {
-            let (m, cells, catalog) = load_cells(&matrix, shard.as_deref(), stacks)?;
-            let output = output.unwrap_or_else(|| {
-                let now = chrono::Local::now().format("%Y%m%d-%H%M%S");
-                PathBuf::from("results").join(format!("{}-{now}", m.name))
-            });
+            let (m, mut cells, catalog) = load_cells(&matrix, shard.as_deref(), stacks)?;
+            let mut dir = match &resume {
+                Some(from) => {
+                    let dir = RunDir::load(from).await.map_err(fail(EXIT_INPUT))?;
+                    let stored = from.join(results::MATRIX_FILE);
+                    let before = matrix::load(&stored, &catalog)?;
+                    check_resumable(&before, &m, dir.shard.as_deref(), shard.as_deref()).map_err(
+                        |e| fail(EXIT_INPUT)(anyhow!("cannot resume {}: {e}", from.display())),
+                    )?;
+                    let done = dir.done();
+                    let total = cells.len();
+                    cells.retain(|c| !done.contains(&c.key()));
+                    eprintln!(
+                        "racy-matrix: resuming {}: {} of {total} cells done, {} to run",
+                        from.display(),
+                        total - cells.len(),
+                        cells.len()
+                    );
+                    dir
+                }
+                None => {
+                    let output = output.clone().unwrap_or_else(|| {
+                        let now = chrono::Local::now().format("%Y%m%d-%H%M%S");
+                        PathBuf::from("results").join(format!("{}-{now}", m.name))
+                    });
+                    let mut dir = RunDir::create(&output, &m.name)
+                        .await
+                        .map_err(fail(EXIT_INPUT))?;
+                    dir.shard = shard.clone();
+                    dir
+                }
+            };
+            let output = dir.path.clone();
             let engine = connect().await?;
-            let mut dir = RunDir::create(&output, &m.name).map_err(fail(EXIT_INPUT))?;
-            dir.shard = shard.clone();
             std::fs::copy(&matrix, output.join(results::MATRIX_FILE))
                 .context("copying the matrix into the output directory")
                 .map_err(fail(EXIT_INPUT))?;
@@ -245,8 +275,10 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             };
             let outcome = outcome.unwrap_or_else(|| {
                 Err(anyhow!(
-                    "interrupted; the {} cells measured so far are in {}",
+                    "interrupted; the {} cells measured so far are in {}\n  resume with: racy-matrix run {} --resume {}",
                     dir.cells.len(),
+                    output.display(),
+                    matrix.display(),
                     output.display()
                 ))
             });
@@ -365,7 +397,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             let f: Format = format
                 .parse()
                 .map_err(|e: String| fail(EXIT_INPUT)(anyhow!("--format {format}: {e}")))?;
-            let run = RunDir::load(&dir).map_err(fail(EXIT_INPUT))?;
+            let run = RunDir::load(&dir).await.map_err(fail(EXIT_INPUT))?;
             let bytes = export::exporter(f)
                 .render(&run.report())
                 .map_err(fail(EXIT_ENGINE))?;
@@ -388,12 +420,13 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             ))
         }
         Command::Merge { dirs, output } => {
-            let loaded = dirs
-                .iter()
-                .map(|d| RunDir::load(d))
-                .collect::<Result<Vec<_>>>()
+            let mut loaded = Vec::new();
+            for d in &dirs {
+                loaded.push(RunDir::load(d).await.map_err(fail(EXIT_INPUT))?);
+            }
+            let merged = results::merge(&loaded, &output)
+                .await
                 .map_err(fail(EXIT_INPUT))?;
-            let merged = results::merge(&loaded, &output).map_err(fail(EXIT_INPUT))?;
             println!(
                 "merged {} cells from {} directories into {}",
                 merged.cells.len(),
@@ -402,6 +435,52 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             );
             Ok(0)
         }
+    }
+}
+
+/// Whether a run directory made with matrix `before` can be completed with `now`: the
+/// settings every cell is measured with must be the same, or the cells would not compare.
+fn check_resumable(
+    before: &Matrix,
+    now: &Matrix,
+    shard_before: Option<&str>,
+    shard_now: Option<&str>,
+) -> Result<()> {
+    let mut diffs = Vec::new();
+    let mut cmp = |what: &str, a: String, b: String| {
+        if a != b {
+            diffs.push(format!("{what} was {a}, is now {b}"));
+        }
+    };
+    cmp("name", before.name.clone(), now.name.clone());
+    cmp(
+        "requests",
+        before.requests.to_string(),
+        now.requests.to_string(),
+    );
+    cmp("amount", before.amount.to_string(), now.amount.to_string());
+    cmp(
+        "repetitions",
+        before.repetitions.to_string(),
+        now.repetitions.to_string(),
+    );
+    cmp(
+        "timeout_ms",
+        format!("{:?}", before.timeout_ms),
+        format!("{:?}", now.timeout_ms),
+    );
+    cmp(
+        "shard",
+        shard_before.unwrap_or("none").to_string(),
+        shard_now.unwrap_or("none").to_string(),
+    );
+    if diffs.is_empty() {
+        Ok(())
+    } else {
+        bail!(
+            "the matrix changed in a way that would mix incompatible cells: {}",
+            diffs.join("; ")
+        )
     }
 }
 

@@ -1,18 +1,41 @@
-//! The run directory: the cells measured so far, rewritten to results.csv, results.md and
-//! results.json after every cell so a run that dies keeps what it measured; loading and
-//! merging run directories.
+//! The run directory and its results store: a SQLite database (`results.db`, WAL) holding
+//! the run's matrix, its cells and every request record, each cell committed in one
+//! transaction the moment it completes; results.csv, results.md and results.json are
+//! rendered from it after every cell. Loading, resuming and merging read the store.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 use anyhow::{Context, Result, bail};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::{Row, SqlitePool};
 
 use crate::export::{self, CellResult, RunReport};
+use crate::measure::RequestRecord;
 
 /// The copy of the matrix file a run directory keeps.
 pub const MATRIX_FILE: &str = "matrix.yaml";
+/// The store's file name.
+pub const STORE_FILE: &str = "results.db";
+/// The store layout this version writes and reads.
+pub const SCHEMA_VERSION: i64 = 1;
 
-/// A run directory and the cells it holds.
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS cells (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        key TEXT NOT NULL UNIQUE,
+        result TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS records (
+        cell_key TEXT NOT NULL,
+        repetition INTEGER NOT NULL,
+        idx INTEGER NOT NULL,
+        record TEXT NOT NULL,
+        PRIMARY KEY (cell_key, repetition, idx))",
+];
+
+/// A run directory, its store, and the cells it holds.
 pub struct RunDir {
     /// The directory.
     pub path: PathBuf,
@@ -26,21 +49,69 @@ pub struct RunDir {
     pub shard: Option<String>,
     /// Cells in the order they ran.
     pub cells: Vec<CellResult>,
+    store: SqlitePool,
+}
+
+async fn open_store(path: &Path, create: bool) -> Result<SqlitePool> {
+    let file = path.join(STORE_FILE);
+    let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", file.display()))?
+        .create_if_missing(create)
+        .journal_mode(SqliteJournalMode::Wal);
+    SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(opts)
+        .await
+        .with_context(|| format!("cannot open the results store {}", file.display()))
 }
 
 impl RunDir {
-    /// Creates (or reuses, if empty) the directory.
-    pub fn create(path: &Path, matrix: &str) -> Result<RunDir> {
+    /// Creates the directory and a new store in it.
+    pub async fn create(path: &Path, matrix: &str) -> Result<RunDir> {
         std::fs::create_dir_all(path)
             .with_context(|| format!("cannot create the output directory {}", path.display()))?;
-        Ok(RunDir {
+        if path.join(STORE_FILE).exists() {
+            bail!(
+                "{} already holds a run; use --resume {} to complete it, or choose another --output",
+                path.display(),
+                path.display()
+            );
+        }
+        let store = open_store(path, true).await?;
+        for stmt in SCHEMA {
+            sqlx::raw_sql(*stmt).execute(&store).await?;
+        }
+        let dir = RunDir {
             path: path.to_path_buf(),
             matrix: matrix.to_string(),
             run_id: String::new(),
             started: chrono::Local::now().to_rfc3339(),
             shard: None,
             cells: vec![],
-        })
+            store,
+        };
+        dir.save_meta().await?;
+        Ok(dir)
+    }
+
+    /// Writes the run's identity (matrix, run id, start, shard) into the store.
+    pub async fn save_meta(&self) -> Result<()> {
+        let pairs = [
+            ("schema_version", SCHEMA_VERSION.to_string()),
+            ("matrix", self.matrix.clone()),
+            ("run_id", self.run_id.clone()),
+            ("started", self.started.clone()),
+            ("shard", self.shard.clone().unwrap_or_default()),
+        ];
+        let mut tx = self.store.begin().await?;
+        for (k, v) in pairs {
+            sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+                .bind(k)
+                .bind(v)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// The report view of this directory.
@@ -54,62 +125,129 @@ impl RunDir {
         }
     }
 
-    /// Adds a finished cell and rewrites every results file.
-    pub fn push(&mut self, cell: CellResult) -> Result<()> {
-        self.cells.push(cell);
+    /// Commits a finished cell (replacing an earlier result of the same cell) in one
+    /// transaction, then rewrites every results file.
+    pub async fn push(&mut self, cell: CellResult) -> Result<()> {
+        let key = cell.cell.key();
+        let mut summary = cell.clone();
+        let mut records: Vec<RequestRecord> = Vec::new();
+        for rep in &mut summary.reps {
+            records.append(&mut rep.records);
+        }
+        let mut tx = self.store.begin().await?;
+        sqlx::query("DELETE FROM records WHERE cell_key = ?")
+            .bind(&key)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO cells (key, result) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET result = excluded.result")
+            .bind(&key)
+            .bind(serde_json::to_string(&summary)?)
+            .execute(&mut *tx)
+            .await?;
+        for r in &records {
+            sqlx::query(
+                "INSERT INTO records (cell_key, repetition, idx, record) VALUES (?, ?, ?, ?)",
+            )
+            .bind(&key)
+            .bind(i64::from(r.repetition))
+            .bind(i64::from(r.index))
+            .bind(serde_json::to_string(r)?)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit()
+            .await
+            .context("committing the cell to the results store")?;
+        match self.cells.iter_mut().find(|c| c.cell.key() == key) {
+            Some(slot) => *slot = cell,
+            None => self.cells.push(cell),
+        }
         self.write()
     }
 
-    /// Rewrites every results file.
+    /// Rewrites every results file from the cells.
     pub fn write(&self) -> Result<()> {
         export::write_all(&self.path, &self.report())
     }
 
-    /// Reads a run directory back from its results.json.
-    pub fn load(path: &Path) -> Result<RunDir> {
-        let file = path.join("results.json");
-        let text = std::fs::read_to_string(&file).with_context(|| {
-            format!(
-                "{} is not a run directory (no readable results.json)",
+    /// Opens a run directory's store and reads every cell with its records.
+    pub async fn load(path: &Path) -> Result<RunDir> {
+        if !path.join(STORE_FILE).is_file() {
+            bail!(
+                "{} is not a run directory (no {STORE_FILE})",
                 path.display()
+            );
+        }
+        let store = open_store(path, false).await?;
+        let meta: BTreeMap<String, String> = sqlx::query("SELECT key, value FROM meta")
+            .fetch_all(&store)
+            .await
+            .with_context(|| format!("{}: not a racy-matrix results store", path.display()))?
+            .into_iter()
+            .map(|r| (r.get::<String, _>(0), r.get::<String, _>(1)))
+            .collect();
+        let version: i64 = meta
+            .get("schema_version")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        if version != SCHEMA_VERSION {
+            bail!(
+                "{}: the results store has layout {version}, this racy-matrix reads layout {SCHEMA_VERSION}; \
+                 use the racy-matrix version that wrote it (the CSV/JSON files beside it stay readable)",
+                path.display()
+            );
+        }
+        let rows = sqlx::query("SELECT key, result FROM cells ORDER BY seq")
+            .fetch_all(&store)
+            .await?;
+        let mut cells = Vec::with_capacity(rows.len());
+        for row in rows {
+            let key: String = row.get(0);
+            let mut cell: CellResult = serde_json::from_str(&row.get::<String, _>(1))
+                .with_context(|| format!("{}: unreadable cell {key}", path.display()))?;
+            let records = sqlx::query(
+                "SELECT record FROM records WHERE cell_key = ? ORDER BY repetition, idx",
             )
-        })?;
-        let v: serde_json::Value = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not valid JSON", file.display()))?;
-        let cells: Vec<CellResult> = serde_json::from_value(v["cells"].clone())
-            .with_context(|| format!("{}: unexpected cells", file.display()))?;
-        let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+            .bind(&key)
+            .fetch_all(&store)
+            .await?;
+            for r in records {
+                let rec: RequestRecord = serde_json::from_str(&r.get::<String, _>(0))?;
+                if let Some(rep) = cell.reps.get_mut(rec.repetition as usize) {
+                    rep.records.push(rec);
+                }
+            }
+            cells.push(cell);
+        }
+        let get = |k: &str| meta.get(k).cloned().unwrap_or_default();
         Ok(RunDir {
             path: path.to_path_buf(),
-            matrix: s("matrix"),
-            run_id: s("run_id"),
-            started: s("started"),
-            shard: v["shard"].as_str().map(str::to_string),
+            matrix: get("matrix"),
+            run_id: get("run_id"),
+            started: get("started"),
+            shard: meta.get("shard").filter(|s| !s.is_empty()).cloned(),
             cells,
+            store,
         })
+    }
+
+    /// Keys of the cells measured successfully (what `--resume` skips).
+    pub fn done(&self) -> std::collections::BTreeSet<String> {
+        self.cells
+            .iter()
+            .filter(|c| c.error.is_none())
+            .map(|c| c.cell.key())
+            .collect()
     }
 }
 
-/// Merges run directories (e.g. the shards of one matrix): cells are keyed by their
-/// identity; the same cell measured twice is an error.
-pub fn merge(dirs: &[RunDir], output: &Path) -> Result<RunDir> {
+/// Merges run directories (e.g. the shards of one matrix) into a new one: cells are keyed
+/// by their identity; the same cell measured twice is an error.
+pub async fn merge(dirs: &[RunDir], output: &Path) -> Result<RunDir> {
     let Some(first) = dirs.first() else {
         bail!("merge needs at least one run directory");
     };
     let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
-    let mut out = RunDir::create(output, &first.matrix)?;
-    out.run_id = dirs
-        .iter()
-        .map(|d| d.run_id.as_str())
-        .collect::<Vec<_>>()
-        .join("+");
-    out.started = first.started.clone();
-    // The merged directory is checked against the matrix of its shards.
-    let matrix_file = first.path.join(MATRIX_FILE);
-    if matrix_file.is_file() {
-        std::fs::copy(&matrix_file, output.join(MATRIX_FILE))
-            .with_context(|| format!("copying {}", matrix_file.display()))?;
-    }
     for d in dirs {
         if d.matrix != first.matrix {
             bail!(
@@ -129,9 +267,111 @@ pub fn merge(dirs: &[RunDir], output: &Path) -> Result<RunDir> {
                     d.path.display()
                 );
             }
-            out.cells.push(c.clone());
+        }
+    }
+    let mut out = RunDir::create(output, &first.matrix).await?;
+    out.run_id = dirs
+        .iter()
+        .map(|d| d.run_id.as_str())
+        .collect::<Vec<_>>()
+        .join("+");
+    out.started = first.started.clone();
+    out.save_meta().await?;
+    // The merged directory is checked against the matrix of its shards.
+    let matrix_file = first.path.join(MATRIX_FILE);
+    if matrix_file.is_file() {
+        std::fs::copy(&matrix_file, output.join(MATRIX_FILE))
+            .with_context(|| format!("copying {}", matrix_file.display()))?;
+    }
+    for d in dirs {
+        for c in &d.cells {
+            out.push(c.clone()).await?;
         }
     }
     out.write()?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matrix::Cell;
+    use crate::measure::{Observation, Outcome, Repetition};
+
+    fn cell(endpoint: &str, error: Option<&str>) -> CellResult {
+        let rec = |rep: u32, idx: u32| RequestRecord {
+            repetition: rep,
+            index: idx,
+            outcome: Outcome::Response,
+            status: Some(200),
+            sent_unix_ns: 1,
+            latency_ms: Some(2.0),
+            body: Some(serde_json::json!({"pid": 7})),
+            error: None,
+        };
+        CellResult {
+            cell: Cell {
+                stack: "s".into(),
+                axes: BTreeMap::from([("endpoint".to_string(), endpoint.to_string())]),
+            },
+            repetitions: 2,
+            requests: 2,
+            metrics: error.is_none().then(Default::default),
+            error: error.map(str::to_string),
+            attempts: 1,
+            reps: (0..2)
+                .map(|r| Repetition {
+                    before: Observation::default(),
+                    after: Observation::default(),
+                    burst_ms: 1.0,
+                    records: vec![rec(r, 0), rec(r, 1)],
+                })
+                .collect(),
+        }
+    }
+
+    #[tokio::test]
+    async fn store_round_trips_and_replaces() {
+        let dir = std::env::temp_dir().join(format!("racy-store-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut run = RunDir::create(&dir, "m").await.unwrap();
+        run.run_id = "r1".into();
+        run.shard = Some("1/2".into());
+        run.save_meta().await.unwrap();
+        run.push(cell("a", None)).await.unwrap();
+        run.push(cell("b", Some("boom"))).await.unwrap();
+        assert!(dir.join("results.csv").is_file());
+        // a second create refuses to mix runs
+        assert!(RunDir::create(&dir, "m").await.is_err());
+        let back = RunDir::load(&dir).await.unwrap();
+        assert_eq!((back.matrix.as_str(), back.run_id.as_str()), ("m", "r1"));
+        assert_eq!(back.shard.as_deref(), Some("1/2"));
+        assert_eq!(back.cells.len(), 2);
+        assert_eq!(back.cells[0].reps[1].records.len(), 2, "records come back");
+        assert_eq!(back.cells[0].reps[1].records[1].index, 1);
+        assert_eq!(back.done().len(), 1, "the failed cell is not done");
+        // resuming replaces the failed cell in place
+        let mut again = back;
+        again.push(cell("b", None)).await.unwrap();
+        let back = RunDir::load(&dir).await.unwrap();
+        assert_eq!(back.cells.len(), 2);
+        assert_eq!(back.done().len(), 2);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn foreign_stores_are_refused() {
+        let dir = std::env::temp_dir().join(format!("racy-store-old-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let run = RunDir::create(&dir, "m").await.unwrap();
+        sqlx::query("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+            .execute(&run.store)
+            .await
+            .unwrap();
+        run.store.close().await;
+        let e = RunDir::load(&dir).await.err().unwrap().to_string();
+        assert!(e.contains("layout 99"), "{e}");
+        assert!(RunDir::load(&dir.join("nope")).await.is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -79,6 +79,7 @@ pub async fn run(
     run_id: &RunId,
 ) -> Result<()> {
     dir.run_id = run_id.id.clone();
+    dir.save_meta().await?;
     run_cells(engine, opts, dir, run_id).await
 }
 
@@ -154,7 +155,7 @@ async fn run_cells(
                         reps: vec![],
                     };
                     if opts.fail_fast {
-                        dir.push(failed)?;
+                        dir.push(failed).await?;
                         bar.abandon();
                         bail!("cell {} failed (--fail-fast): {err}", cell.label());
                     }
@@ -167,7 +168,7 @@ async fn run_cells(
                 }
             }
         };
-        dir.push(result)?;
+        dir.push(result).await?;
         bar.set_position(position + u64::from(m.repetitions));
     }
     bar.finish_and_clear();

@@ -114,6 +114,67 @@ async fn sigint_removes_everything_and_keeps_measured_cells() {
     );
     assert!(cells.iter().all(|c| c["metrics"].is_object()));
     eprintln!("SIGINT to exit with cleanup: {:.2} s", took.as_secs_f64());
+    assert!(err.contains("--resume"), "says how to resume: {err}");
+    let kept: Vec<(String, String)> = cells
+        .iter()
+        .map(|c| {
+            (
+                c["cell"].to_string(),
+                c["reps"][0]["records"][0].to_string(),
+            )
+        })
+        .collect();
+
+    // a changed matrix cannot complete the run
+    let changed = out.join("changed.yaml");
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/matrices/slow.yaml"),
+    )
+    .unwrap();
+    std::fs::write(&changed, text.replace("requests: 4", "requests: 5")).unwrap();
+    let refused = common::racy(&[
+        "--stacks",
+        "stacks",
+        "run",
+        changed.to_str().unwrap(),
+        "--resume",
+        out.to_str().unwrap(),
+    ]);
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{why}");
+    assert!(why.contains("requests was 4, is now 5"), "{why}");
+
+    // resuming runs only the missing cells and ends with the whole matrix
+    let resumed = common::racy(&[
+        "run",
+        "tests/matrices/slow.yaml",
+        "--resume",
+        out.to_str().unwrap(),
+    ]);
+    let rerr = String::from_utf8_lossy(&resumed.stderr);
+    assert!(resumed.status.success(), "{rerr}");
+    assert!(
+        rerr.contains(&format!("{} of 4 cells done", kept.len())),
+        "{rerr}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let cells = json["cells"].as_array().unwrap();
+    let keys: std::collections::BTreeSet<String> =
+        cells.iter().map(|c| c["cell"].to_string()).collect();
+    assert_eq!(keys.len(), 4, "the whole matrix, each cell once");
+    assert!(cells.iter().all(|c| c["metrics"].is_object()));
+    for (cell, first_record) in &kept {
+        let now = cells
+            .iter()
+            .find(|c| &c["cell"].to_string() == cell)
+            .unwrap();
+        assert_eq!(
+            &now["reps"][0]["records"][0].to_string(),
+            first_record,
+            "kept, not re-run"
+        );
+    }
     std::fs::remove_dir_all(&out).ok();
 }
 
