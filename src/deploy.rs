@@ -244,6 +244,8 @@ impl Deployment {
                 None => DEFAULT_MEMORY,
             }),
             user: def.user.clone(),
+            cap_drop: def.cap_drop.clone(),
+            cap_add: def.cap_add.clone(),
         };
         progress(&format!("starting {svc}"));
         let id = self.engine.run_container(&spec).await?;

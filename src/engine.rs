@@ -66,6 +66,10 @@ pub struct ContainerSpec {
     pub memory: Option<i64>,
     /// User to run as.
     pub user: Option<String>,
+    /// Capabilities dropped.
+    pub cap_drop: Option<Vec<String>>,
+    /// Capabilities added back.
+    pub cap_add: Option<Vec<String>>,
 }
 
 /// State of a container as the engine reports it.
@@ -268,6 +272,9 @@ impl Engine {
                 port_bindings: Some(bindings),
                 memory: spec.memory,
                 init: Some(true),
+                privileged: Some(false),
+                cap_drop: spec.cap_drop.clone(),
+                cap_add: spec.cap_add.clone(),
                 security_opt: Some(vec!["no-new-privileges".into()]),
                 ..Default::default()
             }),

@@ -213,6 +213,12 @@ pub struct Service {
     /// User to run as.
     #[serde(default)]
     pub user: Option<String>,
+    /// Capabilities to drop (e.g. `[ALL]`).
+    #[serde(default)]
+    pub cap_drop: Option<Vec<String>>,
+    /// Capabilities to add back.
+    #[serde(default)]
+    pub cap_add: Option<Vec<String>>,
 }
 
 /// The service and port that receive bursts.

@@ -52,7 +52,11 @@ async fn up_answers_and_down_removes_everything() {
     let health = http_get(app, "/health");
     let inflight = http_get(app, "/inflight");
     let (containers, networks) = common::labelled(&format!("racy-matrix.run={run_id}")).await;
+    let locked = locked_down(&run_id, &stdout).await;
     let d = down();
+    if let Err(e) = locked {
+        panic!("{e}");
+    }
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
     assert!(
         inflight.contains("\"inflight\": 0") || inflight.contains("\"inflight\":0"),
@@ -66,4 +70,67 @@ async fn up_answers_and_down_removes_everything() {
     assert!(d.status.success(), "{}", String::from_utf8_lossy(&d.stderr));
     let left = common::labelled(&format!("racy-matrix.run={run_id}")).await;
     assert_eq!(left, (0, 0));
+}
+
+/// Every container of the run is locked down: no privileges, all capabilities dropped
+/// (nginx adds back the few it needs), a memory limit, ports on 127.0.0.1 only, the
+/// database and app as non-root users, and a random database password never printed.
+async fn locked_down(run_id: &str, printed: &str) -> Result<(), String> {
+    let docker = bollard::Docker::connect_with_local_defaults().unwrap();
+    let filters = std::collections::HashMap::from([(
+        "label".to_string(),
+        vec![format!("racy-matrix.run={run_id}")],
+    )]);
+    let list = docker
+        .list_containers(Some(bollard::query_parameters::ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    for c in list {
+        let info = docker
+            .inspect_container(
+                c.id.as_deref().unwrap(),
+                None::<bollard::query_parameters::InspectContainerOptions>,
+            )
+            .await
+            .unwrap();
+        let labels = c.labels.unwrap_or_default();
+        let svc = labels["racy-matrix.service"].clone();
+        let host = info.host_config.unwrap();
+        let config = info.config.unwrap();
+        if host.privileged == Some(true) {
+            return Err(format!("{svc} is privileged"));
+        }
+        if host.cap_drop != Some(vec!["ALL".to_string()]) {
+            return Err(format!("{svc} keeps its capabilities: {:?}", host.cap_drop));
+        }
+        if host.memory.unwrap_or(0) <= 0 {
+            return Err(format!("{svc} has no memory limit"));
+        }
+        for (port, bindings) in host.port_bindings.unwrap_or_default() {
+            for b in bindings.unwrap_or_default() {
+                if b.host_ip.as_deref() != Some("127.0.0.1") {
+                    return Err(format!("{svc} publishes {port} on {:?}", b.host_ip));
+                }
+            }
+        }
+        let user = config.user.unwrap_or_default();
+        if svc != "web" && (user.is_empty() || user == "root" || user.starts_with("0")) {
+            return Err(format!("{svc} runs as root ('{user}')"));
+        }
+        for var in config.env.unwrap_or_default() {
+            if let Some(pw) = var.strip_prefix("DB_PASSWORD=") {
+                if pw == "racy" || pw.len() < 16 {
+                    return Err(format!("{svc} has a weak database password"));
+                }
+                if printed.contains(pw) {
+                    return Err("the database password was printed".into());
+                }
+            }
+        }
+    }
+    Ok(())
 }
