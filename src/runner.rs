@@ -138,11 +138,13 @@ async fn run_cells(
                         .await
                         .with_context(|| format!("cell {} failed: {err}", cell.label()))?;
                     if attempt <= opts.retries {
-                        bar.println(format!(
-                            "cell {} failed (attempt {attempt}), retrying on a fresh stack: {}",
-                            cell.label(),
-                            first_line(&err)
-                        ));
+                        bar.suspend(|| {
+                            eprintln!(
+                                "cell {} failed (attempt {attempt}), retrying on a fresh stack: {}",
+                                cell.label(),
+                                first_line(&err)
+                            )
+                        });
                         continue;
                     }
                     let failed = CellResult {
@@ -159,11 +161,7 @@ async fn run_cells(
                         bar.abandon();
                         bail!("cell {} failed (--fail-fast): {err}", cell.label());
                     }
-                    bar.println(format!(
-                        "cell {} failed: {}",
-                        cell.label(),
-                        first_line(&err)
-                    ));
+                    bar.suspend(|| eprintln!("cell {} failed: {}", cell.label(), first_line(&err)));
                     break failed;
                 }
             }
