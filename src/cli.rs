@@ -282,11 +282,24 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                     output.display()
                 ))
             });
-            // Whatever happened, nothing of this run stays behind (unless --keep-up).
+            // Whatever happened, nothing of this run stays behind (unless --keep-up). A
+            // second Ctrl-C stops waiting for that; the next racy-matrix command removes
+            // what is left, as it does for any run whose process is gone.
             if !(keep_up && outcome.is_ok()) {
                 let filter = format!("{RUN_LABEL}={}", run_id.id);
-                if let Err(e) = engine.remove_labelled(&filter).await {
-                    eprintln!("warning: cleanup of run {} failed: {e:#}", run_id.id);
+                tokio::select! {
+                    r = engine.remove_labelled(&filter) => {
+                        if let Err(e) = r {
+                            eprintln!("warning: cleanup of run {} failed: {e:#}", run_id.id);
+                        }
+                    }
+                    _ = interrupted() => {
+                        eprintln!(
+                            "interrupted again: leaving now; the next racy-matrix command (e.g. `racy-matrix clean`) removes what is left of run {}",
+                            run_id.id
+                        );
+                        return Err(fail(EXIT_ENGINE)(anyhow!("interrupted twice")));
+                    }
                 }
             }
             if !dir.cells.is_empty() {

@@ -17,6 +17,13 @@ use crate::probe::{self, Db};
 use crate::ready::{Probe, wait_ready};
 use crate::stack::{Build, Condition, Stack, XRacy};
 
+/// A number unique within this process, so that no name is reused even when a stack is
+/// recreated while pieces of the old one could not be removed yet.
+fn next_serial() -> u64 {
+    static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 /// How long one service may take to become ready.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(180);
 /// Memory limit for services that set none.
@@ -62,7 +69,6 @@ pub struct Deployment {
     network: String,
     containers: BTreeMap<String, Running>,
     vars: BTreeMap<String, String>,
-    generation: u32,
     /// Where bursts go (the target's published port).
     pub target: SocketAddr,
     /// The database's URL on its published port.
@@ -84,7 +90,7 @@ impl Deployment {
         progress: &mut dyn FnMut(&str),
     ) -> Result<Deployment> {
         let driver = stack.driver(&vars)?;
-        let network = format!("racy-{}-{}", run.id, stack.name);
+        let network = format!("racy-{}-{}-{}", run.id, stack.name, next_serial());
         engine.create_network(&network, run.labels()).await?;
         let mut d = Deployment {
             engine: engine.clone(),
@@ -93,7 +99,6 @@ impl Deployment {
             network,
             containers: BTreeMap::new(),
             vars,
-            generation: 0,
             target: SocketAddr::from(([127, 0, 0, 1], 0)),
             db_url: String::new(),
             db: None,
@@ -154,7 +159,6 @@ impl Deployment {
         services: &[String],
         progress: &mut dyn FnMut(&str),
     ) -> Result<()> {
-        self.generation += 1;
         for svc in services {
             self.start_service(svc, progress)
                 .await
@@ -217,7 +221,9 @@ impl Deployment {
         };
         let name = format!(
             "racy-{}-{}-{svc}-{}",
-            self.run.id, self.stack.name, self.generation
+            self.run.id,
+            self.stack.name,
+            next_serial()
         );
         let spec = ContainerSpec {
             name: name.clone(),

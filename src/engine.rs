@@ -116,13 +116,19 @@ impl Engine {
         })
     }
 
-    /// Checks that the engine still answers.
-    pub async fn ping(&self) -> Result<()> {
-        self.docker
-            .ping()
-            .await
-            .context("the Docker Engine stopped answering")?;
-        Ok(())
+    /// Checks that the engine answers, waiting up to `patience` for a daemon that is
+    /// restarting.
+    pub async fn ping(&self, patience: Duration) -> Result<()> {
+        let deadline = std::time::Instant::now() + patience;
+        loop {
+            match self.docker.ping().await {
+                Ok(_) => return Ok(()),
+                Err(e) if std::time::Instant::now() >= deadline => {
+                    return Err(e).context("the Docker Engine stopped answering");
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+            }
+        }
     }
 
     /// Whether an image with this reference exists locally.

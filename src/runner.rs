@@ -12,7 +12,7 @@ use crate::deploy::{Deployment, RunId};
 use crate::engine::Engine;
 use crate::export::CellResult;
 use crate::matrix::{Cell, Matrix, parse_delay};
-use crate::measure::{self, Repetition};
+use crate::measure::{self, Outcome, Repetition};
 use crate::results::RunDir;
 use crate::stack::{Stack, StackCatalog};
 
@@ -134,7 +134,7 @@ async fn run_cells(
                     };
                     let err = format!("{e:#}\n{logs}");
                     engine
-                        .ping()
+                        .ping(Duration::from_secs(60))
                         .await
                         .with_context(|| format!("cell {} failed: {err}", cell.label()))?;
                     if attempt <= opts.retries {
@@ -250,6 +250,15 @@ async fn run_cell(
         db.reset().await?;
         let before = db.observe().await?;
         let shot = burst::fire(&spec, r).await;
+        if shot.records.iter().all(|r| r.outcome != Outcome::Response) {
+            bail!(
+                "repetition {r}: no request got a response ({})",
+                shot.records
+                    .first()
+                    .and_then(|r| r.error.clone())
+                    .unwrap_or_default()
+            );
+        }
         if let Some(path) = &x.target.quiesce {
             quiesce(dep, path, spec.timeout + Duration::from_secs(30)).await?;
         }
