@@ -267,3 +267,35 @@ async fn a_database_killed_mid_run_costs_a_retry_not_the_run() {
     );
     std::fs::remove_dir_all(&out).ok();
 }
+
+#[tokio::test]
+async fn sigint_while_the_stack_starts_leaves_nothing() {
+    if !common::engine_available().await {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().await;
+    let out = common::temp_dir("sigint-start");
+    let mut child = start_run(&out);
+    // the first container exists: the stack is starting and being probed
+    let run = wait_for_containers(child.id(), Duration::from_secs(300)).await;
+    let sent = Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = wait_exit(&mut child, Duration::from_secs(30));
+    let took = sent.elapsed();
+    assert_eq!(status.code(), Some(3));
+    assert_eq!(
+        common::labelled(&format!("racy-matrix.run={run}")).await,
+        (0, 0)
+    );
+    eprintln!(
+        "SIGINT during start-up to exit with cleanup: {:.2} s",
+        took.as_secs_f64()
+    );
+    std::fs::remove_dir_all(&out).ok();
+}
