@@ -250,19 +250,7 @@ pub async fn fire(spec: &BurstSpec, repetition: u32) -> BurstResult {
         for (i, mut s, r, at, sent) in released {
             let limit = spec.timeout;
             tasks.push(tokio::spawn(async move {
-                if let Err(e) = r {
-                    return (
-                        failed(
-                            repetition,
-                            i as u32,
-                            Outcome::ConnError,
-                            sent,
-                            e.to_string(),
-                        ),
-                        Instant::now(),
-                    );
-                }
-                finish(&mut s, repetition, i as u32, at, sent, limit).await
+                finish(&mut s, r, repetition, i as u32, at, sent, limit).await
             }));
         }
     } else {
@@ -283,19 +271,8 @@ pub async fn fire(spec: &BurstSpec, repetition: u32) -> BurstResult {
                     }
                 };
                 let (t, sent) = (Instant::now(), unix_ns());
-                if let Err(e) = s.write_all(&req).await {
-                    return (
-                        failed(
-                            repetition,
-                            i as u32,
-                            Outcome::ConnError,
-                            sent,
-                            e.to_string(),
-                        ),
-                        Instant::now(),
-                    );
-                }
-                finish(&mut s, repetition, i as u32, t, sent, limit).await
+                let written = s.write_all(&req).await;
+                finish(&mut s, written, repetition, i as u32, t, sent, limit).await
             }));
         }
     }
@@ -331,14 +308,26 @@ pub async fn fire(spec: &BurstSpec, repetition: u32) -> BurstResult {
     }
 }
 
+/// Reads the response of a request whose sending ended with `written`.
 async fn finish(
     s: &mut TcpStream,
+    written: std::io::Result<()>,
     repetition: u32,
     index: u32,
     sent_at: Instant,
     sent_ns: i64,
     limit: Duration,
 ) -> (RequestRecord, Instant) {
+    if let Err(e) = written {
+        let rec = failed(
+            repetition,
+            index,
+            Outcome::ConnError,
+            sent_ns,
+            e.to_string(),
+        );
+        return (rec, Instant::now());
+    }
     let got = tokio::time::timeout(limit, read_response(s)).await;
     let done = Instant::now();
     let rec = match got {

@@ -516,6 +516,15 @@ pub fn parse(text: &str, path: &Path, catalog: &dyn Catalog) -> Result<Matrix, I
             values: AxisValues::List(vec!["0".into()]),
         });
     }
+    // Errors about the matrix as a whole point at its axes (or its start).
+    let at_axes = |message: String| InputError {
+        message,
+        ..raw
+            .axes
+            .as_ref()
+            .map(|a| cx.at(a, ""))
+            .unwrap_or_else(|| cx.top(""))
+    };
     // Every variable without a default must come from an axis or the tool.
     for (s, vars) in &per_stack {
         for (v, default) in vars {
@@ -523,17 +532,9 @@ pub fn parse(text: &str, path: &Path, catalog: &dyn Catalog) -> Result<Matrix, I
                 && !PROVIDED.contains(&v.as_str())
                 && !axes.iter().any(|a| &a.name == v)
             {
-                let anchor = raw
-                    .axes
-                    .as_ref()
-                    .map(|a| cx.at(a, ""))
-                    .unwrap_or_else(|| cx.top(""));
-                return Err(InputError {
-                    message: format!(
-                        "stack {s} needs a value for '{v}' (it has no default): add an axis '{v}'"
-                    ),
-                    ..anchor
-                });
+                return Err(at_axes(format!(
+                    "stack {s} needs a value for '{v}' (it has no default): add an axis '{v}'"
+                )));
             }
         }
     }
@@ -659,17 +660,9 @@ pub fn parse(text: &str, path: &Path, catalog: &dyn Catalog) -> Result<Matrix, I
     };
     let count = count_cells(&m, catalog);
     if count > MAX_CELLS {
-        let anchor = raw
-            .axes
-            .as_ref()
-            .map(|a| cx.at(a, ""))
-            .unwrap_or_else(|| cx.top(""));
-        return Err(InputError {
-            message: format!(
-                "the matrix expands to {count} cells; at most {MAX_CELLS} are allowed"
-            ),
-            ..anchor
-        });
+        return Err(at_axes(format!(
+            "the matrix expands to {count} cells; at most {MAX_CELLS} are allowed"
+        )));
     }
     Ok(m)
 }

@@ -17,25 +17,14 @@ fn rows_where<'a>(rows: &'a [Value], key: &str, val: &str) -> Vec<&'a Value> {
         .collect()
 }
 
-fn int(r: &Value, k: &str) -> i64 {
-    r[k].as_i64()
-        .unwrap_or_else(|| panic!("{k} is not an integer in {r}"))
-}
+use common::int;
 
 #[tokio::test]
 async fn matrix_measures_lost_updates_and_leaves_nothing() {
     if !common::engine_available().await {
         return;
     }
-    let out = common::temp_dir("e2e");
-    let out_s = out.to_str().unwrap();
-    let run = common::racy(&["run", "tests/matrices/e2e.yaml", "--output", out_s]);
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(run.status.success(), "run failed: {stderr}\n{stdout}");
-
-    let json: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let (out, json) = common::run_ok("tests/matrices/e2e.yaml", "e2e");
     let rows = json["rows"].as_array().expect("rows");
     assert_eq!(rows.len(), 16, "8 endpoints x 2 worker counts");
     for f in ["results.csv", "results.md"] {

@@ -26,21 +26,9 @@ fn start_run(out: &std::path::Path) -> Child {
 
 /// The run label of the process `pid`, once its containers exist.
 async fn wait_for_containers(pid: u32, deadline: Duration) -> String {
-    let docker = bollard::Docker::connect_with_local_defaults().unwrap();
     let until = Instant::now() + deadline;
     loop {
-        let filters = std::collections::HashMap::from([(
-            "label".to_string(),
-            vec![format!("racy-matrix.pid={pid}")],
-        )]);
-        let list = docker
-            .list_containers(Some(bollard::query_parameters::ListContainersOptions {
-                all: true,
-                filters: Some(filters),
-                ..Default::default()
-            }))
-            .await
-            .unwrap();
+        let list = common::containers(&[format!("racy-matrix.pid={pid}")]).await;
         if let Some(run) = list
             .iter()
             .find_map(|c| c.labels.as_ref()?.get("racy-matrix.run").cloned())
@@ -50,6 +38,37 @@ async fn wait_for_containers(pid: u32, deadline: Duration) -> String {
         assert!(Instant::now() < until, "no container of pid {pid} appeared");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Sends SIGINT to a child.
+fn interrupt(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Waits until the run has written its first finished cell.
+async fn first_cell(out: &std::path::Path) {
+    let until = Instant::now() + Duration::from_secs(120);
+    while !out.join("results.json").exists() {
+        assert!(Instant::now() < until, "no cell finished");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// What the child wrote to stderr.
+fn stderr_of(child: &mut Child) -> String {
+    use std::io::Read;
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    err
 }
 
 fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
@@ -76,27 +95,12 @@ async fn sigint_removes_everything_and_keeps_measured_cells() {
     let mut child = start_run(&out);
     let run = wait_for_containers(child.id(), Duration::from_secs(300)).await;
     // let at least one cell finish, then interrupt mid-run
-    let until = Instant::now() + Duration::from_secs(120);
-    while !out.join("results.json").exists() {
-        assert!(Instant::now() < until, "no cell finished");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    first_cell(&out).await;
     let sent = Instant::now();
-    let kill = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    interrupt(&child);
     let status = wait_exit(&mut child, Duration::from_secs(30));
     let took = sent.elapsed();
-    let mut err = String::new();
-    use std::io::Read;
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let err = stderr_of(&mut child);
     assert_eq!(status.code(), Some(3), "{err}");
     assert!(err.contains("interrupted"), "{err}");
     assert_eq!(
@@ -104,8 +108,7 @@ async fn sigint_removes_everything_and_keeps_measured_cells() {
         (0, 0),
         "nothing of run {run} is left"
     );
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let json = common::results(&out);
     let cells = json["cells"].as_array().unwrap();
     assert!(
         !cells.is_empty() && cells.len() < 4,
@@ -157,8 +160,7 @@ async fn sigint_removes_everything_and_keeps_measured_cells() {
         rerr.contains(&format!("{} of 4 cells done", kept.len())),
         "{rerr}"
     );
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let json = common::results(&out);
     let cells = json["cells"].as_array().unwrap();
     let keys: std::collections::BTreeSet<String> =
         cells.iter().map(|c| c["cell"].to_string()).collect();
@@ -212,45 +214,24 @@ async fn a_database_killed_mid_run_costs_a_retry_not_the_run() {
     let out = common::temp_dir("dbkill");
     let mut child = start_run(&out);
     let run = wait_for_containers(child.id(), Duration::from_secs(300)).await;
-    let until = Instant::now() + Duration::from_secs(120);
-    while !out.join("results.json").exists() {
-        assert!(Instant::now() < until, "no cell finished");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    first_cell(&out).await;
     // the first cell is done and the second is under way: kill its database
     let docker = bollard::Docker::connect_with_local_defaults().unwrap();
-    let filters = std::collections::HashMap::from([(
-        "label".to_string(),
-        vec![
-            format!("racy-matrix.run={run}"),
-            "racy-matrix.service=db".to_string(),
-        ],
-    )]);
-    let dbs = docker
-        .list_containers(Some(bollard::query_parameters::ListContainersOptions {
-            filters: Some(filters),
-            ..Default::default()
-        }))
-        .await
-        .unwrap();
+    let dbs = common::containers(&[
+        format!("racy-matrix.run={run}"),
+        "racy-matrix.service=db".to_string(),
+    ])
+    .await;
     let db = dbs[0].id.clone().unwrap();
     docker
         .kill_container(&db, None::<bollard::query_parameters::KillContainerOptions>)
         .await
         .unwrap();
     let status = wait_exit(&mut child, Duration::from_secs(300));
-    let mut err = String::new();
-    use std::io::Read;
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let err = stderr_of(&mut child);
     assert!(status.success(), "the run finishes: {err}");
     assert!(err.contains("retrying on a fresh stack"), "{err}");
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let json = common::results(&out);
     let cells = json["cells"].as_array().unwrap();
     assert_eq!(cells.len(), 4, "every cell is there");
     assert!(
@@ -279,13 +260,7 @@ async fn sigint_while_the_stack_starts_leaves_nothing() {
     // the first container exists: the stack is starting and being probed
     let run = wait_for_containers(child.id(), Duration::from_secs(300)).await;
     let sent = Instant::now();
-    assert!(
-        Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    interrupt(&child);
     let status = wait_exit(&mut child, Duration::from_secs(30));
     let took = sent.elapsed();
     assert_eq!(status.code(), Some(3));

@@ -3,33 +3,14 @@
 
 mod common;
 
-use serde_json::Value;
-
-fn int(r: &Value, k: &str) -> i64 {
-    r[k].as_i64()
-        .unwrap_or_else(|| panic!("{k} is not an integer in {r}"))
-}
+use common::int;
 
 #[tokio::test]
 async fn postgres_isolation_levels() {
     if !common::engine_available().await {
         return;
     }
-    let out = common::temp_dir("pg");
-    let run = common::racy(&[
-        "run",
-        "tests/matrices/postgres.yaml",
-        "--output",
-        out.to_str().unwrap(),
-    ]);
-    assert!(
-        run.status.success(),
-        "run failed: {}\n{}",
-        String::from_utf8_lossy(&run.stderr),
-        String::from_utf8_lossy(&run.stdout)
-    );
-    let json: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let (out, json) = common::run_ok("tests/matrices/postgres.yaml", "pg");
     let rows = json["rows"].as_array().unwrap();
     assert_eq!(
         rows.len(),

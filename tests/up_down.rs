@@ -77,18 +77,7 @@ async fn up_answers_and_down_removes_everything() {
 /// database and app as non-root users, and a random database password never printed.
 async fn locked_down(run_id: &str, printed: &str) -> Result<(), String> {
     let docker = bollard::Docker::connect_with_local_defaults().unwrap();
-    let filters = std::collections::HashMap::from([(
-        "label".to_string(),
-        vec![format!("racy-matrix.run={run_id}")],
-    )]);
-    let list = docker
-        .list_containers(Some(bollard::query_parameters::ListContainersOptions {
-            all: true,
-            filters: Some(filters),
-            ..Default::default()
-        }))
-        .await
-        .unwrap();
+    let list = common::containers(&[format!("racy-matrix.run={run_id}")]).await;
     for c in list {
         let info = docker
             .inspect_container(

@@ -67,3 +67,42 @@ pub async fn labelled(filter: &str) -> (usize, usize) {
         .unwrap();
     (containers.len(), networks.len())
 }
+
+/// An integer column of a results row.
+pub fn int(r: &serde_json::Value, k: &str) -> i64 {
+    r[k].as_i64()
+        .unwrap_or_else(|| panic!("{k} is not an integer in {r}"))
+}
+
+/// A run directory's results.json.
+pub fn results(dir: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap()
+}
+
+/// Runs a matrix into a fresh directory, asserts it succeeded, and returns the directory
+/// and its results.json.
+pub fn run_ok(matrix: &str, name: &str) -> (PathBuf, serde_json::Value) {
+    let out = temp_dir(name);
+    let run = racy(&["run", matrix, "--output", out.to_str().unwrap()]);
+    assert!(
+        run.status.success(),
+        "run {matrix} failed: {}\n{}",
+        String::from_utf8_lossy(&run.stderr),
+        String::from_utf8_lossy(&run.stdout)
+    );
+    let json = results(&out);
+    (out, json)
+}
+
+/// Containers (running or not) whose labels match every filter (`key=value`).
+pub async fn containers(filters: &[String]) -> Vec<bollard::models::ContainerSummary> {
+    let docker = bollard::Docker::connect_with_local_defaults().unwrap();
+    docker
+        .list_containers(Some(bollard::query_parameters::ListContainersOptions {
+            all: true,
+            filters: Some(HashMap::from([("label".to_string(), filters.to_vec())])),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+}
