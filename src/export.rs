@@ -130,6 +130,7 @@ pub const METRICS: &[&str] = &[
     "worker_timeouts",
     "other_errors",
     "retries",
+    "integrity_errors",
     "ledger_rows",
     "applied",
     "lost_updates",
@@ -143,6 +144,11 @@ pub const METRICS: &[&str] = &[
     "p95_ms",
     "max_ms",
     "burst_ms",
+    "anomaly_kind",
+    "anomalies",
+    "anomaly_rate",
+    "anomaly_rate_lo",
+    "anomaly_rate_hi",
 ];
 
 /// Column names of a run: the fixed axes, the other axes sorted, then the counts,
@@ -394,11 +400,12 @@ mod tests {
                 balance: 100,
                 ledger_rows: 2,
                 ledger_total: 200,
+                ..Default::default()
             },
             burst_ms: 30.0,
             records: vec![rec],
         }];
-        let metrics = crate::measure::compute(&reps, 100, 0);
+        let metrics = crate::measure::compute(&reps, 100, 0, crate::measure::Check::Counter);
         vec![
             CellResult {
                 cell: cell.clone(),
@@ -440,18 +447,21 @@ mod tests {
             lines.next().unwrap(),
             "stack,endpoint,workers,wait_ms,delay_ms,isolation,repetitions,requests,acked,failed,\
              errors_4xx,errors_5xx,timeouts,conn_errors,serialization_failures,lock_timeouts,\
-             worker_timeouts,other_errors,retries,ledger_rows,applied,lost_updates,lost_rate,\
+             worker_timeouts,other_errors,retries,integrity_errors,ledger_rows,applied,lost_updates,lost_rate,\
              lost_rate_lo,lost_rate_hi,ack_gap,distinct_pids,start_skew_ms,p50_ms,p95_ms,max_ms,\
-             burst_ms,status,error"
+             burst_ms,anomaly_kind,anomalies,anomaly_rate,anomaly_rate_lo,anomaly_rate_hi,status,error"
         );
         let row = lines.next().unwrap();
         assert!(
             row.starts_with(
-                "django-mysql,atomic_long_delay,4,0,200,serializable,1,1,1,0,0,0,0,0,0,0,0,0,0,2,1,1,0.5000,"
+                "django-mysql,atomic_long_delay,4,0,200,serializable,1,1,1,0,0,0,0,0,0,0,0,0,0,0,2,1,1,0.5000,"
             ),
             "{row}"
         );
-        assert!(row.ends_with(",30.0,ok,"), "{row}");
+        assert!(
+            row.ends_with(",30.0,counter,1,0.5000,0.0945,0.9055,ok,"),
+            "{row}"
+        );
         assert!(lines.next().unwrap().ends_with(",failed,db died | badly"));
     }
 

@@ -1,7 +1,7 @@
 //! Per-cell metrics (DESIGN §8) from request records and SQL observations, pooled over
 //! repetitions, with a 95% Wilson interval for the lost-update rate.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -51,7 +51,7 @@ impl RequestRecord {
 }
 
 /// Database state read through SQL.
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Observation {
     /// The counter (account balance).
     pub balance: i64,
@@ -59,6 +59,69 @@ pub struct Observation {
     pub ledger_rows: i64,
     /// Sum of the ledger amounts.
     pub ledger_total: i64,
+    /// The columns of the endpoint's own check query (`x-racy.observe.<check>`), by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<String, i64>,
+}
+
+impl Observation {
+    fn get(&self, column: &str) -> i64 {
+        self.extra.get(column).copied().unwrap_or(0)
+    }
+}
+
+/// What an endpoint's race breaks, and so what counts as an anomaly. An endpoint names its
+/// check in `x-racy.endpoints`; every check but `counter` has its own observe query there.
+/// A new kind is a variant here and its arm in `anomalies`.
+#[derive(
+    Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Check {
+    /// A counter that lost increments: ledger rows missing from the balance.
+    #[default]
+    Counter,
+    /// Rows that should be unique: `total` rows, `distinct_values` among them.
+    Unique,
+    /// Background tasks that did not find their row: `tasks` run, `missed` of them.
+    Task,
+}
+
+impl Check {
+    /// The check's name, as in stack files and the `anomaly_kind` column.
+    pub fn name(self) -> &'static str {
+        match self {
+            Check::Counter => "counter",
+            Check::Unique => "unique",
+            Check::Task => "task",
+        }
+    }
+
+    /// The integer columns its observe query must return (none for `counter`, which
+    /// reads the balance and the ledger).
+    pub fn columns(self) -> &'static [&'static str] {
+        match self {
+            Check::Counter => &[],
+            Check::Unique => &["total", "distinct_values"],
+            Check::Task => &["tasks", "missed"],
+        }
+    }
+
+    /// The anomalies of one repetition and how many things they are out of.
+    pub fn anomalies(self, before: &Observation, after: &Observation, amount: i64) -> (i64, i64) {
+        let d = |c: &str| after.get(c) - before.get(c);
+        match self {
+            Check::Counter => {
+                let rows = after.ledger_rows - before.ledger_rows;
+                (
+                    rows - (after.balance - before.balance) / amount.max(1),
+                    rows,
+                )
+            }
+            Check::Unique => (d("total") - d("distinct_values"), d("total")),
+            Check::Task => (d("missed"), d("tasks")),
+        }
+    }
 }
 
 /// One repetition of a cell: the state before and after, and the burst between.
@@ -100,6 +163,8 @@ pub struct CellMetrics {
     pub other_errors: u64,
     /// Retries the app reported (`retries` in response bodies).
     pub retries: u64,
+    /// Unique-constraint violations that reached the client (MariaDB 1062, PostgreSQL 23505).
+    pub integrity_errors: u64,
     /// Ledger rows written.
     pub ledger_rows: i64,
     /// Increments that reached the balance.
@@ -126,12 +191,24 @@ pub struct CellMetrics {
     pub max_ms: Option<f64>,
     /// Mean over repetitions of first send to last response.
     pub burst_ms: f64,
+    /// What the endpoint checks: counter, unique or task.
+    pub anomaly_kind: String,
+    /// Anomalies of that kind (for counters, the lost updates).
+    pub anomalies: i64,
+    /// anomalies / what they are out of (0 when nothing).
+    pub anomaly_rate: f64,
+    /// Lower end of its 95% Wilson interval.
+    pub anomaly_rate_lo: f64,
+    /// Upper end of its 95% Wilson interval.
+    pub anomaly_rate_hi: f64,
 }
 
 /// Database error codes of serialization failures and deadlocks.
 const SERIALIZATION_CODES: &[&str] = &["40001", "40P01", "1020", "1213"];
 /// Database error codes of lock waits that gave up.
 const LOCK_TIMEOUT_CODES: &[&str] = &["1205", "3572", "55P03"];
+/// Database error codes of unique-constraint violations.
+const INTEGRITY_CODES: &[&str] = &["1062", "23505"];
 
 /// The error class of a failed response: one of the error columns.
 pub fn error_class(r: &RequestRecord) -> &'static str {
@@ -146,6 +223,7 @@ pub fn error_class(r: &RequestRecord) -> &'static str {
     match (code.as_deref(), r.status) {
         (Some(c), _) if SERIALIZATION_CODES.contains(&c) => "serialization_failures",
         (Some(c), _) if LOCK_TIMEOUT_CODES.contains(&c) => "lock_timeouts",
+        (Some(c), _) if INTEGRITY_CODES.contains(&c) => "integrity_errors",
         (_, Some(502 | 504)) => "worker_timeouts",
         _ => "other_errors",
     }
@@ -191,9 +269,14 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
 }
 
 /// Computes a cell's metrics. `applied` per repetition is the balance change divided by
-/// `amount` (whole increments); counts are summed over repetitions.
-pub fn compute(reps: &[Repetition], amount: i64, wait_ms: u64) -> CellMetrics {
-    let mut m = CellMetrics::default();
+/// `amount` (whole increments); counts are summed over repetitions; anomalies follow the
+/// endpoint's `check`.
+pub fn compute(reps: &[Repetition], amount: i64, wait_ms: u64, check: Check) -> CellMetrics {
+    let mut m = CellMetrics {
+        anomaly_kind: check.name().to_string(),
+        ..Default::default()
+    };
+    let mut out_of = 0;
     let mut pids = BTreeSet::new();
     let mut latencies = Vec::new();
     let mut skews = Vec::new();
@@ -202,6 +285,9 @@ pub fn compute(reps: &[Repetition], amount: i64, wait_ms: u64) -> CellMetrics {
         let applied = (rep.after.balance - rep.before.balance) / amount.max(1);
         m.ledger_rows += rows;
         m.applied += applied;
+        let (anomalies, of) = check.anomalies(&rep.before, &rep.after, amount);
+        m.anomalies += anomalies;
+        out_of += of;
         let mut reads = Vec::new();
         for r in &rep.records {
             match r.outcome {
@@ -221,6 +307,7 @@ pub fn compute(reps: &[Repetition], amount: i64, wait_ms: u64) -> CellMetrics {
                         match error_class(r) {
                             "serialization_failures" => m.serialization_failures += 1,
                             "lock_timeouts" => m.lock_timeouts += 1,
+                            "integrity_errors" => m.integrity_errors += 1,
                             "worker_timeouts" => m.worker_timeouts += 1,
                             _ => m.other_errors += 1,
                         }
@@ -259,6 +346,17 @@ pub fn compute(reps: &[Repetition], amount: i64, wait_ms: u64) -> CellMetrics {
     let (lo, hi) = wilson(lost, m.ledger_rows.max(0) as u64);
     m.lost_rate_lo = lo;
     m.lost_rate_hi = hi;
+    m.anomaly_rate = if out_of > 0 {
+        m.anomalies as f64 / out_of as f64
+    } else {
+        0.0
+    };
+    let (lo, hi) = wilson(
+        m.anomalies.clamp(0, out_of.max(0)) as u64,
+        out_of.max(0) as u64,
+    );
+    m.anomaly_rate_lo = lo;
+    m.anomaly_rate_hi = hi;
     m.ack_gap = m.acked as i64 - m.ledger_rows;
     m.distinct_pids = pids.len() as u64;
     m.start_skew_ms = median(skews);
@@ -305,6 +403,7 @@ mod tests {
             balance,
             ledger_rows: rows,
             ledger_total: rows * 100,
+            extra: BTreeMap::new(),
         }
     }
 
@@ -360,7 +459,7 @@ mod tests {
                 ],
             },
         ];
-        let m = compute(&reps, 100, 0);
+        let m = compute(&reps, 100, 0, Check::Counter);
         assert_eq!(
             (m.acked, m.failed, m.errors_4xx, m.errors_5xx),
             (7, 2, 1, 1)
@@ -385,7 +484,7 @@ mod tests {
         assert_eq!(m.max_ms, Some(7.0));
         assert_eq!(m.burst_ms, 15.0);
         assert_eq!(
-            compute(&reps, 100, 50).start_skew_ms,
+            compute(&reps, 100, 50, Check::Counter).start_skew_ms,
             None,
             "skew only for wait 0"
         );
@@ -406,6 +505,7 @@ mod tests {
             with(409, json!({"db_code": "55P03"})),
             with(504, json!("gateway")),
             with(500, json!({"db_code": 1062})),
+            with(500, json!({"db_code": 2006})),
             with(200, json!({"pid": 1, "retries": 3})),
         ];
         let reps = vec![Repetition {
@@ -414,13 +514,61 @@ mod tests {
             burst_ms: 1.0,
             records,
         }];
-        let m = compute(&reps, 100, 5);
+        let m = compute(&reps, 100, 5, Check::Counter);
         assert_eq!(m.serialization_failures, 3);
         assert_eq!(m.lock_timeouts, 2);
         assert_eq!(m.worker_timeouts, 1);
+        assert_eq!(m.integrity_errors, 1);
         assert_eq!(m.other_errors, 1);
         assert_eq!(m.retries, 3);
-        assert_eq!(m.failed, 7);
+        assert_eq!(m.failed, 8);
+    }
+
+    #[test]
+    fn anomalies_follow_the_check() {
+        let unique = |total: i64, distinct: i64| Observation {
+            extra: BTreeMap::from([
+                ("total".to_string(), total),
+                ("distinct_values".to_string(), distinct),
+            ]),
+            ..obs(0, 0)
+        };
+        let reps = vec![
+            Repetition {
+                before: unique(0, 0),
+                after: unique(4, 1),
+                burst_ms: 1.0,
+                records: vec![],
+            },
+            Repetition {
+                before: unique(0, 0),
+                after: unique(1, 1),
+                burst_ms: 1.0,
+                records: vec![],
+            },
+        ];
+        let m = compute(&reps, 100, 0, Check::Unique);
+        assert_eq!((m.anomaly_kind.as_str(), m.anomalies), ("unique", 3));
+        assert!((m.anomaly_rate - 0.6).abs() < 1e-12);
+        assert_eq!((m.anomaly_rate_lo, m.anomaly_rate_hi), wilson(3, 5));
+        // counters: the anomalies are the lost updates
+        let c = compute(
+            &[Repetition {
+                before: obs(0, 0),
+                after: obs(200, 4),
+                burst_ms: 1.0,
+                records: vec![],
+            }],
+            100,
+            0,
+            Check::Counter,
+        );
+        assert_eq!((c.anomalies, c.lost_updates, c.anomaly_rate), (2, 2, 0.5));
+        let tasks = Observation {
+            extra: BTreeMap::from([("tasks".to_string(), 8), ("missed".to_string(), 6)]),
+            ..obs(0, 0)
+        };
+        assert_eq!(Check::Task.anomalies(&obs(0, 0), &tasks, 100), (6, 8));
     }
 
     #[test]
@@ -431,7 +579,7 @@ mod tests {
             burst_ms: 1.0,
             records: vec![status(404)],
         }];
-        let m = compute(&reps, 100, 0);
+        let m = compute(&reps, 100, 0, Check::Counter);
         assert_eq!((m.ledger_rows, m.lost_updates, m.lost_rate), (0, 0, 0.0));
         assert_eq!(m.ack_gap, 0);
         assert_eq!(m.errors_4xx, 1);

@@ -7,7 +7,7 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 // The reset and observe SQL come from the stack file the user chose to run.
 use sqlx::{AnyPool, AssertSqlSafe, Row};
 
-use crate::measure::Observation;
+use crate::measure::{Check, Observation};
 use crate::stack::{Engine, Observe};
 
 /// A connection pool to one stack's database, with the stack's reset and observe SQL.
@@ -105,8 +105,8 @@ impl Db {
         Ok(())
     }
 
-    /// Reads the counter and the ledger.
-    pub async fn observe(&self) -> Result<Observation> {
+    /// Reads the counter and the ledger, and the columns of `check`'s own query.
+    pub async fn observe(&self, check: Check) -> Result<Observation> {
         let row = sqlx::query(AssertSqlSafe(self.observe.balance.as_str()))
             .fetch_optional(&self.pool)
             .await
@@ -125,10 +125,27 @@ impl Db {
         let ledger_total: i64 = row
             .try_get(1)
             .context("observe.ledger column 2 must be an integer (cast it to BIGINT)")?;
+        let mut extra = std::collections::BTreeMap::new();
+        if let Some(sql) = self.observe.checks.get(&check) {
+            let row = sqlx::query(AssertSqlSafe(sql.as_str()))
+                .fetch_one(&self.pool)
+                .await
+                .with_context(|| format!("observe.{} failed: {sql}", check.name()))?;
+            for col in check.columns() {
+                let v: i64 = row.try_get(*col).with_context(|| {
+                    format!(
+                        "observe.{} must return an integer column named {col} (cast it to BIGINT)",
+                        check.name()
+                    )
+                })?;
+                extra.insert(col.to_string(), v);
+            }
+        }
         Ok(Observation {
             balance,
             ledger_rows,
             ledger_total,
+            extra,
         })
     }
 

@@ -116,7 +116,17 @@ async fn run_cells(
                         cell: cell.clone(),
                         repetitions: m.repetitions,
                         requests: m.requests,
-                        metrics: Some(measure::compute(&reps, m.amount, cell.wait_ms())),
+                        metrics: Some(measure::compute(
+                            &reps,
+                            m.amount,
+                            cell.wait_ms(),
+                            stack
+                                .x
+                                .endpoints
+                                .get(cell.endpoint())
+                                .map(|e| e.check)
+                                .unwrap_or_default(),
+                        )),
                         error: None,
                         attempts: attempt,
                         reps,
@@ -248,7 +258,7 @@ async fn run_cell(
     let mut reps = Vec::with_capacity(m.repetitions as usize);
     for r in 0..m.repetitions {
         db.reset().await?;
-        let before = db.observe().await?;
+        let before = db.observe(endpoint.check).await?;
         let shot = burst::fire(&spec, r).await;
         if shot.records.iter().all(|r| r.outcome != Outcome::Response) {
             bail!(
@@ -262,7 +272,7 @@ async fn run_cell(
         if let Some(path) = &x.target.quiesce {
             quiesce(dep, path, spec.timeout + Duration::from_secs(30)).await?;
         }
-        let after = db.observe().await?;
+        let after = db.observe(endpoint.check).await?;
         reps.push(Repetition {
             before,
             after,

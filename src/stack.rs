@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::matrix::{Catalog, InputError};
+use crate::measure::Check;
 
 /// A YAML scalar as compose allows it where a string is meant (`"3306"`, `3306`, `true`).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -273,6 +274,9 @@ pub struct Endpoint {
     /// HTTP method, POST by default.
     #[serde(default = "default_method")]
     pub method: String,
+    /// What its race breaks (counter by default).
+    #[serde(default)]
+    pub check: Check,
 }
 
 fn default_method() -> String {
@@ -281,12 +285,14 @@ fn default_method() -> String {
 
 /// SQL that reads the state a cell is judged on.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
 pub struct Observe {
     /// One row, one integer column: the counter.
     pub balance: String,
     /// One row, two integer columns: ledger row count and ledger sum.
     pub ledger: String,
+    /// Per check other than counter: one row with that check's named integer columns.
+    #[serde(flatten)]
+    pub checks: BTreeMap<Check, String>,
 }
 
 /// The `x-racy` block: how the generic driver talks to this stack.
@@ -408,6 +414,16 @@ impl Stack {
         }
         if parsed.x_racy.endpoints.is_empty() {
             return Err(err("x-racy.endpoints is empty".into()));
+        }
+        for (name, ep) in &parsed.x_racy.endpoints {
+            if ep.check != Check::Counter && !parsed.x_racy.observe.checks.contains_key(&ep.check) {
+                return Err(err(format!(
+                    "endpoint '{name}' checks '{}', but x-racy.observe has no '{}' query (columns: {})",
+                    ep.check.name(),
+                    ep.check.name(),
+                    ep.check.columns().join(", ")
+                )));
+            }
         }
         let order = start_order(&parsed.services).map_err(|e| err(e.to_string()))?;
         // A service is recreated when its own variables change or when a service it
