@@ -305,11 +305,11 @@ pub fn terminal_table(run: &RunReport) -> String {
     header.extend(
         [
             "acked",
-            "errors (ser/lock/gw/other)",
+            "errors (ser/lock/dup/gw/other)",
             "rows",
             "applied",
-            "lost",
-            "lost_rate [95% CI]",
+            "anomalies",
+            "rate [95% CI]",
             "pids",
             "skew ms",
             "p50 ms",
@@ -331,19 +331,21 @@ pub fn terminal_table(run: &RunReport) -> String {
                 r.extend([
                     m.acked.to_string(),
                     format!(
-                        "{} ({}/{}/{}/{})",
+                        "{} ({}/{}/{}/{}/{})",
                         m.failed + m.timeouts + m.conn_errors,
                         m.serialization_failures,
                         m.lock_timeouts,
+                        m.integrity_errors,
                         m.worker_timeouts,
                         m.other_errors + m.timeouts + m.conn_errors
                     ),
                     m.ledger_rows.to_string(),
                     m.applied.to_string(),
-                    m.lost_updates.to_string(),
+                    // for counters the anomalies are the lost updates
+                    format!("{} {}", m.anomalies, m.anomaly_kind),
                     format!(
                         "{:.3} [{:.3}, {:.3}]",
-                        m.lost_rate, m.lost_rate_lo, m.lost_rate_hi
+                        m.anomaly_rate, m.anomaly_rate_lo, m.anomaly_rate_hi
                     ),
                     m.distinct_pids.to_string(),
                     ms(m.start_skew_ms),

@@ -13,3 +13,15 @@ class Transaction(models.Model):
     account = models.ForeignKey(Account, on_delete=models.CASCADE)
     amount = models.IntegerField()
     timestamp = models.DateTimeField(auto_now_add=True)
+
+
+class Thing(models.Model):
+    """Something created on first use, with a unique name (get_or_create's happy case)."""
+
+    name = models.CharField(max_length=100, unique=True)
+
+
+class LooseThing(models.Model):
+    """The same without a unique constraint: nothing stops duplicates."""
+
+    name = models.CharField(max_length=100)

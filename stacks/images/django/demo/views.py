@@ -8,17 +8,18 @@ import os
 import random
 import time
 
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F
 from django.http import JsonResponse
 
 from . import middleware
-from .models import Account, Transaction
+from .models import Account, LooseThing, Thing, Transaction
 
 DEFAULT_DELAY = "3000-10000"
 # Codes of conflicts a retry could resolve: deadlock, lock wait timeout, snapshot
 # conflict (MariaDB innodb_snapshot_isolation), serialization failure, lock not available.
-CONFLICT_CODES = {1213, 1205, 1020, "40001", "40P01", "55P03"}
+# A unique-key violation (1062, 23505) is a conflict with a concurrent request too.
+CONFLICT_CODES = {1213, 1205, 1020, 1062, "40001", "40P01", "55P03", "23505"}
 
 
 class BadInput(ValueError):
@@ -197,6 +198,82 @@ def row_locking_nowait(account_id, amount, delay, times):
     return respond("row_locking_nowait", read, account.balance, times)
 
 
+def get_then_create(model, name, delay):
+    """Django's QuerySet.get_or_create, step by step, with the read -> write window in the
+    middle: get; on DoesNotExist wait `delay`, then create in a savepoint; on
+    IntegrityError get again (the retry that hides the race) or re-raise."""
+    try:
+        return model.objects.get(name=name), False, False
+    except model.DoesNotExist:
+        pass
+    if delay:
+        time.sleep(delay)
+    try:
+        with transaction.atomic():
+            return model.objects.create(name=name), True, False
+    except IntegrityError:
+        try:
+            return model.objects.get(name=name), False, True
+        except model.DoesNotExist:
+            pass
+        raise
+
+
+def create_then_get(model, name, delay):
+    """The safe order: create first; when the unique constraint refuses, fetch."""
+    if delay:
+        time.sleep(delay)
+    try:
+        with transaction.atomic():
+            return model.objects.create(name=name), True, False
+    except IntegrityError:
+        try:
+            return model.objects.get(name=name), False, True
+        except model.DoesNotExist:
+            pass
+        raise
+
+
+def unique_endpoint(name, model, how):
+    """A request that gets-or-creates the thing named by the `name` field, inside one
+    transaction (as with ATOMIC_REQUESTS), so its snapshot is what the isolation level
+    makes it."""
+
+    def view(request):
+        if request.method != "POST":
+            return JsonResponse({"error": "use POST"}, status=405)
+        times = {"t_start": time.time_ns()}
+        thing_name = request.POST.get("name", "").strip()
+        if not thing_name:
+            return JsonResponse({"error": "form field 'name' is required"}, status=400)
+        try:
+            delay = parse_delay(request.POST.get("delay_ms") or DEFAULT_DELAY)
+        except BadInput as e:
+            return JsonResponse({"error": str(e)}, status=400)
+        try:
+            with transaction.atomic():
+                times["t_read"] = time.time_ns()
+                thing, created, hidden = how(model, thing_name, delay)
+        except DatabaseError as e:
+            return db_failure(name, e, times)
+        times["t_write"] = time.time_ns()
+        times["t_end"] = time.time_ns()
+        return JsonResponse(
+            {
+                "endpoint": name,
+                "pid": os.getpid(),
+                "id": thing.pk,
+                "created": created,
+                # an IntegrityError the retry turned into a success
+                "retries": 1 if hidden else 0,
+                **times,
+            }
+        )
+
+    view.__name__ = name
+    return view
+
+
 ENDPOINTS = {
     "atomic_long_delay": endpoint("atomic_long_delay", atomic=True, delayed=True),
     "non_atomic_long_delay": endpoint("non_atomic_long_delay", atomic=False, delayed=True),
@@ -208,6 +285,11 @@ ENDPOINTS = {
     "f_expression": guarded("f_expression", f_expression),
     "optimistic_version": guarded("optimistic_version", optimistic_version),
     "row_locking_nowait": guarded("row_locking_nowait", row_locking_nowait),
+    "get_or_create": unique_endpoint("get_or_create", Thing, get_then_create),
+    "get_or_create_no_unique": unique_endpoint(
+        "get_or_create_no_unique", LooseThing, get_then_create
+    ),
+    "create_or_get": unique_endpoint("create_or_get", Thing, create_then_get),
 }
 
 
