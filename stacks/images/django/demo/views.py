@@ -198,40 +198,37 @@ def row_locking_nowait(account_id, amount, delay, times):
     return respond("row_locking_nowait", read, account.balance, times)
 
 
+def create_or_fetch(model, name):
+    """Create in a savepoint; when the unique constraint refuses, fetch the row that won
+    (the retry that hides the race), or re-raise when this transaction cannot see it."""
+    try:
+        with transaction.atomic():
+            return model.objects.create(name=name), True, False
+    except IntegrityError:
+        try:
+            return model.objects.get(name=name), False, True
+        except model.DoesNotExist:
+            pass
+        raise
+
+
 def get_then_create(model, name, delay):
     """Django's QuerySet.get_or_create, step by step, with the read -> write window in the
-    middle: get; on DoesNotExist wait `delay`, then create in a savepoint; on
-    IntegrityError get again (the retry that hides the race) or re-raise."""
+    middle: get; on DoesNotExist wait `delay`, then create-or-fetch."""
     try:
         return model.objects.get(name=name), False, False
     except model.DoesNotExist:
         pass
     if delay:
         time.sleep(delay)
-    try:
-        with transaction.atomic():
-            return model.objects.create(name=name), True, False
-    except IntegrityError:
-        try:
-            return model.objects.get(name=name), False, True
-        except model.DoesNotExist:
-            pass
-        raise
+    return create_or_fetch(model, name)
 
 
 def create_then_get(model, name, delay):
-    """The safe order: create first; when the unique constraint refuses, fetch."""
+    """The safe order: no read first; create, and fetch when the constraint refuses."""
     if delay:
         time.sleep(delay)
-    try:
-        with transaction.atomic():
-            return model.objects.create(name=name), True, False
-    except IntegrityError:
-        try:
-            return model.objects.get(name=name), False, True
-        except model.DoesNotExist:
-            pass
-        raise
+    return create_or_fetch(model, name)
 
 
 def unique_endpoint(name, model, how):
