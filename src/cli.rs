@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Parser, Subcommand};
@@ -283,21 +284,29 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                 ))
             });
             // Whatever happened, nothing of this run stays behind (unless --keep-up). A
-            // second Ctrl-C stops waiting for that; the next racy-matrix command removes
-            // what is left, as it does for any run whose process is gone.
+            // second Ctrl-C gives the removal 3 more seconds, then leaves; the next
+            // racy-matrix command removes what is left, as for any run whose process is gone.
             if !(keep_up && outcome.is_ok()) {
                 let filter = format!("{RUN_LABEL}={}", run_id.id);
-                tokio::select! {
-                    r = engine.remove_labelled(&filter) => {
-                        if let Err(e) = r {
-                            eprintln!("warning: cleanup of run {} failed: {e:#}", run_id.id);
-                        }
+                let cleanup = engine.remove_labelled(&filter);
+                tokio::pin!(cleanup);
+                let removed = tokio::select! {
+                    r = &mut cleanup => Some(r),
+                    _ = interrupted() => None,
+                };
+                match removed {
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => {
+                        eprintln!("warning: cleanup of run {} failed: {e:#}", run_id.id)
                     }
-                    _ = interrupted() => {
-                        eprintln!(
-                            "interrupted again: leaving now; the next racy-matrix command (e.g. `racy-matrix clean`) removes what is left of run {}",
-                            run_id.id
-                        );
+                    None => {
+                        let done = tokio::time::timeout(Duration::from_secs(3), &mut cleanup).await;
+                        if !matches!(done, Ok(Ok(_))) {
+                            eprintln!(
+                                "interrupted again: leaving; the next racy-matrix command (e.g. `racy-matrix clean`) removes what is left of run {}",
+                                run_id.id
+                            );
+                        }
                         return Err(fail(EXIT_ENGINE)(anyhow!("interrupted twice")));
                     }
                 }
