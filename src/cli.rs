@@ -250,6 +250,10 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             };
             let output = dir.path.clone();
             let engine = connect().await?;
+            let text = std::fs::read_to_string(&matrix)
+                .context("reading the matrix")
+                .map_err(fail(EXIT_INPUT))?;
+            dir.save_matrix(&text).await.map_err(fail(EXIT_ENGINE))?;
             std::fs::copy(&matrix, output.join(results::MATRIX_FILE))
                 .context("copying the matrix into the output directory")
                 .map_err(fail(EXIT_INPUT))?;

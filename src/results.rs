@@ -93,15 +93,24 @@ impl RunDir {
         Ok(dir)
     }
 
+    /// Keeps the matrix file's text in the store, beside the copy in the directory.
+    pub async fn save_matrix(&self, text: &str) -> Result<()> {
+        self.put_meta(&[("matrix_yaml", text.to_string())]).await
+    }
+
     /// Writes the run's identity (matrix, run id, start, shard) into the store.
     pub async fn save_meta(&self) -> Result<()> {
-        let pairs = [
+        self.put_meta(&[
             ("schema_version", SCHEMA_VERSION.to_string()),
             ("matrix", self.matrix.clone()),
             ("run_id", self.run_id.clone()),
             ("started", self.started.clone()),
             ("shard", self.shard.clone().unwrap_or_default()),
-        ];
+        ])
+        .await
+    }
+
+    async fn put_meta(&self, pairs: &[(&str, String)]) -> Result<()> {
         let mut tx = self.store.begin().await?;
         for (k, v) in pairs {
             sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
@@ -338,6 +347,7 @@ mod tests {
         run.run_id = "r1".into();
         run.shard = Some("1/2".into());
         run.save_meta().await.unwrap();
+        run.save_matrix("name: m\n").await.unwrap();
         run.push(cell("a", None)).await.unwrap();
         run.push(cell("b", Some("boom"))).await.unwrap();
         assert!(dir.join("results.csv").is_file());
