@@ -27,6 +27,7 @@ const EXAMPLES: &str = "\
 Examples:
   racy-matrix plan matrices/quick.yaml          # cells in run order, restarts, estimated time
   racy-matrix run matrices/quick.yaml           # measure; results in results/quick-<time>/
+  racy-matrix run matrices/quick.yaml --resume results/quick-20261124-101500   # after Ctrl-C
   racy-matrix run matrices/quick.yaml --shard 2/4 --output out/2
   racy-matrix up django-mysql --set workers=4   # play by hand; prints the URLs
   racy-matrix down                              # remove what `up` started
