@@ -339,25 +339,7 @@ pub fn parse(text: &str, path: &Path, catalog: &dyn Catalog) -> Result<Matrix, I
     let cx = Ctx { file: path };
     // Unknown top-level keys first, with a location, before the typed parse.
     check_top_keys(text, path)?;
-    let options = serde_saphyr::options! {
-        budget: serde_saphyr::budget! {
-            max_aliases: 1000,
-            max_nodes: 1_000_000,
-        },
-    };
-    let raw: RawMatrix = serde_saphyr::from_str_with_options(text, options).map_err(|e| {
-        let (line, column) = e
-            .location()
-            .map(|l| (l.line() as usize, l.column() as usize))
-            .unwrap_or((0, 0));
-        InputError {
-            file: path.to_path_buf(),
-            line,
-            column,
-            message: e.without_snippet().to_string(),
-            choices: vec![],
-        }
-    })?;
+    let raw: RawMatrix = parse_yaml(text, path)?;
 
     if raw.name.value.trim().is_empty() {
         return Err(cx.at(&raw.name, "name must not be empty"));
@@ -665,6 +647,33 @@ pub fn parse(text: &str, path: &Path, catalog: &dyn Catalog) -> Result<Matrix, I
         )));
     }
     Ok(m)
+}
+
+/// Parses YAML text of a user's file into `T` within a budget (alias bombs and huge
+/// documents are refused); errors carry the file, line and column.
+pub fn parse_yaml<T: serde::de::DeserializeOwned>(
+    text: &str,
+    file: &Path,
+) -> Result<T, InputError> {
+    let options = serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_aliases: 1000,
+            max_nodes: 1_000_000,
+        },
+    };
+    serde_saphyr::from_str_with_options(text, options).map_err(|e| {
+        let (line, column) = e
+            .location()
+            .map(|l| (l.line() as usize, l.column() as usize))
+            .unwrap_or((0, 0));
+        InputError {
+            file: file.to_path_buf(),
+            line,
+            column,
+            message: e.without_snippet().to_string(),
+            choices: vec![],
+        }
+    })
 }
 
 fn check_top_keys(text: &str, path: &Path) -> Result<(), InputError> {

@@ -10,7 +10,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::matrix::{Catalog, InputError};
+use crate::matrix::{Catalog, InputError, parse_yaml};
 use crate::measure::Check;
 
 /// A YAML scalar as compose allows it where a string is meant (`"3306"`, `3306`, `true`).
@@ -541,22 +541,6 @@ impl Catalog for StackCatalog {
             .map(|s| s.restart_variables().into_iter().collect())
             .unwrap_or_default()
     }
-}
-
-fn parse_yaml<T: DeserializeOwned>(text: &str, file: &Path) -> Result<T, InputError> {
-    serde_saphyr::from_str(text).map_err(|e| {
-        let (line, column) = e
-            .location()
-            .map(|l| (l.line() as usize, l.column() as usize))
-            .unwrap_or((0, 0));
-        InputError {
-            file: file.to_path_buf(),
-            line,
-            column,
-            message: e.without_snippet().to_string(),
-            choices: vec![],
-        }
-    })
 }
 
 fn dependencies(s: &Service) -> Vec<(String, DependsOnLong)> {
