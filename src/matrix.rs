@@ -655,7 +655,9 @@ pub fn parse_yaml<T: serde::de::DeserializeOwned>(
     text: &str,
     file: &Path,
 ) -> Result<T, InputError> {
+    // Only true/false are booleans: `OFF` stays the string a stack variable wants.
     let options = serde_saphyr::options! {
+        strict_booleans: true,
         budget: serde_saphyr::budget! {
             max_aliases: 1000,
             max_nodes: 1_000_000,
@@ -1020,6 +1022,17 @@ mod tests {
         assert!(parse_shard("0/4").is_err());
         assert!(parse_shard("5/4").is_err());
         assert!(parse_shard("x").is_err());
+    }
+
+    #[test]
+    fn on_and_off_stay_words() {
+        let m = p("name: t\nstacks: [s1]\naxes:\n  isolation: [ON, OFF, yes]\n").unwrap();
+        let cells = expand(&m, &Fake);
+        let vals: Vec<_> = cells.iter().map(|c| c.get("isolation").unwrap()).collect();
+        assert!(
+            vals.contains(&"ON") && vals.contains(&"OFF") && vals.contains(&"yes"),
+            "{vals:?}"
+        );
     }
 
     #[test]
