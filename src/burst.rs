@@ -159,6 +159,38 @@ pub struct BurstSpec {
     pub wait_ms: u64,
     /// How long the client waits for each response.
     pub timeout: Duration,
+    /// How a `wait_ms = 0` burst is released.
+    pub release: Release,
+}
+
+/// How the requests of a synchronized (`wait_ms = 0`) burst are let go.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Release {
+    /// Each request gets a task that connects and sends it, spawned one after another
+    /// with no synchronization (what a script with a thread pool does).
+    Sequential,
+    /// Connections are opened first; every task waits at a barrier, then writes its whole
+    /// request.
+    Barrier,
+    /// Connections are opened and each request is written but its last byte; the last
+    /// bytes then go out back to back (the default: the server sees complete requests
+    /// only at the release).
+    #[default]
+    LastByte,
+}
+
+impl Release {
+    /// Every method, for the benchmark.
+    pub const ALL: [Release; 3] = [Release::Sequential, Release::Barrier, Release::LastByte];
+
+    /// Its name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Release::Sequential => "sequential",
+            Release::Barrier => "barrier",
+            Release::LastByte => "last-byte",
+        }
+    }
 }
 
 /// Records of one burst and its duration (first send to last response).
@@ -196,26 +228,38 @@ fn failed(rep: u32, index: u32, outcome: Outcome, sent: i64, error: String) -> R
 /// recorded, never fatal.
 pub async fn fire(spec: &BurstSpec, repetition: u32) -> BurstResult {
     let n = spec.requests as usize;
-    let connect_limit = Duration::from_secs(5);
-    let conns = futures_util::future::join_all((0..n).map(|_| async {
-        match tokio::time::timeout(connect_limit, TcpStream::connect(spec.addr)).await {
-            Ok(Ok(s)) => {
-                let _ = s.set_nodelay(true);
-                Ok(s)
-            }
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("connect timed out after {connect_limit:?}")),
-        }
-    }))
-    .await;
-
     let bytes = &spec.request.bytes;
-    let (head, last) = bytes.split_at(bytes.len() - 1);
     let mut tasks = Vec::with_capacity(n);
-    let first_send = Instant::now();
     let mut records: Vec<Option<RequestRecord>> = vec![None; n];
+    if spec.wait_ms == 0 && spec.release == Release::Sequential {
+        let first_send = Instant::now();
+        for i in 0..n {
+            let (addr, limit, req) = (spec.addr, spec.timeout, bytes.clone());
+            tasks.push(tokio::spawn(async move {
+                let (t, sent) = (Instant::now(), unix_ns());
+                let conn = connect(addr).await;
+                send_whole(conn, &req, repetition, i as u32, (t, sent), limit).await
+            }));
+        }
+        return collect(tasks, records, repetition, first_send).await;
+    }
+    let conns = futures_util::future::join_all((0..n).map(|_| connect(spec.addr))).await;
 
-    if spec.wait_ms == 0 {
+    let (head, last) = bytes.split_at(bytes.len() - 1);
+    let first_send = Instant::now();
+
+    if spec.wait_ms == 0 && spec.release == Release::Barrier {
+        let gate = std::sync::Arc::new(tokio::sync::Barrier::new(n + 1));
+        for (i, c) in conns.into_iter().enumerate() {
+            let (gate, limit, req) = (gate.clone(), spec.timeout, bytes.clone());
+            tasks.push(tokio::spawn(async move {
+                gate.wait().await;
+                let at = (Instant::now(), unix_ns());
+                send_whole(c, &req, repetition, i as u32, at, limit).await
+            }));
+        }
+        gate.wait().await;
+    } else if spec.wait_ms == 0 {
         let mut ready = Vec::with_capacity(n);
         for (i, c) in conns.into_iter().enumerate() {
             match c {
@@ -261,22 +305,56 @@ pub async fn fire(spec: &BurstSpec, repetition: u32) -> BurstResult {
             let req = bytes.clone();
             tasks.push(tokio::spawn(async move {
                 tokio::time::sleep_until(at).await;
-                let mut s = match c {
-                    Ok(s) => s,
-                    Err(e) => {
-                        return (
-                            failed(repetition, i as u32, Outcome::ConnError, unix_ns(), e),
-                            Instant::now(),
-                        );
-                    }
-                };
-                let (t, sent) = (Instant::now(), unix_ns());
-                let written = s.write_all(&req).await;
-                finish(&mut s, written, repetition, i as u32, t, sent, limit).await
+                let now = (Instant::now(), unix_ns());
+                send_whole(c, &req, repetition, i as u32, now, limit).await
             }));
         }
     }
+    collect(tasks, records, repetition, first_send).await
+}
 
+/// Writes a whole request on a connection opened (or not) before, and reads the answer;
+/// `at` is when the send started (monotonic, and Unix ns for the record).
+async fn send_whole(
+    conn: Result<TcpStream, String>,
+    req: &[u8],
+    repetition: u32,
+    index: u32,
+    at: (Instant, i64),
+    limit: Duration,
+) -> (RequestRecord, Instant) {
+    let (t, sent) = at;
+    let mut s = match conn {
+        Ok(s) => s,
+        Err(e) => {
+            let rec = failed(repetition, index, Outcome::ConnError, sent, e);
+            return (rec, Instant::now());
+        }
+    };
+    let written = s.write_all(req).await;
+    finish(&mut s, written, repetition, index, t, sent, limit).await
+}
+
+/// Opens one connection (with a deadline), Nagle off.
+async fn connect(addr: SocketAddr) -> Result<TcpStream, String> {
+    let limit = Duration::from_secs(5);
+    match tokio::time::timeout(limit, TcpStream::connect(addr)).await {
+        Ok(Ok(s)) => {
+            let _ = s.set_nodelay(true);
+            Ok(s)
+        }
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("connect timed out after {limit:?}")),
+    }
+}
+
+/// Waits for every request task and assembles the burst's records.
+async fn collect(
+    tasks: Vec<tokio::task::JoinHandle<(RequestRecord, Instant)>>,
+    mut records: Vec<Option<RequestRecord>>,
+    repetition: u32,
+    first_send: Instant,
+) -> BurstResult {
     let mut last_done = first_send;
     for t in tasks {
         if let Ok((rec, done)) = t.await {
@@ -401,6 +479,12 @@ mod tests {
     /// really holds back the last byte until all connections are open.
     #[tokio::test]
     async fn burst_releases_all_requests() {
+        for release in Release::ALL {
+            burst_with(release).await;
+        }
+    }
+
+    async fn burst_with(release: Release) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let n = 6u32;
@@ -441,13 +525,15 @@ mod tests {
             requests: n,
             wait_ms: 0,
             timeout: Duration::from_secs(5),
+            release,
         };
         let res = fire(&spec, 0).await;
         server.await.unwrap();
         assert_eq!(res.records.len(), n as usize);
         assert!(
             res.records.iter().all(|r| r.status == Some(200)),
-            "{:?}",
+            "{}: {:?}",
+            release.name(),
             res.records
         );
         assert!(res.burst_ms > 0.0);
@@ -458,19 +544,29 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         drop(listener);
-        let spec = BurstSpec {
-            addr,
-            request: HttpRequest::get("t", "/"),
-            requests: 3,
-            wait_ms: 1,
-            timeout: Duration::from_secs(1),
-        };
-        let res = fire(&spec, 2).await;
-        assert_eq!(res.records.len(), 3);
-        assert!(
-            res.records
-                .iter()
-                .all(|r| r.outcome == Outcome::ConnError && r.repetition == 2)
-        );
+        for (wait_ms, release) in [
+            (1, Release::LastByte),
+            (0, Release::Sequential),
+            (0, Release::Barrier),
+            (0, Release::LastByte),
+        ] {
+            let spec = BurstSpec {
+                addr,
+                request: HttpRequest::get("t", "/"),
+                requests: 3,
+                wait_ms,
+                timeout: Duration::from_secs(1),
+                release,
+            };
+            let res = fire(&spec, 2).await;
+            assert_eq!(res.records.len(), 3);
+            assert!(
+                res.records
+                    .iter()
+                    .all(|r| r.outcome == Outcome::ConnError && r.repetition == 2),
+                "{}",
+                release.name()
+            );
+        }
     }
 }

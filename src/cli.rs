@@ -29,6 +29,7 @@ Examples:
   racy-matrix run matrices/quick.yaml           # measure; results in results/quick-<time>/
   racy-matrix run matrices/quick.yaml --resume results/quick-20261124-101500   # after Ctrl-C
   racy-matrix run matrices/quick.yaml --shard 2/4 --output out/2
+  racy-matrix run matrices/lock-scope.yaml --parallel 2   # two stack instances at once
   racy-matrix up django-mysql --set workers=4   # play by hand; prints the URLs
   racy-matrix down                              # remove what `up` started
   racy-matrix report results/quick-20261124-101500 --format md
@@ -73,6 +74,10 @@ enum Command {
         /// Stop at the first cell that still fails after its retries.
         #[arg(long)]
         fail_fast: bool,
+        /// Measure on N independent stack instances at once, each taking a contiguous
+        /// slice of the cells (needs the cores: see the README on distortion).
+        #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=16))]
+        parallel: u16,
     },
     /// Print the cells in run order, the restarts they need and an estimated time.
     Plan {
@@ -216,6 +221,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             keep_up,
             retries,
             fail_fast,
+            parallel,
         } => {
             let (m, mut cells, catalog) = load_cells(&matrix, shard.as_deref(), stacks)?;
             let mut dir = match &resume {
@@ -273,6 +279,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                 keep_up,
                 retries,
                 fail_fast,
+                parallel: usize::from(parallel),
             };
             let run_id = RunId::new("");
             let outcome = tokio::select! {

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use bollard::models::HealthConfig;
 
 use crate::engine::{
@@ -13,9 +13,9 @@ use crate::engine::{
     compose_duration_ns,
 };
 use crate::image;
-use crate::probe::{self, Db};
+use crate::probe::{self, Db, Sqlite};
 use crate::ready::{Probe, wait_ready};
-use crate::stack::{Build, Condition, Stack, XRacy};
+use crate::stack::{Build, Condition, Engine as DbEngine, Stack, XRacy};
 
 /// A number unique within this process, so that no name is reused even when a stack is
 /// recreated while pieces of the old one could not be removed yet.
@@ -26,6 +26,8 @@ fn next_serial() -> u64 {
 
 /// How long one service may take to become ready.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(180);
+/// How long a live change may take.
+const LIVE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Memory limit for services that set none.
 const DEFAULT_MEMORY: i64 = 1 << 30;
 
@@ -67,7 +69,10 @@ pub struct Deployment {
     pub stack: Stack,
     run: RunId,
     network: String,
-    containers: BTreeMap<String, Running>,
+    /// Engine volume name by the stack's volume name.
+    volumes: BTreeMap<String, String>,
+    /// The containers of each service (one per replica).
+    containers: BTreeMap<String, Vec<Running>>,
     vars: BTreeMap<String, String>,
     /// Where bursts go (the target's published port).
     pub target: SocketAddr,
@@ -89,6 +94,19 @@ impl Deployment {
         vars: BTreeMap<String, String>,
         progress: &mut dyn FnMut(&str),
     ) -> Result<Deployment> {
+        Self::start_only(engine, stack, run, vars, &stack.start_order(), progress).await
+    }
+
+    /// Like `start`, for some services only (with every service they depend on listed
+    /// before them), e.g. the database alone.
+    pub async fn start_only(
+        engine: &Engine,
+        stack: &Stack,
+        run: &RunId,
+        vars: BTreeMap<String, String>,
+        services: &[String],
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<Deployment> {
         let driver = stack.driver(&vars)?;
         let network = format!("racy-{}-{}-{}", run.id, stack.name, next_serial());
         engine.create_network(&network, run.labels()).await?;
@@ -96,7 +114,8 @@ impl Deployment {
             engine: engine.clone(),
             stack: stack.clone(),
             run: run.clone(),
-            network,
+            network: network.clone(),
+            volumes: BTreeMap::new(),
             containers: BTreeMap::new(),
             vars,
             target: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -104,8 +123,16 @@ impl Deployment {
             db: None,
             driver,
         };
-        let order = stack.start_order();
-        if let Err(e) = d.start_services(&order, progress).await {
+        let order = services.to_vec();
+        let started = async {
+            for vol in &stack.volumes {
+                let name = format!("{network}-{vol}");
+                d.engine.create_volume(&name, run.labels()).await?;
+                d.volumes.insert(vol.clone(), name);
+            }
+            d.start_services(&order, progress).await
+        };
+        if let Err(e) = started.await {
             // Leave nothing half-started behind (the error already carries the logs).
             let _ = d.shutdown().await;
             return Err(e);
@@ -121,13 +148,26 @@ impl Deployment {
         progress: &mut dyn FnMut(&str),
     ) -> Result<Vec<String>> {
         let changed = self.stack.services_changed(&self.vars, &vars);
+        let live = self.stack.live_changes(&self.vars, &vars)?;
         self.vars = vars;
         self.driver = self.stack.driver(&self.vars)?;
+        for change in &live {
+            progress(&format!(
+                "{} {} -> {} in {}",
+                change.var, change.from, change.to, change.live.service
+            ));
+            self.apply_live(change).await.with_context(|| {
+                format!(
+                    "stack {}: service '{}'",
+                    self.stack.name, change.live.service
+                )
+            })?;
+        }
         if changed.is_empty() {
             return Ok(changed);
         }
         for svc in changed.iter().rev() {
-            if let Some(c) = self.containers.remove(svc) {
+            for c in self.containers.remove(svc).unwrap_or_default() {
                 self.engine.remove_container(&c.id).await?;
             }
         }
@@ -154,48 +194,243 @@ impl Deployment {
         Ok(changed)
     }
 
+    /// Runs the live variable's `apply` command with the new value in every container of
+    /// its service, then waits until each one's `count` prints that value.
+    async fn apply_live(&self, change: &crate::stack::LiveChange) -> Result<()> {
+        let ids: Vec<String> = self
+            .containers
+            .get(&change.live.service)
+            .into_iter()
+            .flatten()
+            .map(|c| c.id.clone())
+            .collect();
+        let mut cmd = change.live.apply.clone();
+        cmd.push(change.to.to_string());
+        for id in &ids {
+            let out = self.engine.exec(id, &cmd, LIVE_TIMEOUT).await?;
+            if out.exit_code != Some(0) {
+                bail!(
+                    "`{}` exited with {:?}: {}",
+                    cmd.join(" "),
+                    out.exit_code,
+                    format!("{}{}", out.stdout, out.stderr).trim()
+                );
+            }
+        }
+        let probes: Vec<Probe> = ids
+            .iter()
+            .map(|id| Probe::Count {
+                id: id.clone(),
+                cmd: change.live.count.clone(),
+                want: i64::from(change.to),
+            })
+            .collect();
+        wait_ready(&self.engine, &probes, None, Instant::now() + LIVE_TIMEOUT)
+            .await
+            .with_context(|| format!("{} did not reach {}", change.var, change.to))?;
+        Ok(())
+    }
+
+    /// Starts `services` (a dependency-closed list in start order): their images first,
+    /// one at a time, then each service as soon as the services it depends on are ready,
+    /// so independent services start side by side. On an error the services already in
+    /// flight finish starting (so that every container is known and removed) and the first
+    /// error is returned.
     async fn start_services(
         &mut self,
         services: &[String],
         progress: &mut dyn FnMut(&str),
     ) -> Result<()> {
+        let mut images = BTreeMap::new();
         for svc in services {
-            self.start_service(svc, progress)
+            let image = image_for(&self.engine, &self.stack, &self.vars, svc, progress)
                 .await
                 .with_context(|| format!("stack {}: service '{svc}'", self.stack.name))?;
+            images.insert(svc.clone(), image);
+        }
+        let mut ready: std::collections::BTreeSet<String> =
+            self.containers.keys().cloned().collect();
+        let mut waiting: Vec<String> = services.to_vec();
+        let mut running = futures_util::stream::FuturesUnordered::new();
+        let mut first_err: Option<anyhow::Error> = None;
+        loop {
+            if first_err.is_none() {
+                let (now, later): (Vec<String>, Vec<String>) =
+                    waiting.into_iter().partition(|svc| {
+                        self.stack
+                            .depends_on(svc)
+                            .iter()
+                            .all(|(dep, _)| ready.contains(dep))
+                    });
+                waiting = later;
+                for svc in now {
+                    progress(&format!("starting {svc}"));
+                    let launcher = self.launcher();
+                    let image = images[&svc].clone();
+                    running.push(async move {
+                        let launched = launcher.launch(&svc, image).await;
+                        (svc, launched)
+                    });
+                }
+            }
+            let Some((svc, launched)) = futures_util::StreamExt::next(&mut running).await else {
+                break;
+            };
+            self.containers
+                .entry(svc.clone())
+                .or_default()
+                .extend(launched.containers);
+            if let Some(t) = launched.target {
+                self.target = t;
+            }
+            if let Some(u) = launched.db_url {
+                self.db_url = u;
+            }
+            if let Some(old) = launched.db.and_then(|db| self.db.replace(db)) {
+                old.close().await;
+            }
+            match launched.result {
+                Ok(()) => {
+                    ready.insert(svc);
+                }
+                Err(e) => {
+                    let e = e.context(format!("stack {}: service '{svc}'", self.stack.name));
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = first_err {
+            return Err(e);
+        }
+        if !waiting.is_empty() {
+            bail!("services {waiting:?} wait for services that never became ready");
         }
         Ok(())
     }
 
-    async fn start_service(&mut self, svc: &str, progress: &mut dyn FnMut(&str)) -> Result<()> {
-        let def = self.stack.service(svc, &self.vars)?;
-        let image = match &def.build {
-            Some(build) => {
-                let (context, args) = match build {
-                    Build::Context(c) => (c.clone(), BTreeMap::new()),
-                    Build::Long { context, args, .. } => (
-                        context.clone(),
-                        args.as_ref().map(|a| a.pairs()).unwrap_or_default(),
-                    ),
+    /// What a service launch needs, owned, so that several launches run at once.
+    fn launcher(&self) -> Launcher {
+        Launcher {
+            engine: self.engine.clone(),
+            stack: self.stack.clone(),
+            run: self.run.clone(),
+            network: self.network.clone(),
+            volumes: self.volumes.clone(),
+            vars: self.vars.clone(),
+            driver: self.driver.clone(),
+        }
+    }
+
+    /// The last log lines of a service.
+    pub async fn logs(&self, svc: &str, n: usize) -> String {
+        let mut out = String::new();
+        for c in self.containers.get(svc).into_iter().flatten() {
+            out.push_str(&self.engine.logs_tail(&c.id, n).await);
+        }
+        out
+    }
+
+    /// The last `n` log lines of every service, each under a heading.
+    pub async fn all_logs(&self, n: usize) -> String {
+        let mut out = String::new();
+        for (svc, list) in &self.containers {
+            for (i, c) in list.iter().enumerate() {
+                let logs = self.engine.logs_tail(&c.id, n).await;
+                let replica = if list.len() > 1 {
+                    format!(" (replica {})", i + 1)
+                } else {
+                    String::new()
                 };
-                let dir = self.stack.dir().join(&context);
-                let (tag, built) = image::ensure_built(&self.engine, &dir, &args, &mut |l| {
-                    progress(&format!("building {svc}: {l}"))
-                })
-                .await?;
-                if built {
-                    progress(&format!("built {tag}"));
-                }
-                tag
+                out.push_str(&format!(
+                    "--- last log lines of {svc}{replica} ---\n{}\n",
+                    logs.trim_end()
+                ));
             }
-            None => def.image.clone().ok_or_else(|| anyhow!("no image"))?,
+        }
+        out
+    }
+
+    /// Container names by service.
+    pub fn container_names(&self) -> BTreeMap<String, String> {
+        self.containers
+            .iter()
+            .map(|(k, v)| {
+                let names: Vec<&str> = v.iter().map(|c| c.name.as_str()).collect();
+                (k.clone(), names.join(", "))
+            })
+            .collect()
+    }
+
+    /// Removes every container and the network.
+    pub async fn shutdown(mut self) -> Result<()> {
+        if let Some(db) = self.db.take() {
+            db.close().await;
+        }
+        let removals = self
+            .containers
+            .values()
+            .flatten()
+            .map(|c| self.engine.remove_container(&c.id));
+        for r in futures_util::future::join_all(removals).await {
+            r?;
+        }
+        for name in self.volumes.values() {
+            self.engine.remove_volume(name).await?;
+        }
+        self.engine.remove_network(&self.network).await
+    }
+}
+
+/// Everything a service launch needs, owned by the launch.
+struct Launcher {
+    engine: Engine,
+    stack: Stack,
+    run: RunId,
+    network: String,
+    volumes: BTreeMap<String, String>,
+    vars: BTreeMap<String, String>,
+    driver: XRacy,
+}
+
+/// What a launch created and learned, also when it failed (so nothing is lost track of).
+struct Launched {
+    containers: Vec<Running>,
+    target: Option<SocketAddr>,
+    db_url: Option<String>,
+    db: Option<Db>,
+    result: Result<()>,
+}
+
+impl Launcher {
+    /// Creates the service's containers (one per replica) and waits until each is ready.
+    async fn launch(&self, svc: &str, image: String) -> Launched {
+        let mut out = Launched {
+            containers: Vec::new(),
+            target: None,
+            db_url: None,
+            db: None,
+            result: Ok(()),
         };
+        out.result = self.launch_into(svc, image, &mut out).await;
+        out
+    }
+
+    async fn launch_into(&self, svc: &str, image: String, out: &mut Launched) -> Result<()> {
+        let def = self.stack.service(svc, &self.vars)?;
         let x = self.driver.clone();
+        let replicas = def.replicas()?;
+        let is_target = x.target.service == svc;
+        let is_db = x.database.service == svc;
+        if replicas > 1 && (is_target || is_db) {
+            bail!(
+                "deploy.replicas is {replicas}, but the burst target and the database run as one container"
+            );
+        }
         let mut publish = Vec::new();
-        if x.target.service == svc {
+        if is_target {
             publish.push(x.target.port);
         }
-        if x.database.service == svc {
+        if is_db && x.database.engine != DbEngine::Sqlite {
             publish.push(x.database.port);
         }
         let mut labels = self.run.labels();
@@ -219,90 +454,149 @@ impl Deployment {
             }),
             None => None,
         };
-        let name = format!(
-            "racy-{}-{}-{svc}-{}",
-            self.run.id,
-            self.stack.name,
-            next_serial()
-        );
-        let spec = ContainerSpec {
-            name: name.clone(),
-            image,
-            cmd: def.command.as_ref().map(|c| c.words()),
-            entrypoint: def.entrypoint.as_ref().map(|c| c.words()),
-            env: def
-                .environment
-                .as_ref()
-                .map(|e| {
-                    e.pairs()
-                        .into_iter()
-                        .map(|(k, v)| format!("{k}={v}"))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            labels,
-            network: self.network.clone(),
-            aliases: vec![svc.to_string()],
-            publish,
-            healthcheck,
-            memory: Some(match &def.mem_limit {
-                Some(m) => parse_bytes(m)?,
-                None => DEFAULT_MEMORY,
-            }),
-            user: def.user.clone(),
-            cap_drop: def.cap_drop.clone(),
-            cap_add: def.cap_add.clone(),
-        };
-        progress(&format!("starting {svc}"));
-        let id = self.engine.run_container(&spec).await?;
-        self.containers.insert(
-            svc.to_string(),
-            Running {
+        let mut mounts = Vec::new();
+        for (vol, path, read_only) in def.mounts()? {
+            let name = self
+                .volumes
+                .get(&vol)
+                .ok_or_else(|| anyhow!("volume '{vol}' was not created"))?;
+            mounts.push((name.clone(), path, read_only));
+        }
+        let mut started = Vec::new();
+        for _ in 0..replicas {
+            let name = format!(
+                "racy-{}-{}-{svc}-{}",
+                self.run.id,
+                self.stack.name,
+                next_serial()
+            );
+            let spec = ContainerSpec {
+                name: name.clone(),
+                image: image.clone(),
+                cmd: def.command.as_ref().map(|c| c.words()),
+                entrypoint: def.entrypoint.as_ref().map(|c| c.words()),
+                env: def
+                    .environment
+                    .as_ref()
+                    .map(|e| {
+                        e.pairs()
+                            .into_iter()
+                            .map(|(k, v)| format!("{k}={v}"))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                labels: labels.clone(),
+                network: self.network.clone(),
+                aliases: vec![svc.to_string()],
+                publish: publish.clone(),
+                healthcheck: healthcheck.clone(),
+                memory: Some(match &def.mem_limit {
+                    Some(m) => parse_bytes(m)?,
+                    None => DEFAULT_MEMORY,
+                }),
+                user: def.user.clone(),
+                cap_drop: def.cap_drop.clone(),
+                cap_add: def.cap_add.clone(),
+                mounts: mounts.clone(),
+            };
+            let id = self.engine.run_container(&spec).await?;
+            out.containers.push(Running {
                 id: id.clone(),
                 name,
-            },
-        );
-        let probes = self.probes(svc, &id).await?;
-        let deadline = Instant::now() + READY_TIMEOUT;
-        if let Err(e) = wait_ready(&self.engine, &probes, Some(&id), deadline).await {
-            let logs = self.engine.logs_tail(&id, 20).await;
-            return Err(anyhow!(
-                "{e:#}\n--- last log lines of {svc} ---\n{}",
-                logs.trim_end()
-            ));
+            });
+            started.push(id);
         }
-        if x.database.service == svc {
-            if let Some(db) = self.db.take() {
-                db.close().await;
+        // The replicas start together; each must be ready.
+        for id in &started {
+            let probes = self.probes(svc, id, out).await?;
+            let deadline = Instant::now() + READY_TIMEOUT;
+            if let Err(e) = wait_ready(&self.engine, &probes, Some(id), deadline).await {
+                let logs = self.engine.logs_tail(id, 20).await;
+                return Err(anyhow!(
+                    "{e:#}\n--- last log lines of {svc} ---\n{}",
+                    logs.trim_end()
+                ));
             }
-            self.db = Some(Db::connect(&self.db_url, x.reset.clone(), x.observe.clone()).await?);
+        }
+        if is_db {
+            out.db = Some(match x.database.engine {
+                DbEngine::Sqlite => Db::sqlite(
+                    Sqlite {
+                        engine: self.engine.clone(),
+                        container: started[0].clone(),
+                        file: x.database.name.clone(),
+                    },
+                    x.reset.clone(),
+                    x.observe.clone(),
+                ),
+                _ => {
+                    let url = out.db_url.clone().unwrap_or_default();
+                    Db::connect(&url, x.reset.clone(), x.observe.clone()).await?
+                }
+            });
         }
         Ok(())
     }
 
     /// The probes that say `svc` is ready: the database answers SQL, the target answers its
     /// health path, a service with a health check is healthy, any other one runs.
-    async fn probes(&mut self, svc: &str, id: &str) -> Result<Vec<Probe>> {
+    async fn probes(&self, svc: &str, id: &str, out: &mut Launched) -> Result<Vec<Probe>> {
         let x = self.driver.clone();
+        // The service's own health check, run by racy-matrix itself so that readiness is
+        // noticed at once rather than at the engine's next interval.
+        let health = self
+            .stack
+            .service(svc, &self.vars)?
+            .healthcheck
+            .and_then(|h| {
+                let cmd = match &h.test {
+                    crate::stack::StrOrList::One(s) => {
+                        vec!["/bin/sh".into(), "-c".into(), s.clone()]
+                    }
+                    l => {
+                        let w = l.words();
+                        match w.first().map(String::as_str) {
+                            Some("CMD") => w[1..].to_vec(),
+                            Some("CMD-SHELL") => {
+                                vec!["/bin/sh".into(), "-c".into(), w[1..].join(" ")]
+                            }
+                            _ => return None,
+                        }
+                    }
+                };
+                (!cmd.is_empty()).then(|| Probe::Exec {
+                    id: id.to_string(),
+                    cmd,
+                })
+            });
+        if x.database.service == svc && x.database.engine == DbEngine::Sqlite {
+            let check = Probe::Exec {
+                id: id.to_string(),
+                cmd: vec!["sqlite3".into(), x.database.name.clone(), "SELECT 1".into()],
+            };
+            return Ok(health.into_iter().chain([check]).collect());
+        }
         if x.database.service == svc {
             let port = self.engine.published_port(id, x.database.port).await?;
-            self.db_url = probe::url(
+            let url = probe::url(
                 x.database.engine,
                 &x.database.user,
                 &x.database.password,
                 port,
                 &x.database.name,
             );
+            out.db_url = Some(url.clone());
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            return Ok(vec![Probe::Tcp(addr), Probe::Sql(self.db_url.clone())]);
+            return Ok(vec![Probe::Tcp(addr), Probe::Sql(url)]);
         }
         if x.target.service == svc {
             let port = self.engine.published_port(id, x.target.port).await?;
-            self.target = SocketAddr::from(([127, 0, 0, 1], port));
+            let target = SocketAddr::from(([127, 0, 0, 1], port));
+            out.target = Some(target);
             return Ok(vec![
-                Probe::Tcp(self.target),
+                Probe::Tcp(target),
                 Probe::Http {
-                    addr: self.target,
+                    addr: target,
                     path: x.target.health.clone(),
                 },
             ]);
@@ -318,55 +612,57 @@ impl Deployment {
         if wanted(Condition::Completed) {
             return Ok(vec![Probe::Completed(id.to_string())]);
         }
-        if wanted(Condition::Healthy) && self.stack.services[svc].healthcheck.is_some() {
-            return Ok(vec![Probe::Healthy(id.to_string())]);
-        }
-        Ok(vec![Probe::Running(id.to_string())])
+        Ok(vec![
+            health.unwrap_or_else(|| Probe::Running(id.to_string())),
+        ])
     }
+}
 
-    /// The last log lines of a service.
-    pub async fn logs(&self, svc: &str, n: usize) -> String {
-        match self.containers.get(svc) {
-            Some(c) => self.engine.logs_tail(&c.id, n).await,
-            None => String::new(),
-        }
+/// Builds (or finds) the image of every service of a stack.
+pub async fn build_images(
+    engine: &Engine,
+    stack: &Stack,
+    vars: &BTreeMap<String, String>,
+    progress: &mut dyn FnMut(&str),
+) -> Result<()> {
+    for svc in stack.start_order() {
+        image_for(engine, stack, vars, &svc, progress)
+            .await
+            .with_context(|| format!("stack {}: service '{svc}'", stack.name))?;
     }
+    Ok(())
+}
 
-    /// The last `n` log lines of every service, each under a heading.
-    pub async fn all_logs(&self, n: usize) -> String {
-        let mut out = String::new();
-        for (svc, c) in &self.containers {
-            let logs = self.engine.logs_tail(&c.id, n).await;
-            out.push_str(&format!(
-                "--- last log lines of {svc} ---\n{}\n",
-                logs.trim_end()
-            ));
+/// The image a service runs: built (or found) from its build context, or its `image`.
+async fn image_for(
+    engine: &Engine,
+    stack: &Stack,
+    vars: &BTreeMap<String, String>,
+    svc: &str,
+    progress: &mut dyn FnMut(&str),
+) -> Result<String> {
+    let def = stack.service(svc, vars)?;
+    Ok(match &def.build {
+        Some(build) => {
+            let (context, args) = match build {
+                Build::Context(c) => (c.clone(), BTreeMap::new()),
+                Build::Long { context, args, .. } => (
+                    context.clone(),
+                    args.as_ref().map(|a| a.pairs()).unwrap_or_default(),
+                ),
+            };
+            let dir = stack.dir().join(&context);
+            let (tag, built) = image::ensure_built(engine, &dir, &args, &mut |l| {
+                progress(&format!("building {svc}: {l}"))
+            })
+            .await?;
+            if built {
+                progress(&format!("built {tag}"));
+            }
+            tag
         }
-        out
-    }
-
-    /// Container names by service.
-    pub fn container_names(&self) -> BTreeMap<String, String> {
-        self.containers
-            .iter()
-            .map(|(k, v)| (k.clone(), v.name.clone()))
-            .collect()
-    }
-
-    /// Removes every container and the network.
-    pub async fn shutdown(mut self) -> Result<()> {
-        if let Some(db) = self.db.take() {
-            db.close().await;
-        }
-        let removals = self
-            .containers
-            .values()
-            .map(|c| self.engine.remove_container(&c.id));
-        for r in futures_util::future::join_all(removals).await {
-            r?;
-        }
-        self.engine.remove_network(&self.network).await
-    }
+        None => def.image.clone().ok_or_else(|| anyhow!("no image"))?,
+    })
 }
 
 /// Parses a compose byte size (`512m`, `1g`, `1073741824`).

@@ -6,14 +6,15 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use bollard::Docker;
+use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HealthConfig, HealthStatusEnum, HostConfig,
-    NetworkCreateRequest, NetworkingConfig, PortBinding,
+    ContainerCreateBody, EndpointSettings, HealthConfig, HealthStatusEnum, HostConfig, Mount,
+    MountType, NetworkCreateRequest, NetworkingConfig, PortBinding, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
-    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder,
+    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
 };
 use futures_util::StreamExt;
 
@@ -70,6 +71,19 @@ pub struct ContainerSpec {
     pub cap_drop: Option<Vec<String>>,
     /// Capabilities added back.
     pub cap_add: Option<Vec<String>>,
+    /// Named volumes mounted: (volume name, path in the container, read-only).
+    pub mounts: Vec<(String, String, bool)>,
+}
+
+/// What a command run inside a container printed, and how it ended.
+#[derive(Clone, Debug, Default)]
+pub struct ExecOutput {
+    /// Exit code (None if the engine did not report one).
+    pub exit_code: Option<i64>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
 }
 
 /// State of a container as the engine reports it.
@@ -282,6 +296,18 @@ impl Engine {
                 cap_drop: spec.cap_drop.clone(),
                 cap_add: spec.cap_add.clone(),
                 security_opt: Some(vec!["no-new-privileges".into()]),
+                mounts: (!spec.mounts.is_empty()).then(|| {
+                    spec.mounts
+                        .iter()
+                        .map(|(source, target, read_only)| Mount {
+                            typ: Some(MountType::VOLUME),
+                            source: Some(source.clone()),
+                            target: Some(target.clone()),
+                            read_only: Some(*read_only),
+                            ..Default::default()
+                        })
+                        .collect()
+                }),
                 ..Default::default()
             }),
             networking_config: Some(NetworkingConfig {
@@ -424,8 +450,8 @@ impl Engine {
         }
     }
 
-    /// Removes every container and network whose labels match `filter`; returns how many
-    /// containers and networks went.
+    /// Removes every container, network and volume whose labels match `filter`; returns
+    /// how many containers and networks went.
     pub async fn remove_labelled(&self, filter: &str) -> Result<(usize, usize)> {
         let containers = self.labelled_containers(filter).await?;
         let removals = containers.iter().map(|(id, _)| self.remove_container(id));
@@ -436,7 +462,92 @@ impl Engine {
         for (name, _) in &networks {
             self.remove_network(name).await?;
         }
+        for (name, _) in self.labelled_volumes(filter).await? {
+            self.remove_volume(&name).await?;
+        }
         Ok((containers.len(), networks.len()))
+    }
+
+    /// Creates a named volume with these labels.
+    pub async fn create_volume(&self, name: &str, labels: HashMap<String, String>) -> Result<()> {
+        self.docker
+            .create_volume(VolumeCreateRequest {
+                name: Some(name.to_string()),
+                labels: Some(labels),
+                ..Default::default()
+            })
+            .await
+            .with_context(|| format!("creating volume {name}"))?;
+        Ok(())
+    }
+
+    /// Volumes carrying a label filter, with their labels.
+    pub async fn labelled_volumes(
+        &self,
+        filter: &str,
+    ) -> Result<Vec<(String, HashMap<String, String>)>> {
+        let opts = ListVolumesOptionsBuilder::default()
+            .filters(&HashMap::from([("label", vec![filter])]))
+            .build();
+        let list = self.docker.list_volumes(Some(opts)).await?;
+        Ok(list
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| (v.name, v.labels))
+            .collect())
+    }
+
+    /// Removes a volume; missing is fine.
+    pub async fn remove_volume(&self, name: &str) -> Result<()> {
+        let opts = RemoveVolumeOptionsBuilder::default().force(true).build();
+        match self.docker.remove_volume(name, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("removing volume {name}")),
+        }
+    }
+
+    /// Runs a command inside a running container (as its user) and collects its output,
+    /// giving up after `limit`.
+    pub async fn exec(&self, id: &str, cmd: &[String], limit: Duration) -> Result<ExecOutput> {
+        let run = async {
+            let created = self
+                .docker
+                .create_exec(
+                    id,
+                    CreateExecOptions {
+                        attach_stdout: Some(true),
+                        attach_stderr: Some(true),
+                        cmd: Some(cmd.to_vec()),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+            let mut out = ExecOutput::default();
+            if let StartExecResults::Attached { mut output, .. } =
+                self.docker.start_exec(&created.id, None).await?
+            {
+                while let Some(chunk) = output.next().await {
+                    match chunk? {
+                        bollard::container::LogOutput::StdErr { message } => {
+                            out.stderr.push_str(&String::from_utf8_lossy(&message))
+                        }
+                        other => out
+                            .stdout
+                            .push_str(&String::from_utf8_lossy(&other.into_bytes())),
+                    }
+                }
+            }
+            out.exit_code = self.docker.inspect_exec(&created.id).await?.exit_code;
+            Ok::<_, bollard::errors::Error>(out)
+        };
+        tokio::time::timeout(limit, run)
+            .await
+            .map_err(|_| anyhow!("`{}` did not finish within {limit:?}", cmd.join(" ")))?
+            .with_context(|| format!("running `{}` in container {id}", cmd.join(" ")))
     }
 }
 
@@ -488,6 +599,7 @@ impl Engine {
             .await?
             .into_iter()
             .chain(self.labelled_networks(RUN_LABEL).await?)
+            .chain(self.labelled_volumes(RUN_LABEL).await?)
             .filter(|(_, l)| is_orphan(l, &host, &racy_process_alive))
             .filter_map(|(_, l)| l.get(RUN_LABEL).cloned())
             .collect();

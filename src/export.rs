@@ -131,6 +131,7 @@ pub const METRICS: &[&str] = &[
     "other_errors",
     "retries",
     "integrity_errors",
+    "database_locked",
     "ledger_rows",
     "applied",
     "lost_updates",
@@ -305,7 +306,7 @@ pub fn terminal_table(run: &RunReport) -> String {
     header.extend(
         [
             "acked",
-            "errors (ser/lock/dup/gw/other)",
+            "errors (ser/lock/busy/dup/gw/other)",
             "rows",
             "applied",
             "anomalies",
@@ -331,10 +332,11 @@ pub fn terminal_table(run: &RunReport) -> String {
                 r.extend([
                     m.acked.to_string(),
                     format!(
-                        "{} ({}/{}/{}/{}/{})",
+                        "{} ({}/{}/{}/{}/{}/{})",
                         m.failed + m.timeouts + m.conn_errors,
                         m.serialization_failures,
                         m.lock_timeouts,
+                        m.database_locked,
                         m.integrity_errors,
                         m.worker_timeouts,
                         m.other_errors + m.timeouts + m.conn_errors
@@ -449,14 +451,14 @@ mod tests {
             lines.next().unwrap(),
             "stack,endpoint,workers,wait_ms,delay_ms,isolation,repetitions,requests,acked,failed,\
              errors_4xx,errors_5xx,timeouts,conn_errors,serialization_failures,lock_timeouts,\
-             worker_timeouts,other_errors,retries,integrity_errors,ledger_rows,applied,lost_updates,lost_rate,\
+             worker_timeouts,other_errors,retries,integrity_errors,database_locked,ledger_rows,applied,lost_updates,lost_rate,\
              lost_rate_lo,lost_rate_hi,ack_gap,distinct_pids,start_skew_ms,p50_ms,p95_ms,max_ms,\
              burst_ms,anomaly_kind,anomalies,anomaly_rate,anomaly_rate_lo,anomaly_rate_hi,status,error"
         );
         let row = lines.next().unwrap();
         assert!(
             row.starts_with(
-                "django-mysql,atomic_long_delay,4,0,200,serializable,1,1,1,0,0,0,0,0,0,0,0,0,0,0,2,1,1,0.5000,"
+                "django-mysql,atomic_long_delay,4,0,200,serializable,1,1,1,0,0,0,0,0,0,0,0,0,0,0,0,2,1,1,0.5000,"
             ),
             "{row}"
         );

@@ -17,7 +17,7 @@ pub trait Catalog {
     fn endpoints(&self, stack: &str) -> Option<Vec<String>>;
     /// Variables the stack file references, with their `${x:-default}` default.
     fn variables(&self, stack: &str) -> Vec<(String, Option<String>)>;
-    /// Variables whose change recreates a service.
+    /// Variables whose change recreates a service, the one recreating the most first.
     fn restart_variables(&self, stack: &str) -> Vec<String>;
 }
 
@@ -784,17 +784,21 @@ fn matches(cell: &Cell, entry: &BTreeMap<String, String>) -> bool {
 /// (an entry removes the cells matching all its keys), plus `include` entries with GitHub
 /// Actions semantics (an entry extends every cell whose original axis values it does not
 /// change; one that extends none becomes a cell of its own, taking the first value of any
-/// axis it does not name). Run order: axes that recreate a service vary slowest (in file
-/// order), the others follow in file order, so each restart happens once per value.
+/// axis it does not name). Run order: axes that recreate a service vary slowest, the one
+/// that recreates the most services slowest of all (the catalog lists them dearest
+/// first), the others follow in file order, so each restart happens once per value and
+/// the expensive ones least often.
 pub fn expand(m: &Matrix, catalog: &dyn Catalog) -> Vec<Cell> {
     let mut out = Vec::new();
     for stack in &m.stacks {
-        let restart: BTreeSet<String> = catalog.restart_variables(stack).into_iter().collect();
+        let by_cost = catalog.restart_variables(stack);
+        let restart: BTreeSet<String> = by_cost.iter().cloned().collect();
         let mut ordered: Vec<&Axis> = m
             .axes
             .iter()
             .filter(|a| restart.contains(&a.name))
             .collect();
+        ordered.sort_by_key(|a| by_cost.iter().position(|v| *v == a.name));
         ordered.extend(m.axes.iter().filter(|a| !restart.contains(&a.name)));
         let mut cells = vec![Cell {
             stack: stack.clone(),
@@ -946,6 +950,25 @@ mod tests {
         assert_eq!(cells[0].endpoint(), "a");
         assert_eq!(cells[0].wait_ms(), 0, "wait_ms defaults to 0");
         assert_eq!(restarts(&cells, &Fake), 1);
+    }
+
+    #[test]
+    fn dearest_restart_axis_varies_slowest() {
+        // the catalog ranks workers dearer than isolation: file order does not matter
+        let m = p("name: t\nstacks: [s1]\naxes:\n  isolation: [x, y]\n  workers: [1, 4]\n  endpoint: [a]\n").unwrap();
+        let cells = expand(&m, &Fake);
+        let order: Vec<String> = cells
+            .iter()
+            .map(|c| {
+                format!(
+                    "{}{}",
+                    c.get("workers").unwrap(),
+                    c.get("isolation").unwrap()
+                )
+            })
+            .collect();
+        assert_eq!(order, ["1x", "1y", "4x", "4y"]);
+        assert_eq!(restarts(&cells, &Fake), 3);
     }
 
     #[test]

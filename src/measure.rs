@@ -44,6 +44,20 @@ impl RequestRecord {
         self.body.as_ref()?.get("pid")?.as_i64()
     }
 
+    /// The serving process: its host (container) name, when the body has one, and pid.
+    /// Containers number their processes alike, so the pid alone does not tell replicas
+    /// apart.
+    pub fn process(&self) -> Option<(String, i64)> {
+        let host = self
+            .body
+            .as_ref()
+            .and_then(|b| b.get("host"))
+            .and_then(|h| h.as_str())
+            .unwrap_or_default()
+            .to_string();
+        Some((host, self.pid()?))
+    }
+
     /// A server timestamp from the body (`t_start`, `t_read`, `t_write`, `t_end`), ns.
     pub fn server_ns(&self, field: &str) -> Option<i64> {
         self.body.as_ref()?.get(field)?.as_i64()
@@ -165,6 +179,9 @@ pub struct CellMetrics {
     pub retries: u64,
     /// Unique-constraint violations that reached the client (MariaDB 1062, PostgreSQL 23505).
     pub integrity_errors: u64,
+    /// SQLite refused the write: "database is locked" (SQLITE_BUSY).
+    #[serde(default)]
+    pub database_locked: u64,
     /// Ledger rows written.
     pub ledger_rows: i64,
     /// Increments that reached the balance.
@@ -179,7 +196,7 @@ pub struct CellMetrics {
     pub lost_rate_hi: f64,
     /// acked − ledger_rows.
     pub ack_gap: i64,
-    /// App processes that served the bursts.
+    /// App processes (host and pid) that served the bursts.
     pub distinct_pids: u64,
     /// Median over repetitions of (max − min server `t_read`), for `wait_ms = 0`.
     pub start_skew_ms: Option<f64>,
@@ -207,6 +224,8 @@ pub struct CellMetrics {
 const SERIALIZATION_CODES: &[&str] = &["40001", "40P01", "1020", "1213"];
 /// Database error codes of lock waits that gave up.
 const LOCK_TIMEOUT_CODES: &[&str] = &["1205", "3572", "55P03"];
+/// Database error codes of a database that refused a writer (SQLite's "database is locked").
+const BUSY_CODES: &[&str] = &["SQLITE_BUSY", "SQLITE_LOCKED"];
 /// Database error codes of unique-constraint violations.
 const INTEGRITY_CODES: &[&str] = &["1062", "23505"];
 
@@ -224,6 +243,15 @@ pub fn error_class(r: &RequestRecord) -> &'static str {
         (Some(c), _) if SERIALIZATION_CODES.contains(&c) => "serialization_failures",
         (Some(c), _) if LOCK_TIMEOUT_CODES.contains(&c) => "lock_timeouts",
         (Some(c), _) if INTEGRITY_CODES.contains(&c) => "integrity_errors",
+        (Some(c), _) if BUSY_CODES.contains(&c) => "database_locked",
+        _ if r
+            .body
+            .as_ref()
+            .and_then(|b| b.get("lock_timeout"))
+            .is_some_and(|v| v == true) =>
+        {
+            "lock_timeouts"
+        }
         (_, Some(502 | 504)) => "worker_timeouts",
         _ => "other_errors",
     }
@@ -308,6 +336,7 @@ pub fn compute(reps: &[Repetition], amount: i64, wait_ms: u64, check: Check) -> 
                             "serialization_failures" => m.serialization_failures += 1,
                             "lock_timeouts" => m.lock_timeouts += 1,
                             "integrity_errors" => m.integrity_errors += 1,
+                            "database_locked" => m.database_locked += 1,
                             "worker_timeouts" => m.worker_timeouts += 1,
                             _ => m.other_errors += 1,
                         }
@@ -315,7 +344,7 @@ pub fn compute(reps: &[Repetition], amount: i64, wait_ms: u64, check: Check) -> 
                     match r.status {
                         Some(200..=299) => {
                             m.acked += 1;
-                            pids.extend(r.pid());
+                            pids.extend(r.process());
                             reads.extend(r.server_ns("t_read"));
                         }
                         Some(s) => {
@@ -405,6 +434,27 @@ mod tests {
             ledger_total: rows * 100,
             extra: BTreeMap::new(),
         }
+    }
+
+    #[test]
+    fn replicas_with_the_same_pids_are_told_apart() {
+        let served = |host: &str, pid: i64| RequestRecord {
+            repetition: 0,
+            index: 0,
+            outcome: Outcome::Response,
+            status: Some(200),
+            sent_unix_ns: 0,
+            latency_ms: Some(1.0),
+            body: Some(json!({"host": host, "pid": pid})),
+            error: None,
+        };
+        let reps = vec![Repetition {
+            before: obs(0, 0),
+            after: obs(300, 3),
+            burst_ms: 1.0,
+            records: vec![served("a", 8), served("b", 8), served("a", 8)],
+        }];
+        assert_eq!(compute(&reps, 100, 0, Check::Counter).distinct_pids, 2);
     }
 
     #[test]
@@ -506,6 +556,8 @@ mod tests {
             with(504, json!("gateway")),
             with(500, json!({"db_code": 1062})),
             with(500, json!({"db_code": 2006})),
+            with(409, json!({"db_code": "SQLITE_BUSY"})),
+            with(409, json!({"lock_timeout": true})),
             with(200, json!({"pid": 1, "retries": 3})),
         ];
         let reps = vec![Repetition {
@@ -516,12 +568,13 @@ mod tests {
         }];
         let m = compute(&reps, 100, 5, Check::Counter);
         assert_eq!(m.serialization_failures, 3);
-        assert_eq!(m.lock_timeouts, 2);
+        assert_eq!(m.lock_timeouts, 3);
         assert_eq!(m.worker_timeouts, 1);
         assert_eq!(m.integrity_errors, 1);
+        assert_eq!(m.database_locked, 1);
         assert_eq!(m.other_errors, 1);
         assert_eq!(m.retries, 3);
-        assert_eq!(m.failed, 8);
+        assert_eq!(m.failed, 10);
     }
 
     #[test]

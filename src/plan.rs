@@ -11,6 +11,8 @@ use crate::stack::StackCatalog;
 
 /// Seconds to bring a stack up with images present.
 const STACK_START_S: f64 = 12.0;
+/// Seconds to apply a live change (Gunicorn workers grown or shrunk in place).
+const LIVE_S: f64 = 1.0;
 /// Seconds to recreate a service and wait until it is ready again.
 const RESTART_S: f64 = 3.0;
 /// Seconds of reset, observation and quiescence per repetition.
@@ -34,8 +36,8 @@ pub fn burst_estimate_s(m: &Matrix, cell: &Cell) -> f64 {
     (wait + rounds * mean) / 1000.0 + 0.05
 }
 
-/// What must be recreated before each cell: `None` for a fresh stack start, else the
-/// services whose variables changed.
+/// What must change before each cell: `None` for a fresh stack start, else the services
+/// whose variables changed ("recreate app") and the live changes ("workers 1->4 in app").
 pub fn transitions(cells: &[Cell], catalog: &StackCatalog) -> Vec<Option<Vec<String>>> {
     let mut out = Vec::with_capacity(cells.len());
     let mut prev: Option<&Cell> = None;
@@ -43,7 +45,18 @@ pub fn transitions(cells: &[Cell], catalog: &StackCatalog) -> Vec<Option<Vec<Str
         match prev {
             Some(p) if p.stack == c.stack => {
                 let s = &catalog.stacks[&c.stack];
-                out.push(Some(s.services_changed(&p.axes, &c.axes)));
+                let mut steps = Vec::new();
+                let recreated = s.services_changed(&p.axes, &c.axes);
+                if !recreated.is_empty() {
+                    steps.push(format!("recreate {}", recreated.join(", ")));
+                }
+                for l in s.live_changes(&p.axes, &c.axes).unwrap_or_default() {
+                    steps.push(format!(
+                        "{} {}->{} in {}",
+                        l.var, l.from, l.to, l.live.service
+                    ));
+                }
+                out.push(Some(steps));
             }
             _ => out.push(None),
         }
@@ -85,7 +98,8 @@ pub fn render(m: &Matrix, cells: &[Cell], catalog: &StackCatalog) -> String {
                 ("start stack".to_string(), STACK_START_S)
             }
             Some(s) if s.is_empty() => (String::new(), 0.0),
-            Some(s) => (format!("recreate {}", s.join(", ")), RESTART_S),
+            Some(s) if s.iter().all(|x| !x.starts_with("recreate")) => (s.join("; "), LIVE_S),
+            Some(s) => (s.join("; "), RESTART_S),
         };
         let est = cost + m.repetitions as f64 * (burst_estimate_s(m, c) + REPETITION_OVERHEAD_S);
         total += est;

@@ -1,4 +1,4 @@
-//! Readiness probes: TCP port, SQL `SELECT 1`, HTTP status, engine health; polled with a
+//! Readiness probes: TCP port, SQL `SELECT 1`, HTTP status, health-check commands; polled with a
 //! short backoff until a deadline.
 
 use std::net::SocketAddr;
@@ -23,12 +23,26 @@ pub enum Probe {
         /// Path to get.
         path: String,
     },
-    /// The engine reports the container healthy.
-    Healthy(String),
-    /// The container runs.
+    /// The container runs, or ended with status 0 (a one-shot job nothing waits for).
     Running(String),
     /// The container exited with status 0.
     Completed(String),
+    /// A command run inside the container prints this number (a live variable's value).
+    Count {
+        /// Container id.
+        id: String,
+        /// The command.
+        cmd: Vec<String>,
+        /// The value awaited.
+        want: i64,
+    },
+    /// A command run inside the container exits with status 0 (a compose health check).
+    Exec {
+        /// Container id.
+        id: String,
+        /// The command.
+        cmd: Vec<String>,
+    },
 }
 
 impl Probe {
@@ -55,16 +69,36 @@ impl Probe {
                     bail!("GET {path} answered {}", r.status)
                 }
             }
-            Probe::Healthy(id) => match engine.state(id).await?.health.as_deref() {
-                Some("healthy") => Ok(()),
-                other => bail!("health is {}", other.unwrap_or("unknown")),
-            },
             Probe::Running(id) => {
                 let st = engine.state(id).await?;
-                if st.running {
+                if st.running || st.exit_code == Some(0) {
                     Ok(())
                 } else {
                     bail!("container is not running (exit code {:?})", st.exit_code)
+                }
+            }
+            Probe::Count { id, cmd, want } => {
+                let out = engine.exec(id, cmd, Duration::from_secs(10)).await?;
+                match out.stdout.trim().parse::<i64>() {
+                    Ok(n) if n == *want => Ok(()),
+                    Ok(n) => bail!("`{}` says {n}, waiting for {want}", cmd.join(" ")),
+                    Err(_) => bail!(
+                        "`{}` printed {:?}, not a number ({})",
+                        cmd.join(" "),
+                        out.stdout.trim(),
+                        out.stderr.trim()
+                    ),
+                }
+            }
+            Probe::Exec { id, cmd } => {
+                let out = engine.exec(id, cmd, Duration::from_secs(10)).await?;
+                match out.exit_code {
+                    Some(0) => Ok(()),
+                    code => {
+                        let said = format!("{}{}", out.stdout, out.stderr);
+                        let last = said.trim().lines().last().unwrap_or("").to_string();
+                        bail!("`{}` exited with {code:?}: {last}", cmd.join(" "))
+                    }
                 }
             }
             Probe::Completed(id) => match engine.state(id).await?.exit_code {
@@ -77,8 +111,9 @@ impl Probe {
 }
 
 /// Polls `probes` in order (each must pass before the next is tried) with a backoff from
-/// 5 ms to 200 ms until `deadline`. While waiting, `alive` is asked whether the container
-/// still runs, so a crashed service fails at once instead of at the deadline.
+/// 5 ms to 50 ms (200 ms for commands run in the container) until `deadline`. While
+/// waiting, `alive` is asked whether the container still runs, so a crashed service fails
+/// at once instead of at the deadline.
 pub async fn wait_ready(
     engine: &Engine,
     probes: &[Probe],
@@ -87,6 +122,12 @@ pub async fn wait_ready(
 ) -> Result<Duration> {
     let start = Instant::now();
     for probe in probes {
+        // cheap probes poll up to every 50 ms; a command run in the container costs a
+        // process start, so those back off to 200 ms
+        let cap = match probe {
+            Probe::Exec { .. } | Probe::Count { .. } => Duration::from_millis(200),
+            _ => Duration::from_millis(50),
+        };
         let mut pause = Duration::from_millis(5);
         loop {
             let err = match probe.check(engine).await {
@@ -106,7 +147,7 @@ pub async fn wait_ready(
                 );
             }
             tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await;
-            pause = (pause * 3 / 2).min(Duration::from_millis(200));
+            pause = (pause * 3 / 2).min(cap);
         }
     }
     Ok(start.elapsed())

@@ -30,6 +30,8 @@ pub struct RunOptions {
     pub retries: u32,
     /// Stop at the first cell that still fails after its retries.
     pub fail_fast: bool,
+    /// Independent stack instances measuring cells side by side (1: one at a time).
+    pub parallel: usize,
 }
 
 /// The variables a cell gives its stack: its axes plus what the tool provides.
@@ -94,100 +96,163 @@ async fn run_cells(
     let mut say = |msg: &str| bar.set_message(msg.chars().take(100).collect::<String>());
     let base = crate::image::ensure_base(engine, &mut say).await?;
     let password = random_password();
-    let mut current: Option<Deployment> = None;
-    for cell in &opts.cells {
-        let stack: &Stack = opts
-            .catalog
-            .stacks
-            .get(&cell.stack)
-            .ok_or_else(|| anyhow!("unknown stack {}", cell.stack))?;
-        let vars = cell_vars(cell, m, &base, &password);
-        let position = bar.position();
-        let mut attempt = 0;
-        let result = loop {
-            attempt += 1;
-            bar.set_position(position);
-            bar.set_message(cell.label());
-            let outcome =
-                attempt_cell(engine, &mut current, stack, run_id, &vars, m, cell, &bar).await;
-            match outcome {
-                Ok(reps) => {
-                    break CellResult {
-                        cell: cell.clone(),
-                        repetitions: m.repetitions,
-                        requests: m.requests,
-                        metrics: Some(measure::compute(
-                            &reps,
-                            m.amount,
-                            cell.wait_ms(),
-                            stack
-                                .x
-                                .endpoints
-                                .get(cell.endpoint())
-                                .map(|e| e.check)
-                                .unwrap_or_default(),
-                        )),
-                        error: None,
-                        attempts: attempt,
-                        reps,
-                    };
-                }
-                Err(e) => {
-                    // Whatever broke, the next attempt (or cell) starts on a fresh stack.
-                    let logs = match current.take() {
-                        Some(d) => {
-                            let logs = d.all_logs(10).await;
-                            let _ = d.shutdown().await;
-                            logs
-                        }
-                        None => String::new(),
-                    };
-                    let err = format!("{e:#}\n{logs}");
-                    engine
-                        .ping(Duration::from_secs(60))
-                        .await
-                        .with_context(|| format!("cell {} failed: {err}", cell.label()))?;
-                    if attempt <= opts.retries {
-                        bar.suspend(|| {
-                            eprintln!(
-                                "cell {} failed (attempt {attempt}), retrying on a fresh stack: {}",
-                                cell.label(),
-                                first_line(&err)
-                            )
-                        });
-                        continue;
-                    }
-                    let failed = CellResult {
-                        cell: cell.clone(),
-                        repetitions: m.repetitions,
-                        requests: m.requests,
-                        metrics: None,
-                        error: Some(err.clone()),
-                        attempts: attempt,
-                        reps: vec![],
-                    };
-                    if opts.fail_fast {
-                        dir.push(failed).await?;
-                        bar.abandon();
-                        bail!("cell {} failed (--fail-fast): {err}", cell.label());
-                    }
-                    bar.suspend(|| eprintln!("cell {} failed: {}", cell.label(), first_line(&err)));
-                    break failed;
-                }
+    let n = opts.parallel.clamp(1, opts.cells.len().max(1));
+    if n > 1 {
+        // Build every image once, before the instances race to build the same ones.
+        let mut seen = std::collections::BTreeSet::new();
+        for cell in &opts.cells {
+            if seen.insert(cell.stack.clone()) {
+                let stack = &opts.catalog.stacks[&cell.stack];
+                let vars = cell_vars(cell, m, &base, &password);
+                crate::deploy::build_images(engine, stack, &vars, &mut say).await?;
             }
-        };
-        dir.push(result).await?;
-        bar.set_position(position + u64::from(m.repetitions));
-    }
-    bar.finish_and_clear();
-    if let Some(d) = current {
-        if opts.keep_up {
-            println!("stack {} left up: http://{}/", d.stack.name, d.target);
-        } else {
-            d.shutdown().await?;
         }
     }
+    // Contiguous slices of the run order, so each instance keeps the restart order.
+    let dir = tokio::sync::Mutex::new(dir);
+    let chunks: Vec<Vec<Cell>> = (1..=n)
+        .map(|k| crate::matrix::shard(&opts.cells, k, n))
+        .collect();
+    let ctx = Chunk {
+        engine,
+        opts,
+        dir: &dir,
+        run_id,
+        bar: &bar,
+        base: &base,
+        password: &password,
+    };
+    futures_util::future::try_join_all(chunks.iter().map(|cells| ctx.run(cells))).await?;
+    bar.finish_and_clear();
     Ok(())
+}
+
+/// What the cells of one stack instance share with the rest of the run.
+struct Chunk<'a> {
+    engine: &'a Engine,
+    opts: &'a RunOptions,
+    dir: &'a tokio::sync::Mutex<&'a mut RunDir>,
+    run_id: &'a RunId,
+    bar: &'a ProgressBar,
+    base: &'a str,
+    password: &'a str,
+}
+
+impl Chunk<'_> {
+    /// Runs `cells` in order on one stack instance.
+    async fn run(&self, cells: &[Cell]) -> Result<()> {
+        let (engine, opts, run_id, bar) = (self.engine, self.opts, self.run_id, self.bar);
+        let m = &opts.matrix;
+        let mut current: Option<Deployment> = None;
+        for cell in cells {
+            let stack: &Stack = opts
+                .catalog
+                .stacks
+                .get(&cell.stack)
+                .ok_or_else(|| anyhow!("unknown stack {}", cell.stack))?;
+            let vars = cell_vars(cell, m, self.base, self.password);
+            let mut attempt = 0;
+            let result = loop {
+                attempt += 1;
+                bar.set_message(cell.label());
+                let mut counted = 0;
+                let outcome = attempt_cell(
+                    engine,
+                    &mut current,
+                    stack,
+                    run_id,
+                    &vars,
+                    m,
+                    cell,
+                    bar,
+                    &mut counted,
+                )
+                .await;
+                match outcome {
+                    Ok(reps) => {
+                        break CellResult {
+                            cell: cell.clone(),
+                            repetitions: m.repetitions,
+                            requests: m.requests,
+                            metrics: Some(measure::compute(
+                                &reps,
+                                m.amount,
+                                cell.wait_ms(),
+                                stack
+                                    .x
+                                    .endpoints
+                                    .get(cell.endpoint())
+                                    .map(|e| e.check)
+                                    .unwrap_or_default(),
+                            )),
+                            error: None,
+                            attempts: attempt,
+                            reps,
+                        };
+                    }
+                    Err(e) => {
+                        bar.dec(counted);
+                        // Whatever broke, the next attempt (or cell) starts on a fresh stack.
+                        let logs = match current.take() {
+                            Some(d) => {
+                                let logs = d.all_logs(10).await;
+                                let _ = d.shutdown().await;
+                                logs
+                            }
+                            None => String::new(),
+                        };
+                        let err = format!("{e:#}\n{logs}");
+                        engine
+                            .ping(Duration::from_secs(60))
+                            .await
+                            .with_context(|| format!("cell {} failed: {err}", cell.label()))?;
+                        if attempt <= opts.retries {
+                            bar.suspend(|| {
+                                eprintln!(
+                                    "cell {} failed (attempt {attempt}), retrying on a fresh stack: {}",
+                                    cell.label(),
+                                    first_line(&err)
+                                )
+                            });
+                            continue;
+                        }
+                        let failed = CellResult {
+                            cell: cell.clone(),
+                            repetitions: m.repetitions,
+                            requests: m.requests,
+                            metrics: None,
+                            error: Some(err.clone()),
+                            attempts: attempt,
+                            reps: vec![],
+                        };
+                        if opts.fail_fast {
+                            self.dir.lock().await.push(failed).await?;
+                            bar.abandon();
+                            bail!("cell {} failed (--fail-fast): {err}", cell.label());
+                        }
+                        bar.suspend(|| {
+                            eprintln!("cell {} failed: {}", cell.label(), first_line(&err))
+                        });
+                        break failed;
+                    }
+                }
+            };
+            let done = result.metrics.is_some();
+            self.dir.lock().await.push(result).await?;
+            if !done {
+                // a failed cell's repetitions count as done for the progress bar
+                bar.inc(u64::from(m.repetitions));
+            }
+        }
+        if let Some(d) = current {
+            if opts.keep_up {
+                bar.suspend(|| println!("stack {} left up: http://{}/", d.stack.name, d.target));
+            } else {
+                d.shutdown().await?;
+            }
+        }
+        Ok(())
+    }
 }
 
 fn first_line(s: &str) -> &str {
@@ -205,6 +270,7 @@ async fn attempt_cell(
     m: &Matrix,
     cell: &Cell,
     bar: &ProgressBar,
+    counted: &mut u64,
 ) -> Result<Vec<Repetition>> {
     let mut say = |msg: &str| bar.set_message(format!("{}: {msg}", cell.stack));
     let dep = match current.take() {
@@ -224,7 +290,7 @@ async fn attempt_cell(
         }
     };
     bar.set_message(cell.label());
-    run_cell(dep, m, cell, bar).await
+    run_cell(dep, m, cell, bar, counted).await
 }
 
 async fn run_cell(
@@ -232,6 +298,7 @@ async fn run_cell(
     m: &Matrix,
     cell: &Cell,
     bar: &ProgressBar,
+    counted: &mut u64,
 ) -> Result<Vec<Repetition>> {
     let x = &dep.driver;
     let endpoint = x
@@ -250,6 +317,7 @@ async fn run_cell(
         requests: m.requests,
         wait_ms: cell.wait_ms(),
         timeout: client_timeout(m, cell),
+        release: Default::default(),
     };
     let db = dep
         .db
@@ -280,6 +348,7 @@ async fn run_cell(
             records: shot.records,
         });
         bar.inc(1);
+        *counted += 1;
     }
     Ok(reps)
 }

@@ -202,9 +202,9 @@ pub struct Service {
     /// Published ports; racy-matrix publishes only the target and the database, on 127.0.0.1.
     #[serde(default)]
     pub ports: Option<Vec<Scalar>>,
-    /// Volumes (not supported yet: rejected with a message).
+    /// Named volumes, short syntax `name:/path` or `name:/path:ro` (no bind mounts).
     #[serde(default)]
-    pub volumes: Option<Vec<serde_json::Value>>,
+    pub volumes: Option<Vec<String>>,
     /// Replicas.
     #[serde(default)]
     pub deploy: Option<Deploy>,
@@ -245,6 +245,9 @@ pub enum Engine {
     Mysql,
     /// PostgreSQL.
     Postgres,
+    /// SQLite: `name` is the database file inside the service's container, reached with
+    /// the `sqlite3` command-line shell run there.
+    Sqlite,
 }
 
 /// The database the probe resets and observes.
@@ -253,15 +256,18 @@ pub enum Engine {
 pub struct Database {
     /// Service name.
     pub service: String,
-    /// Container port.
+    /// Container port (not for SQLite).
+    #[serde(default)]
     pub port: u16,
     /// Engine.
     pub engine: Engine,
-    /// User name (interpolated).
+    /// User name (interpolated; not for SQLite).
+    #[serde(default)]
     pub user: String,
-    /// Password (interpolated).
+    /// Password (interpolated; not for SQLite).
+    #[serde(default)]
     pub password: String,
-    /// Database name (interpolated).
+    /// Database name (interpolated); for SQLite the file's path in the container.
     pub name: String,
 }
 
@@ -295,6 +301,34 @@ pub struct Observe {
     pub checks: BTreeMap<Check, String>,
 }
 
+/// A variable a running service follows without being recreated: `apply` run inside each
+/// of its containers with the new value as last argument makes the change (Gunicorn grows
+/// and shrinks its pool on TTIN and TTOU), and `count` printing that value says it took
+/// effect, so the change is awaited rather than assumed.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Live {
+    /// The service whose containers change.
+    pub service: String,
+    /// Command making the change; the new value is appended.
+    pub apply: Vec<String>,
+    /// Command printing the value in force.
+    pub count: Vec<String>,
+}
+
+/// One live change to apply: `var` of `service` goes from `from` to `to`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LiveChange {
+    /// The variable.
+    pub var: String,
+    /// How to apply it.
+    pub live: Live,
+    /// Value in force.
+    pub from: u32,
+    /// Value wanted.
+    pub to: u32,
+}
+
 /// The `x-racy` block: how the generic driver talks to this stack.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -312,6 +346,9 @@ pub struct XRacy {
     pub reset: Vec<String>,
     /// Observation queries.
     pub observe: Observe,
+    /// Variables applied to running containers instead of recreating them.
+    #[serde(default)]
+    pub live: BTreeMap<String, Live>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -323,7 +360,7 @@ struct ComposeFile {
     #[serde(rename = "x-racy")]
     x_racy: XRacy,
     #[serde(default)]
-    volumes: Option<serde_json::Value>,
+    volumes: Option<BTreeMap<String, Option<serde_json::Value>>>,
     #[serde(default)]
     networks: Option<serde_json::Value>,
 }
@@ -344,6 +381,8 @@ pub struct Stack {
     pub service_vars: BTreeMap<String, BTreeSet<String>>,
     /// Every variable the file references, with its `:-` default when it has one.
     pub variables: BTreeMap<String, Option<String>>,
+    /// Named volumes (top-level `volumes`): one per stack instance, shared by its services.
+    pub volumes: Vec<String>,
 }
 
 impl Stack {
@@ -364,13 +403,27 @@ impl Stack {
     pub fn parse(name: &str, file: &Path, text: &str) -> Result<Stack, InputError> {
         let parsed: ComposeFile = parse_yaml(text, file)?;
         let raw: serde_json::Value = parse_yaml(text, file)?;
-        let _ = (&parsed.name, &parsed.volumes, &parsed.networks);
+        let _ = (&parsed.name, &parsed.networks);
+        let volumes: Vec<String> = parsed
+            .volumes
+            .as_ref()
+            .map(|v| v.keys().cloned().collect())
+            .unwrap_or_default();
         let err = |message: String| InputError {
             file: file.to_path_buf(),
             line: 1,
             column: 1,
             message,
             choices: vec![],
+        };
+        // An error about a value of the file, located at its first occurrence.
+        let err_at = |needle: &str, message: String| {
+            let (line, column) = locate(text, needle);
+            InputError {
+                line,
+                column,
+                ..err(message)
+            }
         };
         let mut variables = BTreeMap::new();
         collect_vars(&raw, &mut variables);
@@ -382,10 +435,20 @@ impl Stack {
         }
         let names: Vec<String> = parsed.services.keys().cloned().collect();
         for (svc, s) in &parsed.services {
-            if s.volumes.is_some() {
-                return Err(err(format!(
-                    "service '{svc}': volumes are not supported by racy-matrix yet"
-                )));
+            for m in s.volumes.iter().flatten() {
+                let (source, _, _) =
+                    parse_mount(m).map_err(|e| err_at(m, format!("service '{svc}': {e}")))?;
+                if !volumes.contains(&source) {
+                    return Err(InputError {
+                        choices: volumes.clone(),
+                        ..err_at(
+                            m,
+                            format!(
+                                "service '{svc}' mounts volume '{source}', which the top-level `volumes` does not declare"
+                            ),
+                        )
+                    });
+                }
             }
             if s.build.is_none() && s.image.is_none() {
                 return Err(err(format!("service '{svc}' has neither build nor image")));
@@ -411,6 +474,28 @@ impl Stack {
                     ..err(format!("{what} names unknown service '{svc}'"))
                 });
             }
+        }
+        for (var, live) in &parsed.x_racy.live {
+            if !parsed.services.contains_key(&live.service) {
+                return Err(InputError {
+                    choices: names.clone(),
+                    ..err_at(
+                        &format!("service: {}", live.service),
+                        format!("x-racy.live.{var} names unknown service '{}'", live.service),
+                    )
+                });
+            }
+            if live.count.is_empty() || live.apply.is_empty() {
+                return Err(err(format!(
+                    "x-racy.live.{var} needs both an apply and a count command"
+                )));
+            }
+        }
+        let db = &parsed.x_racy.database;
+        if db.engine != Engine::Sqlite && db.port == 0 {
+            return Err(err(
+                "x-racy.database.port is required for mysql and postgres".into(),
+            ));
         }
         if parsed.x_racy.endpoints.is_empty() {
             return Err(err("x-racy.endpoints is empty".into()));
@@ -443,6 +528,7 @@ impl Stack {
             x: parsed.x_racy,
             service_vars,
             variables,
+            volumes,
         })
     }
 
@@ -461,7 +547,46 @@ impl Stack {
         self.service_vars.values().flatten().cloned().collect()
     }
 
-    /// The services whose configuration differs between two variable sets.
+    /// How many services a change of `var` recreates (none for a live variable).
+    pub fn restart_cost(&self, var: &str) -> usize {
+        if self.x.live.contains_key(var) {
+            return 0;
+        }
+        self.service_vars
+            .values()
+            .filter(|v| v.contains(var))
+            .count()
+    }
+
+    /// The restart variables, most expensive first: those recreating more services, and
+    /// among equals those recreating more services that others depend on (a database
+    /// before the app), then by name. A run that varies them in this order, the dearest
+    /// slowest, recreates as little as it can.
+    pub fn restart_variables_by_cost(&self) -> Vec<String> {
+        let depended_on = |v: &String| {
+            self.service_vars
+                .iter()
+                .filter(|(svc, vars)| {
+                    vars.contains(v)
+                        && self
+                            .services
+                            .keys()
+                            .any(|o| self.depends_on(o).iter().any(|(d, _)| d == *svc))
+                })
+                .count()
+        };
+        let mut vars: Vec<String> = self.restart_variables().into_iter().collect();
+        vars.sort_by_key(|v| {
+            (
+                std::cmp::Reverse(self.restart_cost(v)),
+                std::cmp::Reverse(depended_on(v)),
+            )
+        });
+        vars
+    }
+
+    /// The services whose configuration differs between two variable sets, other than
+    /// by live variables (those are applied in place: see `live_changes`).
     pub fn services_changed(
         &self,
         a: &BTreeMap<String, String>,
@@ -469,8 +594,48 @@ impl Stack {
     ) -> Vec<String> {
         self.start_order()
             .into_iter()
-            .filter(|s| self.service_vars[s].iter().any(|v| a.get(v) != b.get(v)))
+            .filter(|s| {
+                self.service_vars[s]
+                    .iter()
+                    .any(|v| !self.x.live.contains_key(v) && a.get(v) != b.get(v))
+            })
             .collect()
+    }
+
+    /// The live variables that differ between two variable sets, for services that are
+    /// not recreated anyway (a recreated container starts with the new value).
+    pub fn live_changes(
+        &self,
+        a: &BTreeMap<String, String>,
+        b: &BTreeMap<String, String>,
+    ) -> Result<Vec<LiveChange>> {
+        let recreated = self.services_changed(a, b);
+        let value = |vars: &BTreeMap<String, String>, var: &str| -> Result<u32> {
+            let raw = vars
+                .get(var)
+                .cloned()
+                .or_else(|| self.variables.get(var).cloned().flatten())
+                .unwrap_or_default();
+            raw.trim()
+                .parse()
+                .map_err(|_| anyhow!("live variable '{var}' must be a whole number, got '{raw}'"))
+        };
+        let mut out = Vec::new();
+        for (var, live) in &self.x.live {
+            if a.get(var) == b.get(var) || recreated.contains(&live.service) {
+                continue;
+            }
+            let (from, to) = (value(a, var)?, value(b, var)?);
+            if from != to {
+                out.push(LiveChange {
+                    var: var.clone(),
+                    live: live.clone(),
+                    from,
+                    to,
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// The services `svc` depends on, with their condition.
@@ -497,6 +662,69 @@ impl Stack {
     pub fn service(&self, svc: &str, vars: &BTreeMap<String, String>) -> Result<Service> {
         interpolate_typed(&self.services[svc], vars).with_context(|| format!("service '{svc}'"))
     }
+}
+
+impl Service {
+    /// How many containers of this service run (`deploy.replicas`, 1 when unset); call on
+    /// an interpolated service.
+    pub fn replicas(&self) -> Result<u32> {
+        let Some(r) = self.deploy.as_ref().and_then(|d| d.replicas.as_ref()) else {
+            return Ok(1);
+        };
+        match r.to_string().trim().parse::<u32>() {
+            Ok(n) if (1..=64).contains(&n) => Ok(n),
+            _ => bail!("deploy.replicas must be a whole number from 1 to 64, got '{r}'"),
+        }
+    }
+
+    /// The named volumes it mounts: (volume, path in the container, read-only).
+    pub fn mounts(&self) -> Result<Vec<(String, String, bool)>> {
+        self.volumes
+            .iter()
+            .flatten()
+            .map(|m| parse_mount(m))
+            .collect()
+    }
+}
+
+/// The 1-based line and column of the first occurrence of `needle` in `text` (1:1 when
+/// it does not occur).
+fn locate(text: &str, needle: &str) -> (usize, usize) {
+    match text.find(needle) {
+        Some(at) => {
+            let before = &text[..at];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            (line, column)
+        }
+        None => (1, 1),
+    }
+}
+
+/// Parses a short-syntax volume entry `name:/path[:ro|rw]`; bind mounts are refused.
+pub fn parse_mount(m: &str) -> Result<(String, String, bool)> {
+    let parts: Vec<&str> = m.split(':').collect();
+    let (source, target, mode) = match parts.as_slice() {
+        [s, t] => (*s, *t, "rw"),
+        [s, t, mode] => (*s, *t, *mode),
+        _ => bail!("volume '{m}': expected NAME:/PATH or NAME:/PATH:ro"),
+    };
+    if source.is_empty()
+        || source.starts_with('.')
+        || source.starts_with('/')
+        || source.starts_with('~')
+    {
+        bail!("volume '{m}': only named volumes are supported, not bind mounts");
+    }
+    if !target.starts_with('/') {
+        bail!("volume '{m}': the path in the container must be absolute");
+    }
+    let read_only = match mode {
+        "ro" => true,
+        "rw" => false,
+        other => bail!("volume '{m}': unknown mode '{other}' (ro or rw)"),
+    };
+    Ok((source.to_string(), target.to_string(), read_only))
 }
 
 /// Every stack under `root` (directories holding a compose.yaml), by name.
@@ -538,7 +766,7 @@ impl Catalog for StackCatalog {
     fn restart_variables(&self, stack: &str) -> Vec<String> {
         self.stacks
             .get(stack)
-            .map(|s| s.restart_variables().into_iter().collect())
+            .map(|s| s.restart_variables_by_cost())
             .unwrap_or_default()
     }
 }
@@ -821,6 +1049,73 @@ services:
         assert_eq!(d.database.password, "p");
         assert_eq!(d.request["delay_ms"].to_string(), "200");
         assert!(s.service("app", &BTreeMap::new()).is_err());
+    }
+
+    #[test]
+    fn live_variables_change_in_place() {
+        let with = STACK.replace(
+            "  reset:",
+            "  live:\n    workers: {service: app, apply: [sh, /resize], count: [sh, /count]}\n  reset:",
+        );
+        let s = Stack::parse("t", Path::new("c.yaml"), &with).unwrap();
+        let a = vars(&[("workers", "1"), ("isolation", "rc")]);
+        let b = vars(&[("workers", "4"), ("isolation", "rc")]);
+        assert!(s.services_changed(&a, &b).is_empty(), "nothing recreated");
+        let live = s.live_changes(&a, &b).unwrap();
+        assert_eq!(live.len(), 1);
+        assert_eq!(
+            (live[0].var.as_str(), live[0].from, live[0].to),
+            ("workers", 1, 4)
+        );
+        assert_eq!(live[0].live.service, "app");
+        // when the service is recreated anyway, its new container starts with the value
+        let c = vars(&[("workers", "2"), ("isolation", "sz")]);
+        assert_eq!(s.services_changed(&a, &c), vec!["db", "app", "web"]);
+        assert!(s.live_changes(&a, &c).unwrap().is_empty());
+        // a live variable is the cheapest restart axis
+        assert_eq!(s.restart_cost("workers"), 0);
+        assert_eq!(s.restart_variables_by_cost()[0], "dbver");
+        let bad = with.replace("service: app, apply", "service: nope, apply");
+        let e = Stack::parse("t", Path::new("c.yaml"), &bad).unwrap_err();
+        assert!(e.message.contains("unknown service 'nope'"), "{e}");
+        assert!(e.line > 1, "{e}");
+    }
+
+    #[test]
+    fn volumes_and_replicas() {
+        let with = STACK
+            .replace(
+                "    image: app\n",
+                "    image: app\n    volumes: [\"shared:/shared\", \"data:/data:ro\"]\n    deploy: {replicas: \"${replicas:-1}\"}\n",
+            )
+            + "volumes:\n  shared: {}\n  data:\n";
+        let s = Stack::parse("t", Path::new("c.yaml"), &with).unwrap();
+        assert_eq!(s.volumes, vec!["data", "shared"]);
+        assert!(s.service_vars["app"].contains("replicas"));
+        let app = s
+            .service("app", &vars(&[("workers", "2"), ("replicas", "3")]))
+            .unwrap();
+        assert_eq!(app.replicas().unwrap(), 3);
+        assert_eq!(
+            app.mounts().unwrap(),
+            vec![
+                ("shared".into(), "/shared".into(), false),
+                ("data".into(), "/data".into(), true)
+            ]
+        );
+        let zero = s
+            .service("app", &vars(&[("workers", "2"), ("replicas", "0")]))
+            .unwrap();
+        assert!(zero.replicas().is_err());
+        // an undeclared volume and a bind mount are refused where they are written
+        let undeclared = with.replace("\"data:/data:ro\"", "\"logs:/logs\"");
+        let e = Stack::parse("t", Path::new("c.yaml"), &undeclared).unwrap_err();
+        assert!(e.message.contains("'logs'"), "{e}");
+        assert_eq!((e.line, e.column), (16, 34), "{e}");
+        let bind = with.replace("\"data:/data:ro\"", "\"./here:/data\"");
+        let e = Stack::parse("t", Path::new("c.yaml"), &bind).unwrap_err();
+        assert!(e.message.contains("bind mounts"), "{e}");
+        assert_eq!(e.line, 16, "{e}");
     }
 
     #[test]

@@ -43,8 +43,19 @@ fn plan_orders_cells_and_counts_restarts() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // 2 worker counts x 8 endpoints; workers vary slowest, so one restart
+    // 2 worker counts x 8 endpoints; workers vary slowest, so one change, made live
     assert!(text.contains("16 cells"), "{text}");
     assert!(text.contains("1 stack starts, 1 restarts"), "{text}");
-    assert!(text.contains("recreate app"), "{text}");
+    assert!(text.contains("workers 1->4 in app"), "{text}");
+    assert!(!text.contains("recreate"), "{text}");
+    // an isolation change recreates the app and the Celery worker; the snapshot switch,
+    // which recreates the database and everything after it, changes least often
+    let out = common::racy(&["plan", "matrices/isolation.yaml"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("recreate app, worker"), "{text}");
+    let db_recreations = text
+        .lines()
+        .filter(|l| l.contains("recreate") && l.contains(" db,"))
+        .count();
+    assert_eq!(db_recreations, 1, "the database is recreated once: {text}");
 }

@@ -52,6 +52,7 @@ async fn up_answers_and_down_removes_everything() {
     let health = http_get(app, "/health");
     let inflight = http_get(app, "/inflight");
     let (containers, networks) = common::labelled(&format!("racy-matrix.run={run_id}")).await;
+    let volumes = common::volumes(&format!("racy-matrix.run={run_id}")).await;
     let locked = locked_down(&run_id, &stdout).await;
     let d = down();
     if let Err(e) = locked {
@@ -63,13 +64,17 @@ async fn up_answers_and_down_removes_everything() {
         "{inflight}"
     );
     assert_eq!(
-        (containers, networks),
-        (3, 1),
-        "db, app, web on one network"
+        (containers, networks, volumes),
+        (6, 1, 1),
+        "db, migrate, redis, app, worker, web on one network, with the app's shared volume"
     );
     assert!(d.status.success(), "{}", String::from_utf8_lossy(&d.stderr));
     let left = common::labelled(&format!("racy-matrix.run={run_id}")).await;
     assert_eq!(left, (0, 0));
+    assert_eq!(
+        common::volumes(&format!("racy-matrix.run={run_id}")).await,
+        0
+    );
 }
 
 /// Every container of the run is locked down: no privileges, all capabilities dropped

@@ -55,3 +55,28 @@ fn nightly_shards_cover_the_matrix() {
             .any(|r| r.contains("racy-matrix report") && r.contains("GITHUB_STEP_SUMMARY"))
     );
 }
+
+#[test]
+fn every_story_matrix_runs_nightly() {
+    let w = workflow();
+    let story = &w["jobs"]["story"];
+    let listed: Vec<String> = story["strategy"]["matrix"]["story"]
+        .as_array()
+        .expect("a story list")
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    for name in ["get-or-create", "on-commit", "lock-scope", "sqlite"] {
+        assert!(listed.iter().any(|l| l == name), "{name} runs nightly");
+        let file = format!("{}/matrices/{name}.yaml", env!("CARGO_MANIFEST_DIR"));
+        assert!(std::path::Path::new(&file).is_file(), "{file} exists");
+    }
+    let run = story["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["run"].as_str())
+        .find(|r| r.contains("racy-matrix run"))
+        .expect("a run step");
+    assert!(run.contains("matrices/${{ matrix.story }}.yaml"), "{run}");
+}

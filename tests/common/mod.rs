@@ -68,6 +68,21 @@ pub async fn labelled(filter: &str) -> (usize, usize) {
     (containers.len(), networks.len())
 }
 
+/// Volumes whose labels match `filter`.
+pub async fn volumes(filter: &str) -> usize {
+    let docker = bollard::Docker::connect_with_local_defaults().unwrap();
+    let filters = HashMap::from([("label".to_string(), vec![filter.to_string()])]);
+    docker
+        .list_volumes(Some(bollard::query_parameters::ListVolumesOptions {
+            filters: Some(filters),
+        }))
+        .await
+        .unwrap()
+        .volumes
+        .unwrap_or_default()
+        .len()
+}
+
 /// An integer column of a results row.
 pub fn int(r: &serde_json::Value, k: &str) -> i64 {
     r[k].as_i64()

@@ -1,7 +1,28 @@
 #!/bin/sh
-# Migrate, then serve the lab with Gunicorn sync workers; extra arguments go to Gunicorn.
+# The lab's roles, by first argument:
+#   migrate     apply the migrations and exit
+#   celery      the Celery worker of the task endpoints (extra arguments go to it)
+#   sqlite-db   migrate the SQLite file DB_NAME, mark /data/.migrated, then idle (the
+#               stack's `db` service, where the driver execs sqlite3)
+#   anything else: the lab under Gunicorn sync workers; the arguments go to Gunicorn.
 set -e
 cd /app
-python3 manage.py migrate --noinput
-exec gunicorn lab.wsgi:application --bind 0.0.0.0:8000 --worker-class sync \
-  --timeout 120 --graceful-timeout 5 --access-logfile - --error-logfile - "$@"
+case "$1" in
+  migrate)
+    exec python3 manage.py migrate --noinput ;;
+  celery)
+    shift
+    rm -f /tmp/celery-ready
+    exec python3 -m celery -A lab.celery worker --loglevel=WARNING --pool=prefork \
+      --concurrency=4 --without-gossip --without-mingle --without-heartbeat "$@" ;;
+  sqlite-db)
+    rm -f /data/.migrated
+    python3 manage.py migrate --noinput
+    touch /data/.migrated
+    trap 'exit 0' TERM INT
+    sleep infinity &
+    wait ;;
+esac
+exec gunicorn lab.wsgi:application --bind 0.0.0.0:8000 --worker-class sync --pid /tmp/gunicorn.pid \
+  --timeout 120 --graceful-timeout 5 --access-logfile - --error-logfile - \
+  --logger-class lab.gunicorn_logging.QuietLogger "$@"

@@ -25,3 +25,17 @@ class LooseThing(models.Model):
     """The same without a unique constraint: nothing stops duplicates."""
 
     name = models.CharField(max_length=100)
+
+
+class Job(models.Model):
+    """Created by a task endpoint, which hands its id to a Celery task (seed 003)."""
+
+    created = models.DateTimeField(auto_now_add=True)
+
+
+class TaskRun(models.Model):
+    """One run of the check_job task: whether it found its Job. job_id is a plain integer
+    (not a foreign key), so a run that did not find its Job can still be recorded."""
+
+    job_id = models.BigIntegerField()
+    found = models.BooleanField()

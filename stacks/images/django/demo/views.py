@@ -1,25 +1,54 @@
-"""The lab's endpoints: five ways to add to a balance, as in the seed lab.
+"""The lab's endpoints. Form fields: account, amount, delay_ms (N or LO-HI ms), and
+lock_ttl_ms (lock_redis) or name (the get_or_create family).
 
-Each reads the account, optionally waits `delay_ms` (the read -> write window), then
-adds the amount, records a Transaction and saves the account. They differ only in the
-countermeasure: a transaction (atomic), none (autocommit), or a row lock.
+Counter endpoints read the account, optionally wait `delay_ms` (the read -> write window),
+then add the amount, record a Transaction and save the account. They differ only in the
+countermeasure:
+- atomic_* / non_atomic_*: a transaction, or none (autocommit);
+- row_locking_*, f_expression, optimistic_version: a row lock, no read, compare-and-swap;
+- immediate_long_delay (SQLite only): atomic, begun with BEGIN IMMEDIATE (write lock first);
+- lock_thread, lock_flock_local, lock_flock_shared, lock_redis: the autocommit
+  read -> delay -> write of non_atomic_long_delay inside an application lock whose scope
+  is one process, one container (/tmp), every replica (/shared), or a Redis lease that
+  expires after lock_ttl_ms (seed 002: a lock only helps where its scope reaches).
+Task endpoints (seed 003) create a Job in a transaction and hand its id to a Celery task
+that records whether it could see the Job: task_in_transaction dispatches before the
+commit, task_on_commit from transaction.on_commit.
+Unique endpoints (seed 004) get-or-create the thing called `name`.
+Errors are JSON with `db_code`; conflicts (deadlock, serialization, lock, SQLITE_BUSY)
+answer 409.
 """
+import contextlib
+import fcntl
 import os
 import random
+import secrets
+import socket
+import sqlite3
+import threading
 import time
 
 from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db.migrations.executor import MigrationExecutor
 from django.db.models import F
 from django.http import JsonResponse
+from kombu.exceptions import OperationalError as BrokerError
+from redis.exceptions import RedisError
 
-from . import middleware
-from .models import Account, LooseThing, Thing, Transaction
+from lab.sqlite.base import immediate
+
+from . import middleware, redis_client, tasks
+from .models import Account, Job, LooseThing, Thing, Transaction
 
 DEFAULT_DELAY = "3000-10000"
 # Codes of conflicts a retry could resolve: deadlock, lock wait timeout, snapshot
 # conflict (MariaDB innodb_snapshot_isolation), serialization failure, lock not available.
 # A unique-key violation (1062, 23505) is a conflict with a concurrent request too.
-CONFLICT_CODES = {1213, 1205, 1020, 1062, "40001", "40P01", "55P03", "23505"}
+# SQLITE_BUSY: SQLite refused a lock ("database is locked").
+CONFLICT_CODES = {1213, 1205, 1020, 1062, "40001", "40P01", "55P03", "23505", "SQLITE_BUSY"}
+HOST = socket.gethostname()
+# Redis or the Celery broker is unreachable.
+SERVICE_ERRORS = (RedisError, BrokerError)
 
 
 class BadInput(ValueError):
@@ -52,6 +81,8 @@ def parse(request):
 
 def db_code(exc):
     cause = exc.__cause__ or exc
+    if isinstance(cause, sqlite3.OperationalError) and "locked" in str(cause):
+        return "SQLITE_BUSY"
     code = getattr(cause, "pgcode", None)
     if code is None and getattr(cause, "args", None):
         first = cause.args[0]
@@ -96,6 +127,7 @@ def respond(name, read, written, times, **extra):
         {
             "endpoint": name,
             "pid": os.getpid(),
+            "host": HOST,
             "read_balance": read,
             "written_balance": written,
             **times,
@@ -108,28 +140,62 @@ def db_failure(name, e, times, **extra):
     code = db_code(e)
     status = 409 if code in CONFLICT_CODES else 500
     return JsonResponse(
-        {"error": str(e), "db_code": code, "pid": os.getpid(), "endpoint": name, **times, **extra},
+        {
+            "error": str(e),
+            "db_code": code,
+            "pid": os.getpid(),
+            "host": HOST,
+            "endpoint": name,
+            **times,
+            **extra,
+        },
         status=status,
     )
 
 
-def guarded(name, body):
-    """Common request handling: POST only, parsed input, JSON errors."""
+def started(request):
+    """The request's timestamps so far: `t_start` (the view begins) and, behind nginx,
+    `t_proxy` (nginx had read the whole request; its X-Request-Start, ms resolution)."""
+    times = {"t_start": time.time_ns()}
+    proxy = request.META.get("HTTP_X_REQUEST_START", "")
+    try:
+        times["t_proxy"] = int(float(proxy) * 1e9)
+    except ValueError:
+        pass
+    return times
+
+
+def guarded(name, body, fields=None):
+    """Common request handling: POST only, parsed input, JSON errors. `fields(request)`
+    parses extra form fields into keyword arguments of `body`."""
 
     def view(request):
         if request.method != "POST":
             return JsonResponse({"error": "use POST"}, status=405)
-        times = {"t_start": time.time_ns()}
+        times = started(request)
         try:
             account_id, amount, delay = parse(request)
+            kwargs = fields(request) if fields else {}
         except BadInput as e:
             return JsonResponse({"error": str(e)}, status=400)
         try:
-            return body(account_id, amount, delay, times)
+            return body(account_id, amount, delay, times, **kwargs)
         except Account.DoesNotExist:
             return JsonResponse({"error": f"no account {account_id}"}, status=404)
         except DatabaseError as e:
             return db_failure(name, e, times)
+        except LockTimeout as e:
+            return JsonResponse(
+                {"error": str(e), "lock_timeout": True, "pid": os.getpid(), "host": HOST,
+                 "endpoint": name, **times},
+                status=409,
+            )
+        except SERVICE_ERRORS as e:
+            return JsonResponse(
+                {"error": f"{type(e).__name__}: {e}", "pid": os.getpid(), "host": HOST,
+                 "endpoint": name, **times},
+                status=503,
+            )
 
     view.__name__ = name
     return view
@@ -239,7 +305,7 @@ def unique_endpoint(name, model, how):
     def view(request):
         if request.method != "POST":
             return JsonResponse({"error": "use POST"}, status=405)
-        times = {"t_start": time.time_ns()}
+        times = started(request)
         thing_name = request.POST.get("name", "").strip()
         if not thing_name:
             return JsonResponse({"error": "form field 'name' is required"}, status=400)
@@ -259,6 +325,7 @@ def unique_endpoint(name, model, how):
             {
                 "endpoint": name,
                 "pid": os.getpid(),
+                "host": HOST,
                 "id": thing.pk,
                 "created": created,
                 # an IntegrityError the retry turned into a success
@@ -269,6 +336,150 @@ def unique_endpoint(name, model, how):
 
     view.__name__ = name
     return view
+
+
+def immediate_long_delay(account_id, amount, delay, times):
+    """atomic_long_delay begun with BEGIN IMMEDIATE: SQLite's write lock is taken before
+    the read, so the read-modify-writes run one after another (a writer waits up to the
+    busy timeout, 20 s, then fails with SQLITE_BUSY)."""
+    if connection.vendor != "sqlite":
+        return JsonResponse({"error": "immediate_long_delay needs DB_ENGINE=sqlite"}, status=400)
+    with immediate(), transaction.atomic():
+        read, written = increment(account_id, amount, delay, False, times)
+    return respond("immediate_long_delay", read, written, times)
+
+
+# --- application locks around the non-atomic read -> delay -> write (seed 002) ---
+
+LOCK_GIVE_UP = 60.0  # seconds; then 409 with "lock_timeout": true
+LOCK_POLL = 0.005
+
+
+class LockTimeout(Exception):
+    pass
+
+
+def lock_fields(request):
+    raw = request.POST.get("lock_ttl_ms") or "30000"
+    try:
+        ttl = int(raw)
+    except ValueError:
+        raise BadInput(f"lock_ttl_ms must be an integer, got {raw!r}")
+    if ttl <= 0:
+        raise BadInput(f"lock_ttl_ms must be positive, got {ttl}")
+    return {"ttl_ms": ttl}
+
+
+_thread_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def thread_lock(account_id, ttl_ms, info):
+    """Process-local: each Gunicorn worker has its own, so it only helps with 1 worker."""
+    if not _thread_lock.acquire(timeout=LOCK_GIVE_UP):
+        raise LockTimeout(f"thread lock not acquired within {LOCK_GIVE_UP:.0f} s")
+    try:
+        yield
+    finally:
+        _thread_lock.release()
+
+
+def file_lock(path):
+    """flock on `path`: shared by whoever sees the same file (one container's /tmp, or the
+    /shared volume of every replica). Released when the descriptor closes, also when the
+    worker dies."""
+
+    @contextlib.contextmanager
+    def hold(account_id, ttl_ms, info):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            deadline = time.monotonic() + LOCK_GIVE_UP
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise LockTimeout(f"flock {path} not acquired within {LOCK_GIVE_UP:.0f} s")
+                    time.sleep(LOCK_POLL)
+            yield
+        finally:
+            os.close(fd)
+
+    return hold
+
+
+# Delete the key only if it still holds our token (another request may own it by now).
+RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
+
+
+@contextlib.contextmanager
+def redis_lease(account_id, ttl_ms, info):
+    """SET racy:lock:<account> <token> NX PX ttl_ms, retried until acquired; released with
+    a compare-and-delete. A lease shorter than the work expires mid-way and lets the next
+    request in: info["lease_expired"] tells whether the release found the token gone."""
+    r = redis_client.client()
+    if r is None:
+        raise RedisError("REDIS_URL is not set")
+    key = f"racy:lock:{account_id}"
+    token = secrets.token_hex(16)
+    deadline = time.monotonic() + LOCK_GIVE_UP
+    while not r.set(key, token, nx=True, px=ttl_ms):
+        if time.monotonic() > deadline:
+            raise LockTimeout(f"Redis lease {key} not acquired within {LOCK_GIVE_UP:.0f} s")
+        time.sleep(LOCK_POLL)
+    try:
+        yield
+    finally:
+        info["lease_expired"] = r.eval(RELEASE, 1, key, token) == 0
+
+
+def locked_endpoint(name, lock):
+    def body(account_id, amount, delay, times, ttl_ms):
+        info = {}
+        waited = time.monotonic()
+        with lock(account_id, ttl_ms, info):
+            info["lock_wait_ms"] = round((time.monotonic() - waited) * 1000, 1)
+            read, written = increment(account_id, amount, delay, False, times)
+        return respond(name, read, written, times, **info)
+
+    return guarded(name, body, lock_fields)
+
+
+# --- Celery tasks dispatched from a transaction (seed 003) ---
+
+
+def dispatch(job_pk):
+    """Count the task as outstanding (GET /inflight), then send it."""
+    r = redis_client.client()
+    if r is None:
+        raise RedisError("REDIS_URL is not set")
+    r.incr(redis_client.DISPATCHED)
+    try:
+        tasks.check_job.delay(job_pk)
+    except BaseException:
+        r.decr(redis_client.DISPATCHED)
+        raise
+
+
+def task_endpoint(name, on_commit):
+    """Create a Job, dispatch check_job(job.pk) (now, or once the transaction commits),
+    wait `delay_ms`, commit. Dispatched now, the task may look for the Job before it is
+    committed: TaskRun.found=False."""
+
+    def body(account_id, amount, delay, times):
+        with transaction.atomic():
+            job = Job.objects.create()
+            times["t_read"] = time.time_ns()
+            if on_commit:
+                transaction.on_commit(lambda: dispatch(job.pk))
+            else:
+                dispatch(job.pk)
+            if delay:
+                time.sleep(delay)
+        return respond(name, None, None, times, job=job.pk)
+
+    return guarded(name, body)
 
 
 ENDPOINTS = {
@@ -287,19 +498,44 @@ ENDPOINTS = {
         "get_or_create_no_unique", LooseThing, get_then_create
     ),
     "create_or_get": unique_endpoint("create_or_get", Thing, create_then_get),
+    "immediate_long_delay": guarded("immediate_long_delay", immediate_long_delay),
+    "lock_thread": locked_endpoint("lock_thread", thread_lock),
+    "lock_flock_local": locked_endpoint("lock_flock_local", file_lock("/tmp/racy-counter.lock")),
+    "lock_flock_shared": locked_endpoint(
+        "lock_flock_shared", file_lock("/shared/racy-counter.lock")
+    ),
+    "lock_redis": locked_endpoint("lock_redis", redis_lease),
+    "task_in_transaction": task_endpoint("task_in_transaction", on_commit=False),
+    "task_on_commit": task_endpoint("task_on_commit", on_commit=True),
 }
 
 
 def health(request):
-    """200 once the app answers and its database does (migrations ran before start)."""
+    """200 once the app answers, its database does, and every migration is applied (the
+    app starts beside the one-shot `migrate` service and is ready only after it)."""
     try:
-        with connection.cursor() as c:
-            c.execute("SELECT 1")
-            c.fetchone()
+        executor = MigrationExecutor(connection)
+        pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
     except DatabaseError as e:
         return JsonResponse({"ok": False, "error": str(e)}, status=503)
+    if pending:
+        return JsonResponse(
+            {"ok": False, "error": f"{len(pending)} migrations not applied yet"}, status=503
+        )
     return JsonResponse({"ok": True, "pid": os.getpid()})
 
 
 def inflight(request):
-    return JsonResponse({"inflight": middleware.count()})
+    """Requests in flight on any replica, plus Celery tasks dispatched but not done."""
+    requests = middleware.count()
+    outstanding = 0
+    r = redis_client.client()
+    if r is not None:
+        try:
+            dispatched, done = r.mget(redis_client.DISPATCHED, redis_client.DONE)
+        except RedisError as e:
+            return JsonResponse({"error": f"redis: {e}", "requests": requests}, status=503)
+        outstanding = max(0, int(dispatched or 0) - int(done or 0))
+    return JsonResponse(
+        {"inflight": requests + outstanding, "requests": requests, "tasks": outstanding}
+    )

@@ -34,8 +34,14 @@ elif ENGINE == "postgres":
         }[ISOLATION]
     }
     BACKEND = "django.db.backends.postgresql"
+elif ENGINE == "sqlite":
+    # Django's SQLite backend, plus BEGIN IMMEDIATE on request (lab/sqlite/base.py).
+    # DB_NAME is the database file; a writer waits up to `timeout` seconds for the lock,
+    # then fails with "database is locked". DB_ISOLATION does not apply (serializable).
+    OPTIONS = {"timeout": 20}
+    BACKEND = "lab.sqlite"
 else:
-    raise SystemExit(f"DB_ENGINE={ENGINE!r}: expected mysql or postgres")
+    raise SystemExit(f"DB_ENGINE={ENGINE!r}: expected mysql, postgres or sqlite")
 
 DATABASES = {
     "default": {
@@ -56,3 +62,6 @@ LOGGING = {
     "handlers": {"stderr": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["stderr"], "level": "WARNING"},
 }
+
+# Celery (lab/celery.py) and the Redis locks and counters of demo/ use this Redis.
+REDIS_URL = os.environ.get("REDIS_URL", "")

@@ -1,0 +1,490 @@
+//! racy-matrix's benchmark harness: `cargo bench --bench harness` (all sections; about
+//! 15 minutes on 2 cores) or `cargo bench --bench harness -- SECTION...` with sections
+//! `overhead`, `baseline`, `start`, `reconfigure`, `skew`. It prints every figure next
+//! to its target, and writes them to `target/bench-figures.json`. It needs a Docker
+//! Engine and the stack images (`racy-matrix run matrices/quick.yaml` makes them).
+//!
+//! - overhead: wall time of `racy-matrix run matrices/quick.yaml` against the sum of the
+//!   cells' burst times; peak RSS and CPU time of the racy-matrix process.
+//! - baseline: the same matrix the way the seed lab is driven (bench/baseline.sh:
+//!   docker-compose, a port-wait loop, a thread-pool burst client, SQL resets through
+//!   `docker-compose exec`, the app restarted for each worker change).
+//! - start: cold start to ready, per stack, against its database alone.
+//! - reconfigure: a worker-count change between two cells, live (TTIN/TTOU) and by
+//!   recreating the app.
+//! - skew: server-side start skew (max − min `t_read`) of 8, 32 and 128 requests through
+//!   nginx for each release method.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use racy_matrix::burst::{self, BurstSpec, HttpRequest, Release};
+use racy_matrix::deploy::{Deployment, RunId};
+use racy_matrix::engine::Engine;
+use racy_matrix::stack::Stack;
+use serde_json::{Value, json};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// One measured figure, with the target it is held against.
+struct Figure {
+    name: String,
+    value: f64,
+    unit: &'static str,
+    target: Option<(&'static str, f64)>,
+    note: String,
+}
+
+impl Figure {
+    fn verdict(&self) -> &'static str {
+        match self.target {
+            Some(("<=", t)) if self.value <= t => "met",
+            Some((">=", t)) if self.value >= t => "met",
+            Some(_) => "MISSED",
+            None => "",
+        }
+    }
+}
+
+struct Report {
+    figures: Vec<Figure>,
+}
+
+impl Report {
+    fn add(
+        &mut self,
+        name: &str,
+        value: f64,
+        unit: &'static str,
+        target: Option<(&'static str, f64)>,
+        note: &str,
+    ) {
+        let f = Figure {
+            name: name.into(),
+            value,
+            unit,
+            target,
+            note: note.into(),
+        };
+        println!(
+            "  {:<58} {:>10.3} {:<5} {:<12} {}",
+            f.name,
+            f.value,
+            f.unit,
+            f.target
+                .map(|(op, t)| format!("{op} {t}"))
+                .unwrap_or_default(),
+            f.verdict()
+        );
+        self.figures.push(f);
+    }
+
+    fn save(&self) -> Result<()> {
+        let rows: Vec<Value> = self
+            .figures
+            .iter()
+            .map(|f| {
+                json!({
+                    "figure": f.name, "value": f.value, "unit": f.unit,
+                    "target": f.target.map(|(op, t)| format!("{op} {t}")),
+                    "verdict": f.verdict(), "note": f.note,
+                })
+            })
+            .collect();
+        let path = Path::new(ROOT).join("target/bench-figures.json");
+        std::fs::write(&path, serde_json::to_string_pretty(&rows)?)?;
+        println!("\nfigures written to {}", path.display());
+        Ok(())
+    }
+}
+
+fn percentile(v: &[f64], q: f64) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    if s.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((q * s.len() as f64).ceil() as usize).clamp(1, s.len());
+    s[rank - 1]
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    match s.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => s[n / 2],
+        n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
+    }
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let all = ["overhead", "baseline", "start", "reconfigure", "skew"];
+    let wanted: Vec<&str> = if args.is_empty() {
+        all.to_vec()
+    } else {
+        for a in &args {
+            if !all.contains(&a.as_str()) {
+                bail!("unknown section '{a}'; sections: {}", all.join(", "));
+            }
+        }
+        args.iter().map(String::as_str).collect()
+    };
+    let mut report = Report { figures: vec![] };
+    let engine = Engine::connect().await?;
+    println!(
+        "racy-matrix benchmark harness (Docker Engine API {})",
+        engine.api_version
+    );
+    let mut quick = None;
+    if wanted.contains(&"overhead") {
+        println!("\n== matrix overhead and footprint (matrices/quick.yaml)");
+        quick = Some(overhead(&mut report)?);
+    }
+    if wanted.contains(&"baseline") {
+        println!("\n== compose-and-script baseline (bench/baseline.sh)");
+        baseline(&mut report, quick)?;
+    }
+    let run = RunId::new("bench-");
+    let result = async {
+        if wanted.contains(&"start") {
+            println!("\n== stack start (images present), against the database alone");
+            stack_start(&engine, &run, &mut report).await?;
+        }
+        if wanted.contains(&"reconfigure") {
+            println!("\n== worker-count change between cells");
+            reconfigure(&engine, &run, &mut report).await?;
+        }
+        if wanted.contains(&"skew") {
+            println!("\n== burst synchronization: start skew through nginx");
+            skew(&engine, &run, &mut report).await?;
+        }
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    engine
+        .remove_labelled(&format!("{}={}", racy_matrix::engine::RUN_LABEL, run.id))
+        .await?;
+    result?;
+    report.save()
+}
+
+/// Runs the quick matrix with the release binary; returns its wall time and the sum of
+/// its burst times.
+fn overhead(report: &mut Report) -> Result<(f64, f64)> {
+    let out = std::env::temp_dir().join(format!("racy-bench-quick-{}", std::process::id()));
+    let start = Instant::now();
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_racy-matrix"))
+        .args(["run", "matrices/quick.yaml", "--output"])
+        .arg(&out)
+        .current_dir(ROOT)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .context("running racy-matrix")?;
+    let wall = secs(start.elapsed());
+    // the first child this process waited for: its peak RSS and CPU time
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    if !status.success() {
+        bail!("racy-matrix run matrices/quick.yaml failed ({status})");
+    }
+    let results: Value = serde_json::from_str(&std::fs::read_to_string(out.join("results.json"))?)?;
+    let rows = results["rows"].as_array().context("rows")?;
+    let bursts: f64 = rows
+        .iter()
+        .map(|r| r["burst_ms"].as_f64().unwrap_or(0.0) * r["repetitions"].as_f64().unwrap_or(0.0))
+        .sum::<f64>()
+        / 1000.0;
+    let cpu = usage.ru_utime.tv_sec as f64
+        + usage.ru_utime.tv_usec as f64 / 1e6
+        + usage.ru_stime.tv_sec as f64
+        + usage.ru_stime.tv_usec as f64 / 1e6;
+    report.add("quick matrix: wall time", wall, "s", None, "");
+    report.add("quick matrix: sum of burst times", bursts, "s", None, "");
+    report.add(
+        "quick matrix: overhead fraction (wall - bursts) / bursts",
+        (wall - bursts) / bursts,
+        "",
+        Some(("<=", 0.10)),
+        "",
+    );
+    report.add(
+        "racy-matrix peak RSS",
+        usage.ru_maxrss as f64 / 1024.0,
+        "MiB",
+        Some(("<=", 64.0)),
+        "",
+    );
+    report.add("racy-matrix CPU time (user + system)", cpu, "s", None, "");
+    std::fs::remove_dir_all(&out).ok();
+    Ok((wall, bursts))
+}
+
+/// Runs bench/baseline.sh and compares its wall time, and the time it spends besides the
+/// bursts (the same experiment, so the same burst time).
+fn baseline(report: &mut Report, quick: Option<(f64, f64)>) -> Result<()> {
+    let out = std::process::Command::new("bash")
+        .arg("bench/baseline.sh")
+        .current_dir(ROOT)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("running bench/baseline.sh")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        bail!("bench/baseline.sh failed ({}):\n{text}", out.status);
+    }
+    let wall: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("baseline_wall_s="))
+        .context("baseline.sh printed no baseline_wall_s=")?
+        .trim()
+        .parse()?;
+    report.add(
+        "compose-and-script baseline: wall time",
+        wall,
+        "s",
+        None,
+        "",
+    );
+    if let Some((q, bursts)) = quick {
+        report.add(
+            "speed-up over the baseline (baseline / racy-matrix)",
+            wall / q,
+            "x",
+            Some((">=", 5.0)),
+            "",
+        );
+        report.add(
+            "best speed-up possible (baseline / bursts alone)",
+            wall / bursts,
+            "x",
+            None,
+            "",
+        );
+        report.add(
+            "time besides the bursts, baseline / racy-matrix",
+            (wall - bursts) / (q - bursts),
+            "x",
+            None,
+            "",
+        );
+    }
+    Ok(())
+}
+
+async fn vars(engine: &Engine, extra: &[(&str, &str)]) -> Result<BTreeMap<String, String>> {
+    let base = racy_matrix::image::ensure_base(engine, &mut |_| {}).await?;
+    let mut v = BTreeMap::from([
+        ("BASE_IMAGE".to_string(), base),
+        (
+            "db_password".to_string(),
+            racy_matrix::runner::random_password(),
+        ),
+        ("amount".to_string(), "100".to_string()),
+        ("delay_ms".to_string(), "300".to_string()),
+    ]);
+    for (k, x) in extra {
+        v.insert(k.to_string(), x.to_string());
+    }
+    Ok(v)
+}
+
+fn load(name: &str) -> Result<Stack> {
+    Stack::load(&Path::new(ROOT).join("stacks").join(name))
+}
+
+async fn stack_start(engine: &Engine, run: &RunId, report: &mut Report) -> Result<()> {
+    const TIMES: usize = 3;
+    for name in ["django-mysql", "django-postgres", "django-sqlite"] {
+        let stack = load(name)?;
+        let v = vars(engine, &[("workers", "4")]).await?;
+        // once untimed, so that images are built and the page cache is warm
+        Deployment::start(engine, &stack, run, v.clone(), &mut |_| {})
+            .await?
+            .shutdown()
+            .await?;
+        let (mut full, mut floor) = (vec![], vec![]);
+        for _ in 0..TIMES {
+            let t = Instant::now();
+            let d = Deployment::start(engine, &stack, run, v.clone(), &mut |_| {}).await?;
+            full.push(secs(t.elapsed()));
+            d.shutdown().await?;
+            let db = stack.x.database.service.clone();
+            let t = Instant::now();
+            let d =
+                Deployment::start_only(engine, &stack, run, v.clone(), &[db], &mut |_| {}).await?;
+            floor.push(secs(t.elapsed()));
+            d.shutdown().await?;
+        }
+        let (f, d) = (median(&full), median(&floor));
+        report.add(
+            &format!("{name}: start to ready (median of {TIMES})"),
+            f,
+            "s",
+            None,
+            "",
+        );
+        report.add(
+            &format!("{name}: database alone (median of {TIMES})"),
+            d,
+            "s",
+            None,
+            "",
+        );
+        report.add(
+            &format!("{name}: start / database alone"),
+            f / d,
+            "x",
+            Some(("<=", 1.5)),
+            "",
+        );
+    }
+    Ok(())
+}
+
+async fn reconfigure(engine: &Engine, run: &RunId, report: &mut Report) -> Result<()> {
+    const TIMES: usize = 4;
+    let live = load("django-mysql")?;
+    let mut recreate = live.clone();
+    recreate.x.live.clear();
+    for (how, stack) in [
+        ("live (TTIN/TTOU)", &live),
+        ("recreating the app", &recreate),
+    ] {
+        let one = vars(engine, &[("workers", "1")]).await?;
+        let mut four = one.clone();
+        four.insert("workers".into(), "4".into());
+        let mut d = Deployment::start(engine, stack, run, one.clone(), &mut |_| {}).await?;
+        let (mut up, mut down) = (vec![], vec![]);
+        let measured = async {
+            for _ in 0..TIMES {
+                let t = Instant::now();
+                d.reconfigure(four.clone(), &mut |_| {}).await?;
+                up.push(secs(t.elapsed()));
+                let t = Instant::now();
+                d.reconfigure(one.clone(), &mut |_| {}).await?;
+                down.push(secs(t.elapsed()));
+            }
+            Ok::<_, anyhow::Error>(())
+        }
+        .await;
+        d.shutdown().await?;
+        measured?;
+        report.add(
+            &format!("workers 1 -> 4, {how} (median of {TIMES})"),
+            median(&up),
+            "s",
+            Some(("<=", 1.5)),
+            "",
+        );
+        report.add(
+            &format!("workers 4 -> 1, {how} (median of {TIMES})"),
+            median(&down),
+            "s",
+            Some(("<=", 1.5)),
+            "",
+        );
+    }
+    Ok(())
+}
+
+async fn skew(engine: &Engine, run: &RunId, report: &mut Report) -> Result<()> {
+    const REPS: usize = 8;
+    let stack = load("django-postgres")?;
+    // 4 processes x 32 threads: 128 requests can all be in the app at once
+    let v = vars(engine, &[("workers", "4"), ("threads", "32")]).await?;
+    let d = Deployment::start(engine, &stack, run, v, &mut |_| {}).await?;
+    let measured = async {
+        let db = d.db.as_ref().context("no database")?;
+        let ep = &d.driver.endpoints["non_atomic_long_delay"];
+        let fields = vec![
+            ("account".to_string(), "1".to_string()),
+            ("amount".to_string(), "100".to_string()),
+            ("delay_ms".to_string(), "1000".to_string()),
+        ];
+        for n in [8u32, 32, 128] {
+            for release in Release::ALL {
+                let spec = BurstSpec {
+                    addr: d.target,
+                    request: HttpRequest::form(&ep.method, "localhost", &ep.path, &fields),
+                    requests: n,
+                    wait_ms: 0,
+                    timeout: Duration::from_secs(60),
+                    release,
+                };
+                let (mut skews, mut at_proxy) = (vec![], vec![]);
+                for r in 0..REPS {
+                    db.reset().await?;
+                    let shot = burst::fire(&spec, r as u32).await;
+                    let answered: Vec<_> = shot
+                        .records
+                        .iter()
+                        .filter(|x| matches!(x.status, Some(200..=299)))
+                        .collect();
+                    if answered.len() < n as usize {
+                        bail!(
+                            "{n} requests, {}: only {} answered 2xx",
+                            release.name(),
+                            answered.len()
+                        );
+                    }
+                    let spread = |field: &str| -> f64 {
+                        let v: Vec<i64> =
+                            answered.iter().filter_map(|x| x.server_ns(field)).collect();
+                        match (v.iter().min(), v.iter().max()) {
+                            (Some(lo), Some(hi)) => (hi - lo) as f64 / 1e6,
+                            _ => f64::NAN,
+                        }
+                    };
+                    skews.push(spread("t_read"));
+                    at_proxy.push(spread("t_proxy"));
+                }
+                let target = (n == 32 && release == Release::LastByte).then_some(("<=", 1.0));
+                let name = release.name();
+                report.add(
+                    &format!("skew at t_read, {n} requests, {name}: median"),
+                    median(&skews),
+                    "ms",
+                    target,
+                    "",
+                );
+                report.add(
+                    &format!("skew at t_read, {n} requests, {name}: p95"),
+                    percentile(&skews, 0.95),
+                    "ms",
+                    None,
+                    "",
+                );
+                report.add(
+                    &format!("arrival at nginx, {n} requests, {name}: median"),
+                    median(&at_proxy),
+                    "ms",
+                    None,
+                    "ms resolution",
+                );
+                report.add(
+                    &format!("arrival at nginx, {n} requests, {name}: p95"),
+                    percentile(&at_proxy, 0.95),
+                    "ms",
+                    None,
+                    "ms resolution",
+                );
+            }
+        }
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    d.shutdown().await?;
+    measured
+}

@@ -1,0 +1,20 @@
+//! racy-matrix: turns race conditions in a web app into measurements. It brings stacks up
+//! through the Docker Engine API, sweeps a matrix of concurrency settings, fires
+//! synchronized bursts, and counts lost updates per cell. The binary is `cli::main`; the
+//! modules are public so that the benchmark harness measures the same code.
+
+pub mod burst;
+pub mod cli;
+pub mod deploy;
+pub mod engine;
+pub mod expect;
+pub mod export;
+pub mod image;
+pub mod matrix;
+pub mod measure;
+pub mod plan;
+pub mod probe;
+pub mod ready;
+pub mod results;
+pub mod runner;
+pub mod stack;

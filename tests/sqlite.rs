@@ -1,0 +1,40 @@
+//! SQLite on a volume shared by two app containers, on the real engine: unguarded
+//! read-modify-write loses updates, a deferred transaction turns the race into
+//! "database is locked", and BEGIN IMMEDIATE serializes the writers.
+
+mod common;
+
+use common::int;
+
+#[tokio::test]
+async fn sqlite_immediate_transactions_serialize_writers() {
+    if !common::engine_available().await {
+        return;
+    }
+    let (out, json) = common::run_ok("matrices/sqlite.yaml", "sqlite");
+    let rows = json["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    let cell = |ep: &str| {
+        rows.iter()
+            .find(|r| r["endpoint"] == ep)
+            .unwrap_or_else(|| panic!("no cell {ep}"))
+    };
+    let plain = cell("non_atomic_long_delay");
+    assert!(int(plain, "lost_updates") >= 4, "{plain}");
+    assert!(plain["lost_rate_lo"].as_f64().unwrap() > 0.1, "{plain}");
+    let deferred = cell("atomic_long_delay");
+    assert_eq!(int(deferred, "lost_updates"), 0, "{deferred}");
+    assert!(int(deferred, "database_locked") > 0, "{deferred}");
+    assert_eq!(
+        int(deferred, "acked") + int(deferred, "database_locked"),
+        32,
+        "every request either committed or was refused as locked: {deferred}"
+    );
+    let immediate = cell("immediate_long_delay");
+    assert_eq!(int(immediate, "acked"), 32, "{immediate}");
+    assert_eq!(int(immediate, "lost_updates"), 0, "{immediate}");
+    assert_eq!(int(immediate, "database_locked"), 0, "{immediate}");
+    // both replicas served
+    assert!(int(immediate, "distinct_pids") >= 2, "{immediate}");
+    std::fs::remove_dir_all(&out).ok();
+}
