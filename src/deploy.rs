@@ -250,6 +250,9 @@ impl Deployment {
         }
         let mut ready: std::collections::BTreeSet<String> =
             self.containers.keys().cloned().collect();
+        // services whose containers run (condition `service_started` is met), ready or not
+        let mut started = ready.clone();
+        let (started_tx, mut started_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
         let mut waiting: Vec<String> = services.to_vec();
         let mut running = futures_util::stream::FuturesUnordered::new();
         let mut first_err: Option<anyhow::Error> = None;
@@ -257,24 +260,35 @@ impl Deployment {
             if first_err.is_none() {
                 let (now, later): (Vec<String>, Vec<String>) =
                     waiting.into_iter().partition(|svc| {
-                        self.stack
-                            .depends_on(svc)
-                            .iter()
-                            .all(|(dep, _)| ready.contains(dep))
+                        self.stack.depends_on(svc).iter().all(|(dep, cond)| {
+                            ready.contains(dep)
+                                || (*cond == Condition::Started && started.contains(dep))
+                        })
                     });
                 waiting = later;
                 for svc in now {
                     progress(&format!("starting {svc}"));
                     let launcher = self.launcher();
                     let image = images[&svc].clone();
+                    let tx = started_tx.clone();
                     running.push(async move {
-                        let launched = launcher.launch(&svc, image).await;
+                        let launched = launcher.launch(&svc, image, tx).await;
                         (svc, launched)
                     });
                 }
             }
-            let Some((svc, launched)) = futures_util::StreamExt::next(&mut running).await else {
-                break;
+            let next = tokio::select! {
+                biased;
+                Some(svc) = started_rx.recv() => Err(svc),
+                done = futures_util::StreamExt::next(&mut running) => Ok(done),
+            };
+            let (svc, launched) = match next {
+                Err(svc) => {
+                    started.insert(svc);
+                    continue;
+                }
+                Ok(Some(done)) => done,
+                Ok(None) => break,
             };
             self.containers
                 .entry(svc.clone())
@@ -402,8 +416,14 @@ struct Launched {
 }
 
 impl Launcher {
-    /// Creates the service's containers (one per replica) and waits until each is ready.
-    async fn launch(&self, svc: &str, image: String) -> Launched {
+    /// Creates the service's containers (one per replica), says so on `started`, and
+    /// waits until each is ready.
+    async fn launch(
+        &self,
+        svc: &str,
+        image: String,
+        started: tokio::sync::mpsc::UnboundedSender<String>,
+    ) -> Launched {
         let mut out = Launched {
             containers: Vec::new(),
             target: None,
@@ -411,11 +431,17 @@ impl Launcher {
             db: None,
             result: Ok(()),
         };
-        out.result = self.launch_into(svc, image, &mut out).await;
+        out.result = self.launch_into(svc, image, &mut out, started).await;
         out
     }
 
-    async fn launch_into(&self, svc: &str, image: String, out: &mut Launched) -> Result<()> {
+    async fn launch_into(
+        &self,
+        svc: &str,
+        image: String,
+        out: &mut Launched,
+        on_started: tokio::sync::mpsc::UnboundedSender<String>,
+    ) -> Result<()> {
         let def = self.stack.service(svc, &self.vars)?;
         let x = self.driver.clone();
         let replicas = def.replicas()?;
@@ -506,6 +532,8 @@ impl Launcher {
             });
             started.push(id);
         }
+        // dependents that only need the containers running may start now
+        let _ = on_started.send(svc.to_string());
         // The replicas start together; each must be ready.
         for id in &started {
             let probes = self.probes(svc, id, out).await?;

@@ -2,6 +2,8 @@
 //! negotiation, networks, containers, images, logs, labels and cleanup.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -38,6 +40,28 @@ pub struct Engine {
     docker: Docker,
     /// The negotiated API version, e.g. "1.41".
     pub api_version: String,
+    /// Creations (networks, volumes, containers) sent to the daemon and not yet answered.
+    creating: Arc<Creating>,
+}
+
+/// Counts creations in flight. A creation runs as its own task, so that cancelling the
+/// caller (Ctrl-C while a stack starts) does not lose track of an object the daemon is
+/// still making: removal waits for these first, then lists what carries the label.
+#[derive(Debug, Default)]
+struct Creating {
+    count: std::sync::atomic::AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+/// Held by one creation; the count drops when the creation is answered, or fails.
+struct CreatingGuard(Arc<Creating>);
+
+impl Drop for CreatingGuard {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
 }
 
 /// What to run in one container.
@@ -127,6 +151,7 @@ impl Engine {
         Ok(Engine {
             docker,
             api_version,
+            creating: Arc::default(),
         })
     }
 
@@ -243,16 +268,47 @@ impl Engine {
 
     /// Creates a labelled bridge network and returns its name.
     pub async fn create_network(&self, name: &str, labels: HashMap<String, String>) -> Result<()> {
-        self.docker
-            .create_network(NetworkCreateRequest {
-                name: name.to_string(),
-                driver: Some("bridge".into()),
-                labels: Some(labels),
-                ..Default::default()
-            })
+        let docker = self.docker.clone();
+        let request = NetworkCreateRequest {
+            name: name.to_string(),
+            driver: Some("bridge".into()),
+            labels: Some(labels),
+            ..Default::default()
+        };
+        self.creation(async move { docker.create_network(request).await.map(|_| ()) })
             .await
-            .with_context(|| format!("creating network {name}"))?;
-        Ok(())
+            .with_context(|| format!("creating network {name}"))
+    }
+
+    /// Runs one creation to its end even if the caller is cancelled meanwhile, counted
+    /// in `creating` until the daemon has answered.
+    async fn creation<T: Send + 'static>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, bollard::errors::Error>> + Send + 'static,
+    ) -> Result<T> {
+        self.creating.count.fetch_add(1, Ordering::SeqCst);
+        let guard = CreatingGuard(self.creating.clone());
+        let task = tokio::spawn(async move {
+            let out = call.await;
+            drop(guard);
+            out
+        });
+        Ok(task.await.context("a creation task failed")??)
+    }
+
+    /// Waits (at most `limit`) until every creation sent to the daemon has been answered,
+    /// so that a listing by label sees all of them.
+    pub async fn creations_settled(&self, limit: Duration) {
+        let wait = async {
+            loop {
+                let idle = self.creating.idle.notified();
+                if self.creating.count.load(Ordering::SeqCst) == 0 {
+                    return;
+                }
+                idle.await;
+            }
+        };
+        let _ = tokio::time::timeout(limit, wait).await;
     }
 
     /// Creates and starts a container; returns its id.
@@ -318,9 +374,9 @@ impl Engine {
         let opts = CreateContainerOptionsBuilder::default()
             .name(&spec.name)
             .build();
+        let docker = self.docker.clone();
         let created = self
-            .docker
-            .create_container(Some(opts), body)
+            .creation(async move { docker.create_container(Some(opts), body).await })
             .await
             .with_context(|| format!("creating container {} from {}", spec.name, spec.image))?;
         self.docker
@@ -453,6 +509,7 @@ impl Engine {
     /// Removes every container, network and volume whose labels match `filter`; returns
     /// how many containers and networks went.
     pub async fn remove_labelled(&self, filter: &str) -> Result<(usize, usize)> {
+        self.creations_settled(Duration::from_secs(30)).await;
         let containers = self.labelled_containers(filter).await?;
         let removals = containers.iter().map(|(id, _)| self.remove_container(id));
         for r in futures_util::future::join_all(removals).await {
@@ -470,15 +527,15 @@ impl Engine {
 
     /// Creates a named volume with these labels.
     pub async fn create_volume(&self, name: &str, labels: HashMap<String, String>) -> Result<()> {
-        self.docker
-            .create_volume(VolumeCreateRequest {
-                name: Some(name.to_string()),
-                labels: Some(labels),
-                ..Default::default()
-            })
+        let docker = self.docker.clone();
+        let request = VolumeCreateRequest {
+            name: Some(name.to_string()),
+            labels: Some(labels),
+            ..Default::default()
+        };
+        self.creation(async move { docker.create_volume(request).await.map(|_| ()) })
             .await
-            .with_context(|| format!("creating volume {name}"))?;
-        Ok(())
+            .with_context(|| format!("creating volume {name}"))
     }
 
     /// Volumes carrying a label filter, with their labels.

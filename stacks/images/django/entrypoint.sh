@@ -1,6 +1,6 @@
 #!/bin/sh
 # The lab's roles, by first argument:
-#   migrate     apply the migrations and exit
+#   migrate     wait for the database, apply the migrations and exit
 #   celery      the Celery worker of the task endpoints (extra arguments go to it)
 #   sqlite-db   migrate the SQLite file DB_NAME, mark /data/.migrated, then idle (the
 #               stack's `db` service, where the driver execs sqlite3)
@@ -9,10 +9,11 @@ set -e
 cd /app
 case "$1" in
   migrate)
-    exec python3 manage.py migrate --noinput ;;
+    exec python3 -m lab.migrate ;;
   celery)
     shift
     rm -f /tmp/celery-ready
+    python3 -m lab.wait_redis
     exec python3 -m celery -A lab.celery worker --loglevel=WARNING --pool=prefork \
       --concurrency=4 --without-gossip --without-mingle --without-heartbeat "$@" ;;
   sqlite-db)
@@ -23,6 +24,6 @@ case "$1" in
     sleep infinity &
     wait ;;
 esac
-exec gunicorn lab.wsgi:application --bind 0.0.0.0:8000 --worker-class sync --pid /tmp/gunicorn.pid \
-  --timeout 120 --graceful-timeout 5 --access-logfile - --error-logfile - \
-  --logger-class lab.gunicorn_logging.QuietLogger "$@"
+exec gunicorn lab.wsgi:application --config python:lab.gunicorn_conf --bind 0.0.0.0:8000 \
+  --worker-class sync --pid /tmp/gunicorn.pid --timeout 120 --graceful-timeout 5 \
+  --access-logfile - --error-logfile - "$@"

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Gunicorn's worker pool, for racy-matrix's live change of `workers`:
 #   workers.sh           prints how many workers have loaded the app and live (markers
-#                        left by lab/wsgi.py whose process still runs)
+#                        left by lab/gunicorn_conf.py whose process still runs)
 #   workers.sh resize N  sends the master TTIN or TTOU, one at a time, until it has N
 #                        worker processes (a master queues at most five signals)
 markers=${WORKER_MARKERS:-/tmp/racy-workers}

@@ -11,6 +11,7 @@ MIDDLEWARE = ["demo.middleware.inflight"]
 ROOT_URLCONF = "lab.urls"
 WSGI_APPLICATION = "lab.wsgi.application"
 USE_TZ = True
+TIME_ZONE = "UTC"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 ENGINE = os.environ.get("DB_ENGINE", "mysql")

@@ -1,0 +1,36 @@
+"""The `migrate` role: wait until the database answers, then apply the migrations.
+
+The stacks start it beside the database (compose `service_started`), so Django loads
+while the database boots instead of after it.
+"""
+import os
+import sys
+import time
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lab.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.core.management import call_command  # noqa: E402
+from django.db import OperationalError, connection  # noqa: E402
+
+WAIT_S = float(os.environ.get("DB_WAIT_S", "120"))
+
+
+def wait_for_database():
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        try:
+            connection.ensure_connection()
+            return
+        except OperationalError as e:
+            if time.monotonic() > deadline:
+                sys.exit(f"migrate: the database did not answer within {WAIT_S:.0f} s: {e}")
+            connection.close()
+            time.sleep(0.05)
+
+
+wait_for_database()
+call_command("migrate", interactive=False)
