@@ -44,6 +44,14 @@ elif ENGINE == "sqlite":
 else:
     raise SystemExit(f"DB_ENGINE={ENGINE!r}: expected mysql, postgres or sqlite")
 
+# Each worker thread keeps its database connection across requests unless
+# DB_CONN_MAX_AGE says otherwise (seconds; "0" opens one per request, Django's default).
+# A request then reaches its first query without a TCP connect, a server-side fork
+# (PostgreSQL) and a SCRAM exchange; the health check replaces a connection that a
+# recreated database broke.
+_age = os.environ.get("DB_CONN_MAX_AGE", "")
+CONN_MAX_AGE = None if _age in ("", "none") else int(_age)
+
 DATABASES = {
     "default": {
         "ENGINE": BACKEND,
@@ -53,7 +61,8 @@ DATABASES = {
         "USER": os.environ.get("DB_USER", "racy"),
         "PASSWORD": os.environ.get("DB_PASSWORD", "racy"),
         "OPTIONS": OPTIONS,
-        "CONN_MAX_AGE": 0,
+        "CONN_MAX_AGE": CONN_MAX_AGE,
+        "CONN_HEALTH_CHECKS": True,
     }
 }
 
