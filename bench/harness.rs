@@ -1,5 +1,5 @@
 //! racy-matrix's benchmark harness: `cargo bench --bench harness` (all sections; about
-//! 15 minutes on 2 cores) or `cargo bench --bench harness -- SECTION...` with sections
+//! 8 minutes on 2 cores) or `cargo bench --bench harness -- SECTION...` with sections
 //! `overhead`, `baseline`, `start`, `reconfigure`, `skew`. It prints every figure next
 //! to its target, and writes them to `target/bench-figures.json`. It needs a Docker
 //! Engine and the stack images (`racy-matrix run matrices/quick.yaml` makes them).
@@ -13,7 +13,7 @@
 //! - reconfigure: a worker-count change between two cells, live (TTIN/TTOU) and by
 //!   recreating the app.
 //! - skew: server-side start skew (max − min `t_read`) of 8, 32 and 128 requests through
-//!   nginx for each release method.
+//!   nginx for each release method, after one untimed burst of the same size.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -423,6 +423,11 @@ async fn skew(engine: &Engine, run: &RunId, report: &mut Report) -> Result<()> {
                     timeout: Duration::from_secs(60),
                     release,
                 };
+                // one untimed burst first: each handler thread opens its database
+                // connection on its first request and keeps it (conn_max_age), so the
+                // figures are those of a stack that has served a burst of this size
+                db.reset().await?;
+                burst::fire(&spec, REPS as u32).await;
                 let (mut skews, mut at_proxy) = (vec![], vec![]);
                 for r in 0..REPS {
                     db.reset().await?;
