@@ -49,7 +49,14 @@ async fn get_or_create_story() {
         // REPEATABLE READ: the final get reads the old snapshot and the error surfaces
         let rr = cell(stack, "repeatable_read", "get_or_create");
         assert!(int(rr, "integrity_errors") > 0, "{rr}");
-        assert_eq!(int(rr, "acked") + int(rr, "integrity_errors"), 48, "{rr}");
+        // every request answered: acked, the IntegrityError, or a conflict the database
+        // reports instead (MariaDB may answer concurrent inserts of one key with a
+        // deadlock, or 1020 under snapshot isolation)
+        assert_eq!(
+            int(rr, "acked") + int(rr, "integrity_errors") + int(rr, "serialization_failures"),
+            48,
+            "{rr}"
+        );
     }
     std::fs::remove_dir_all(&out).ok();
 }
