@@ -277,18 +277,17 @@ impl Deployment {
                     });
                 }
             }
-            let next = tokio::select! {
+            // a service whose containers run, or one whose launch ended
+            let (svc, launched) = tokio::select! {
                 biased;
-                Some(svc) = started_rx.recv() => Err(svc),
-                done = futures_util::StreamExt::next(&mut running) => Ok(done),
-            };
-            let (svc, launched) = match next {
-                Err(svc) => {
+                Some(svc) = started_rx.recv() => {
                     started.insert(svc);
                     continue;
                 }
-                Ok(Some(done)) => done,
-                Ok(None) => break,
+                done = futures_util::StreamExt::next(&mut running) => match done {
+                    Some(done) => done,
+                    None => break,
+                },
             };
             self.containers
                 .entry(svc.clone())
