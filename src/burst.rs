@@ -47,6 +47,22 @@ impl HttpRequest {
     }
 }
 
+impl HttpRequest {
+    /// The same request with one more header line (e.g. the burst's token).
+    pub fn with_header(&self, name: &str, value: &str) -> Self {
+        let end = self
+            .bytes
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map(|p| p + 2)
+            .unwrap_or(self.bytes.len());
+        let mut bytes = self.bytes[..end].to_vec();
+        bytes.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+        bytes.extend_from_slice(&self.bytes[end..]);
+        HttpRequest { bytes }
+    }
+}
+
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
@@ -460,6 +476,16 @@ mod tests {
         assert!(text.starts_with("POST /p/ HTTP/1.1\r\nHost: h\r\n"));
         assert!(text.ends_with("\r\n\r\na=1%202&b=3-4"));
         assert!(text.contains("Content-Length: 13\r\n"));
+        let tagged = String::from_utf8(
+            HttpRequest::form("POST", "h", "/p/", &[("a".into(), "1".into())])
+                .with_header("X-Racy-Burst", "t-1")
+                .bytes,
+        )
+        .unwrap();
+        assert!(
+            tagged.ends_with("Connection: close\r\nX-Racy-Burst: t-1\r\n\r\na=1"),
+            "{tagged:?}"
+        );
     }
 
     #[test]

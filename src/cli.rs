@@ -65,7 +65,8 @@ enum Command {
         /// Complete an interrupted run in DIR: run only the cells it lacks (or that failed).
         #[arg(long, value_name = "DIR", conflicts_with = "output")]
         resume: Option<PathBuf>,
-        /// Leave the last stack running after the run.
+        /// Leave the last stack running after the run (until `racy-matrix clean`; `down`
+        /// and later runs leave it alone).
         #[arg(long)]
         keep_up: bool,
         /// Retry a failed cell this many times, each on a freshly created stack.
@@ -97,7 +98,8 @@ enum Command {
     },
     /// Remove the stacks started with `up`.
     Down,
-    /// Remove every container and network racy-matrix created.
+    /// Remove every container, network and volume racy-matrix created, including the
+    /// stacks `run --keep-up` left running.
     Clean,
     /// Render a run directory's results to stdout and check its matrix's expectations (exit 1 on a miss).
     Report {
@@ -261,7 +263,9 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                 .context("reading the matrix")
                 .map_err(fail(EXIT_INPUT))?;
             dir.save_matrix(&text).await.map_err(fail(EXIT_ENGINE))?;
-            std::fs::copy(&matrix, output.join(results::MATRIX_FILE))
+            // Written from the text already read, through a temporary file: resuming with
+            // the run directory's own copy of the matrix must not empty it.
+            results::write_atomically(&output.join(results::MATRIX_FILE), text.as_bytes())
                 .context("copying the matrix into the output directory")
                 .map_err(fail(EXIT_INPUT))?;
             eprintln!(
@@ -281,7 +285,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                 fail_fast,
                 parallel: usize::from(parallel),
             };
-            let run_id = RunId::new("");
+            let run_id = RunId::new("").keeping(keep_up);
             let outcome = tokio::select! {
                 r = runner::run(&engine, &opts, &mut dir, &run_id) => Some(r),
                 _ = interrupted() => None,
@@ -319,9 +323,13 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                                 run_id.id
                             );
                         }
+                        let _ = dir.close().await;
                         return Err(fail(EXIT_ENGINE)(anyhow!("interrupted twice")));
                     }
                 }
+            }
+            if let Err(e) = dir.close().await {
+                eprintln!("warning: closing the results store: {e:#}");
             }
             if !dir.cells.is_empty() {
                 println!("{}", export::terminal_table(&dir.report()));
@@ -365,13 +373,20 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             vars.entry("db_password".into())
                 .or_insert_with(runner::random_password);
             let run = RunId::new("up-");
-            let dep = Deployment::start(&engine, st, &run, vars, &mut say).await;
-            let dep = match dep {
+            let password = vars.get("db_password").cloned().unwrap_or_default();
+            let started = tokio::select! {
+                d = Deployment::start(&engine, st, &run, vars, &mut say) => d,
+                _ = interrupted() => Err(anyhow!("interrupted while stack {stack} was starting; nothing of it is left")),
+            };
+            let dep = match started {
                 Ok(d) => d,
                 Err(e) => {
+                    // A start that failed or was interrupted leaves nothing behind (what
+                    // the engine is still creating is awaited, then removed).
                     let _ = engine
                         .remove_labelled(&format!("{RUN_LABEL}={}", run.id))
                         .await;
+                    let e = anyhow!("{}", crate::probe::scrub(&format!("{e:#}"), &password));
                     return Err(fail(EXIT_ENGINE)(e));
                 }
             };
@@ -402,10 +417,15 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                 .labelled_networks(RUN_LABEL)
                 .await
                 .map_err(fail(EXIT_ENGINE))?;
+            let vols = engine
+                .labelled_volumes(RUN_LABEL)
+                .await
+                .map_err(fail(EXIT_ENGINE))?;
             let only_up = matches!(cli.command, Command::Down);
             let mut ids: Vec<String> = runs
                 .iter()
                 .chain(nets.iter())
+                .chain(vols.iter())
                 .filter_map(|(_, l)| l.get(RUN_LABEL).cloned())
                 .filter(|id| !only_up || id.starts_with("up-"))
                 .collect();
@@ -432,6 +452,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                 .parse()
                 .map_err(|e: String| fail(EXIT_INPUT)(anyhow!("--format {format}: {e}")))?;
             let run = RunDir::load(&dir).await.map_err(fail(EXIT_INPUT))?;
+            let _ = run.close().await;
             let bytes = export::exporter(f)
                 .render(&run.report())
                 .map_err(fail(EXIT_ENGINE))?;
@@ -461,6 +482,9 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             let merged = results::merge(&loaded, &output)
                 .await
                 .map_err(fail(EXIT_INPUT))?;
+            for d in loaded.iter().chain([&merged]) {
+                let _ = d.close().await;
+            }
             println!(
                 "merged {} cells from {} directories into {}",
                 merged.cells.len(),

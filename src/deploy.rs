@@ -9,8 +9,8 @@ use anyhow::{Context, Result, anyhow, bail};
 use bollard::models::HealthConfig;
 
 use crate::engine::{
-    ContainerSpec, Engine, HOST_LABEL, PID_LABEL, RUN_LABEL, SERVICE_LABEL, STACK_LABEL,
-    compose_duration_ns,
+    ContainerSpec, Engine, HOST_LABEL, KEEP_LABEL, PID_LABEL, RUN_LABEL, SERVICE_LABEL,
+    STACK_LABEL, compose_duration_ns,
 };
 use crate::image;
 use crate::probe::{self, Db, Sqlite};
@@ -30,12 +30,71 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(180);
 const LIVE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Memory limit for services that set none.
 const DEFAULT_MEMORY: i64 = 1 << 30;
+/// How often a starting stack's containers are checked for one that died.
+pub const WATCH_EVERY: Duration = Duration::from_millis(250);
+
+/// A container of the stack died, was killed or restarted: the stack cannot be measured
+/// as it is. Carries the service's last log lines.
+#[derive(Debug, thiserror::Error)]
+#[error("stack {stack}: {}\n--- last log lines of {service} ---\n{logs}", self.reason())]
+pub struct ServiceDied {
+    /// The stack.
+    pub stack: String,
+    /// The service.
+    pub service: String,
+    /// Which of its containers (1-based), when it has several.
+    pub replica: Option<usize>,
+    /// What happened to it.
+    pub what: String,
+    /// Its last log lines.
+    pub logs: String,
+}
+
+impl ServiceDied {
+    /// What happened, in one line: the same line for the same failure, so that a retry
+    /// that fails the same way can be recognised.
+    pub fn reason(&self) -> String {
+        let replica = self
+            .replica
+            .map(|r| format!(" (replica {r})"))
+            .unwrap_or_default();
+        format!("service '{}'{replica} {}", self.service, self.what)
+    }
+}
+
+/// What is wrong with a container in this state, if anything. `one_shot`: a job that may
+/// end with status 0 (no health check, neither the target nor the database).
+pub fn fault(st: &crate::engine::ContainerState, one_shot: bool) -> Option<String> {
+    if st.oom_killed {
+        return Some(
+            "was killed for running out of memory (raise its mem_limit, or run fewer workers)"
+                .into(),
+        );
+    }
+    if st.restart_count > 0 {
+        return Some(format!(
+            "restarted {} time(s): its process exited and the engine started it again",
+            st.restart_count
+        ));
+    }
+    if st.running {
+        return None;
+    }
+    match st.exit_code {
+        Some(0) if one_shot => None,
+        Some(c) => Some(format!("exited with code {c}")),
+        None => Some("stopped".into()),
+    }
+}
 
 /// Identity shared by everything one racy-matrix process creates.
 #[derive(Clone, Debug)]
 pub struct RunId {
     /// The value of the run label.
     pub id: String,
+    /// Its stacks are meant to outlive the process (`run --keep-up`): never reaped as
+    /// orphans, removed by `clean`.
+    pub kept: bool,
 }
 
 impl RunId {
@@ -44,16 +103,26 @@ impl RunId {
         let now = chrono::Local::now().format("%Y%m%d-%H%M%S");
         RunId {
             id: format!("{prefix}{now}-{}", std::process::id()),
+            kept: false,
         }
+    }
+
+    /// The same run, its stacks marked to outlive the process when `kept`.
+    pub fn keeping(self, kept: bool) -> RunId {
+        RunId { kept, ..self }
     }
 
     /// The labels every object of this run carries.
     pub fn labels(&self) -> HashMap<String, String> {
-        HashMap::from([
+        let mut labels = HashMap::from([
             (RUN_LABEL.to_string(), self.id.clone()),
             (PID_LABEL.to_string(), std::process::id().to_string()),
             (HOST_LABEL.to_string(), crate::engine::host_name()),
-        ])
+        ]);
+        if self.kept {
+            labels.insert(KEEP_LABEL.to_string(), "true".to_string());
+        }
+        labels
     }
 }
 
@@ -180,7 +249,12 @@ impl Deployment {
                 path: self.driver.target.health.clone(),
             };
             let deadline = Instant::now() + READY_TIMEOUT;
-            if let Err(e) = wait_ready(&self.engine, &[probe], None, deadline).await {
+            let probes = [probe];
+            let waited = tokio::select! {
+                r = wait_ready(&self.engine, &probes, None, deadline) => r.map(|_| ()),
+                died = self.watch() => return Err(died.into()),
+            };
+            if let Err(e) = waited {
                 let mut logs = String::new();
                 for svc in &changed {
                     logs.push_str(&format!(
@@ -256,6 +330,12 @@ impl Deployment {
         let mut waiting: Vec<String> = services.to_vec();
         let mut running = futures_util::stream::FuturesUnordered::new();
         let mut first_err: Option<anyhow::Error> = None;
+        // Set once the start has failed: launches still waiting for readiness stop waiting.
+        let (cancel, cancelled) = tokio::sync::watch::channel(false);
+        // Containers of services already launched are watched: one that dies fails the
+        // start at once, even while another service waits for it (nginx for its app).
+        let mut watch = tokio::time::interval(WATCH_EVERY);
+        watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             if first_err.is_none() {
                 let (now, later): (Vec<String>, Vec<String>) =
@@ -268,7 +348,7 @@ impl Deployment {
                 waiting = later;
                 for svc in now {
                     progress(&format!("starting {svc}"));
-                    let launcher = self.launcher();
+                    let launcher = self.launcher(cancelled.clone());
                     let image = images[&svc].clone();
                     let tx = started_tx.clone();
                     running.push(async move {
@@ -288,6 +368,13 @@ impl Deployment {
                     Some(done) => done,
                     None => break,
                 },
+                _ = watch.tick(), if first_err.is_none() => {
+                    if let Some(died) = self.broken().await {
+                        first_err = Some(died.into());
+                        let _ = cancel.send(true);
+                    }
+                    continue;
+                }
             };
             self.containers
                 .entry(svc.clone())
@@ -307,8 +394,13 @@ impl Deployment {
                     ready.insert(svc);
                 }
                 Err(e) => {
-                    let e = e.context(format!("stack {}: service '{svc}'", self.stack.name));
+                    let e = if e.is::<ServiceDied>() {
+                        e
+                    } else {
+                        e.context(format!("stack {}: service '{svc}'", self.stack.name))
+                    };
                     first_err.get_or_insert(e);
+                    let _ = cancel.send(true);
                 }
             }
         }
@@ -322,8 +414,9 @@ impl Deployment {
     }
 
     /// What a service launch needs, owned, so that several launches run at once.
-    fn launcher(&self) -> Launcher {
+    fn launcher(&self, cancelled: tokio::sync::watch::Receiver<bool>) -> Launcher {
         Launcher {
+            cancelled,
             engine: self.engine.clone(),
             stack: self.stack.clone(),
             run: self.run.clone(),
@@ -331,6 +424,59 @@ impl Deployment {
             volumes: self.volumes.clone(),
             vars: self.vars.clone(),
             driver: self.driver.clone(),
+        }
+    }
+
+    /// Whether the service is a job that may end (status 0) while the stack runs on.
+    fn one_shot(&self, svc: &str) -> bool {
+        svc != self.driver.target.service
+            && svc != self.driver.database.service
+            && self
+                .stack
+                .service(svc, &self.vars)
+                .map(|d| d.healthcheck.is_none())
+                .unwrap_or(false)
+    }
+
+    /// The first container of the stack that died, was OOM-killed or restarted, with its
+    /// last log lines; `None` while every service runs (or, for a job, ended well).
+    pub async fn broken(&self) -> Option<ServiceDied> {
+        let all: Vec<(&String, usize, usize, &Running)> = self
+            .containers
+            .iter()
+            .flat_map(|(svc, list)| {
+                list.iter()
+                    .enumerate()
+                    .map(move |(i, c)| (svc, i, list.len(), c))
+            })
+            .collect();
+        let states =
+            futures_util::future::join_all(all.iter().map(|(_, _, _, c)| self.engine.state(&c.id)))
+                .await;
+        for ((svc, i, n, c), st) in all.into_iter().zip(states) {
+            // An engine that does not answer is the runner's concern, not a service fault.
+            let Ok(st) = st else { continue };
+            if let Some(what) = fault(&st, self.one_shot(svc)) {
+                let logs = self.engine.logs_tail(&c.id, 20).await;
+                return Some(ServiceDied {
+                    stack: self.stack.name.clone(),
+                    service: svc.clone(),
+                    replica: (n > 1).then_some(i + 1),
+                    what,
+                    logs: crate::probe::scrub(logs.trim_end(), &self.driver.database.password),
+                });
+            }
+        }
+        None
+    }
+
+    /// Resolves once a container of the stack dies (checked every [`WATCH_EVERY`]).
+    pub async fn watch(&self) -> ServiceDied {
+        loop {
+            tokio::time::sleep(WATCH_EVERY).await;
+            if let Some(d) = self.broken().await {
+                return d;
+            }
         }
     }
 
@@ -396,6 +542,8 @@ impl Deployment {
 
 /// Everything a service launch needs, owned by the launch.
 struct Launcher {
+    /// Turns true when the start failed elsewhere: stop waiting for readiness.
+    cancelled: tokio::sync::watch::Receiver<bool>,
     engine: Engine,
     stack: Stack,
     run: RunId,
@@ -534,15 +682,33 @@ impl Launcher {
         // dependents that only need the containers running may start now
         let _ = on_started.send(svc.to_string());
         // The replicas start together; each must be ready.
-        for id in &started {
+        for (i, id) in started.iter().enumerate() {
             let probes = self.probes(svc, id, out).await?;
             let deadline = Instant::now() + READY_TIMEOUT;
-            if let Err(e) = wait_ready(&self.engine, &probes, Some(id), deadline).await {
-                let logs = self.engine.logs_tail(id, 20).await;
-                return Err(anyhow!(
-                    "{e:#}\n--- last log lines of {svc} ---\n{}",
-                    logs.trim_end()
-                ));
+            let mut cancelled = self.cancelled.clone();
+            let waited = tokio::select! {
+                r = wait_ready(&self.engine, &probes, Some(id), deadline) => r.map(|_| ()),
+                _ = cancelled.wait_for(|c| *c) => bail!("stopped waiting: the start failed"),
+            };
+            if let Err(e) = waited {
+                let logs = crate::probe::scrub(
+                    self.engine.logs_tail(id, 20).await.trim_end(),
+                    &x.database.password,
+                );
+                // A container that ended is the failure itself, named as such.
+                if let Ok(st) = self.engine.state(id).await {
+                    if let Some(what) = fault(&st, false) {
+                        return Err(ServiceDied {
+                            stack: self.stack.name.clone(),
+                            service: svc.to_string(),
+                            replica: (started.len() > 1).then_some(i + 1),
+                            what,
+                            logs,
+                        }
+                        .into());
+                    }
+                }
+                return Err(anyhow!("{e:#}\n--- last log lines of {svc} ---\n{logs}"));
             }
         }
         if is_db {

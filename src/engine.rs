@@ -30,6 +30,8 @@ pub const SERVICE_LABEL: &str = "racy-matrix.service";
 pub const PID_LABEL: &str = "racy-matrix.pid";
 /// Label holding the host name of the machine that owns the object.
 pub const HOST_LABEL: &str = "racy-matrix.host";
+/// Label of the objects of a run whose stacks stay up after it (`run --keep-up`).
+pub const KEEP_LABEL: &str = "racy-matrix.keep";
 
 /// The oldest Engine API racy-matrix speaks.
 const MIN_API: (u32, u32) = (1, 41);
@@ -119,6 +121,10 @@ pub struct ContainerState {
     pub exit_code: Option<i64>,
     /// Engine health status, when the container has a health check.
     pub health: Option<String>,
+    /// The kernel killed it for exceeding its memory limit.
+    pub oom_killed: bool,
+    /// How many times the engine restarted it (its restart policy).
+    pub restart_count: i64,
 }
 
 impl Engine {
@@ -431,6 +437,8 @@ impl Engine {
                 .and_then(|h| h.status)
                 .filter(|s| *s != HealthStatusEnum::EMPTY)
                 .map(|s| s.to_string()),
+            oom_killed: st.oom_killed.unwrap_or(false),
+            restart_count: info.restart_count.unwrap_or(0),
         })
     }
 
@@ -609,8 +617,8 @@ impl Engine {
 }
 
 /// Whether objects with these labels belong to a run whose process is gone: made on this
-/// host (`host`) by a process `alive` says is dead. Runs of `up` (ids starting `up-`) end
-/// on purpose while their stack stays, so they are never orphans.
+/// host (`host`) by a process `alive` says is dead. Runs of `up` (ids starting `up-`) and
+/// of `run --keep-up` end on purpose while their stack stays, so they are never orphans.
 pub fn is_orphan(
     labels: &HashMap<String, String>,
     host: &str,
@@ -619,7 +627,10 @@ pub fn is_orphan(
     let Some(run) = labels.get(RUN_LABEL) else {
         return false;
     };
-    if run.starts_with("up-") || labels.get(HOST_LABEL).map(String::as_str) != Some(host) {
+    if run.starts_with("up-")
+        || labels.contains_key(KEEP_LABEL)
+        || labels.get(HOST_LABEL).map(String::as_str) != Some(host)
+    {
         return false;
     }
     match labels.get(PID_LABEL).and_then(|p| p.parse::<u32>().ok()) {
@@ -737,6 +748,9 @@ mod tests {
             !is_orphan(&labels("up-r1", "h", "11"), "h", &alive),
             "up stacks stay"
         );
+        let mut kept = labels("r1", "h", "11");
+        kept.insert(KEEP_LABEL.to_string(), "true".to_string());
+        assert!(!is_orphan(&kept, "h", &alive), "--keep-up stacks stay");
         assert!(
             !is_orphan(&labels("r1", "h", "x"), "h", &alive),
             "no pid: not ours to judge"

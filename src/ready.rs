@@ -45,6 +45,27 @@ pub enum Probe {
     },
 }
 
+/// A probe failure that waiting cannot fix (the database refused the credentials it was
+/// given): readiness gives up at once instead of at its deadline.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Hopeless(pub String);
+
+/// What a probe checks, for messages: never the database URL, which holds the password.
+impl std::fmt::Display for Probe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Probe::Tcp(addr) => write!(f, "a TCP connection to {addr}"),
+            Probe::Sql(url) => write!(f, "SELECT 1 at {}", crate::probe::redact(url)),
+            Probe::Http { addr, path } => write!(f, "GET http://{addr}{path} answering 200"),
+            Probe::Running(_) => write!(f, "the container running"),
+            Probe::Completed(_) => write!(f, "the container exiting with status 0"),
+            Probe::Count { cmd, want, .. } => write!(f, "`{}` printing {want}", cmd.join(" ")),
+            Probe::Exec { cmd, .. } => write!(f, "the health check `{}`", cmd.join(" ")),
+        }
+    }
+}
+
 impl Probe {
     /// Checks once; `Ok(())` when ready, else what is wrong.
     pub async fn check(&self, engine: &Engine) -> Result<()> {
@@ -112,8 +133,8 @@ impl Probe {
 
 /// Polls `probes` in order (each must pass before the next is tried) with a backoff from
 /// 5 ms to 50 ms (200 ms for commands run in the container) until `deadline`. While
-/// waiting, `alive` is asked whether the container still runs, so a crashed service fails
-/// at once instead of at the deadline.
+/// waiting, the engine is asked whether `container` still runs, so a crashed service fails
+/// at once instead of at the deadline; so does a [`Hopeless`] failure.
 pub async fn wait_ready(
     engine: &Engine,
     probes: &[Probe],
@@ -132,6 +153,7 @@ pub async fn wait_ready(
         loop {
             let err = match probe.check(engine).await {
                 Ok(()) => break,
+                Err(e) if e.is::<Hopeless>() => bail!("{probe} failed: {e:#}"),
                 Err(e) => e,
             };
             if let Some(id) = container {
@@ -142,7 +164,7 @@ pub async fn wait_ready(
             }
             if Instant::now() >= deadline {
                 bail!(
-                    "not ready after {:.1} s: {probe:?} still fails: {err:#}",
+                    "not ready after {:.1} s: waited for {probe}, which still fails: {err:#}",
                     start.elapsed().as_secs_f64()
                 );
             }

@@ -1,7 +1,9 @@
 //! The run directory and its results store: a SQLite database (`results.db`, WAL) holding
 //! the run's matrix, its cells and every request record, each cell committed in one
-//! transaction the moment it completes; results.csv, results.md and results.json are
-//! rendered from it after every cell. Loading, resuming and merging read the store.
+//! transaction the moment it completes and checkpointed into `results.db` at once, so the
+//! file stands alone (copied without its `-wal`) whatever way the process ends;
+//! results.csv, results.md and results.json are rendered from it after every cell.
+//! Loading, resuming and merging read the store.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -120,6 +122,25 @@ impl RunDir {
                 .await?;
         }
         tx.commit().await?;
+        self.checkpoint().await
+    }
+
+    /// Copies every committed page from the write-ahead log into `results.db` and empties
+    /// the log, so that `results.db` alone holds everything committed so far (a copy of
+    /// the file, or a process killed with -9, loses nothing).
+    async fn checkpoint(&self) -> Result<()> {
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.store)
+            .await
+            .context("checkpointing the results store")?;
+        Ok(())
+    }
+
+    /// Checkpoints and closes the store; after this `results.db` is complete by itself
+    /// and no `-wal` or `-shm` file is left beside it.
+    pub async fn close(&self) -> Result<()> {
+        self.checkpoint().await?;
+        self.store.close().await;
         Ok(())
     }
 
@@ -167,6 +188,7 @@ impl RunDir {
         tx.commit()
             .await
             .context("committing the cell to the results store")?;
+        self.checkpoint().await?;
         match self.cells.iter_mut().find(|c| c.cell.key() == key) {
             Some(slot) => *slot = cell,
             None => self.cells.push(cell),
@@ -250,6 +272,15 @@ impl RunDir {
     }
 }
 
+/// Writes a file through a temporary file beside it and a rename, so a reader never sees
+/// it half written, and a file written from its own earlier contents is never emptied.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+}
+
 /// Merges run directories (e.g. the shards of one matrix) into a new one: cells are keyed
 /// by their identity; the same cell measured twice is an error.
 pub async fn merge(dirs: &[RunDir], output: &Path) -> Result<RunDir> {
@@ -289,8 +320,9 @@ pub async fn merge(dirs: &[RunDir], output: &Path) -> Result<RunDir> {
     // The merged directory is checked against the matrix of its shards.
     let matrix_file = first.path.join(MATRIX_FILE);
     if matrix_file.is_file() {
-        std::fs::copy(&matrix_file, output.join(MATRIX_FILE))
-            .with_context(|| format!("copying {}", matrix_file.display()))?;
+        let text = std::fs::read(&matrix_file)
+            .with_context(|| format!("reading {}", matrix_file.display()))?;
+        write_atomically(&output.join(MATRIX_FILE), &text)?;
     }
     for d in dirs {
         for c in &d.cells {
@@ -367,6 +399,34 @@ mod tests {
         assert_eq!(back.cells.len(), 2);
         assert_eq!(back.done().len(), 2);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_store_file_stands_alone() {
+        let dir = std::env::temp_dir().join(format!("racy-store-alone-{}", std::process::id()));
+        let copy = dir.with_extension("copy");
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(&copy);
+        let mut run = RunDir::create(&dir, "m").await.unwrap();
+        run.save_matrix("name: m\n").await.unwrap();
+        run.push(cell("a", None)).await.unwrap();
+        run.push(cell("b", Some("boom"))).await.unwrap();
+        // The process still holds the store open (as when it is killed): results.db alone
+        // already has every cell.
+        std::fs::create_dir_all(&copy).unwrap();
+        std::fs::copy(dir.join(STORE_FILE), copy.join(STORE_FILE)).unwrap();
+        let back = RunDir::load(&copy).await.unwrap();
+        assert_eq!(back.cells.len(), 2);
+        assert_eq!(back.cells[0].reps[1].records.len(), 2);
+        assert_eq!(back.cells[1].error.as_deref(), Some("boom"));
+        back.close().await.unwrap();
+        // Closed, nothing is left beside it.
+        run.close().await.unwrap();
+        for side in ["results.db-wal", "results.db-shm"] {
+            assert!(!dir.join(side).exists(), "{side} left behind");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::remove_dir_all(&copy).unwrap();
     }
 
     #[tokio::test]

@@ -144,6 +144,9 @@ impl Chunk<'_> {
         let (engine, opts, run_id, bar) = (self.engine, self.opts, self.run_id, self.bar);
         let m = &opts.matrix;
         let mut current: Option<Deployment> = None;
+        // Stacks that failed to start twice in a row for the same reason: their remaining
+        // cells fail at once (and `--resume` runs them once the cause is fixed).
+        let mut unstartable: BTreeMap<String, String> = BTreeMap::new();
         for cell in cells {
             let stack: &Stack = opts
                 .catalog
@@ -151,6 +154,33 @@ impl Chunk<'_> {
                 .get(&cell.stack)
                 .ok_or_else(|| anyhow!("unknown stack {}", cell.stack))?;
             let vars = cell_vars(cell, m, self.base, self.password);
+            if let Some(reason) = unstartable.get(&cell.stack) {
+                let err = format!(
+                    "not run: stack {} failed to start twice for the same reason: {reason}",
+                    cell.stack
+                );
+                bar.suspend(|| eprintln!("cell {} {}", cell.label(), first_line(&err)));
+                self.dir
+                    .lock()
+                    .await
+                    .push(failed_cell(cell, m, err, 0))
+                    .await?;
+                bar.inc(u64::from(m.repetitions));
+                continue;
+            }
+            let secrets = [
+                self.password.to_string(),
+                stack
+                    .driver(&vars)
+                    .map(|x| x.database.password)
+                    .unwrap_or_default(),
+            ];
+            let scrub = |text: String| {
+                secrets
+                    .iter()
+                    .fold(text, |t, secret| crate::probe::scrub(&t, secret))
+            };
+            let mut start_failures: Vec<String> = Vec::new();
             let mut attempt = 0;
             let result = loop {
                 attempt += 1;
@@ -190,8 +220,11 @@ impl Chunk<'_> {
                             reps,
                         };
                     }
-                    Err(e) => {
+                    Err((stage, e)) => {
                         bar.dec(counted);
+                        if stage == Stage::Start {
+                            start_failures.push(reason_of(&e));
+                        }
                         // Whatever broke, the next attempt (or cell) starts on a fresh stack.
                         let logs = match current.take() {
                             Some(d) => {
@@ -201,7 +234,7 @@ impl Chunk<'_> {
                             }
                             None => String::new(),
                         };
-                        let err = format!("{e:#}\n{logs}");
+                        let err = scrub(format!("{e:#}\n{logs}"));
                         engine
                             .ping(Duration::from_secs(60))
                             .await
@@ -216,15 +249,12 @@ impl Chunk<'_> {
                             });
                             continue;
                         }
-                        let failed = CellResult {
-                            cell: cell.clone(),
-                            repetitions: m.repetitions,
-                            requests: m.requests,
-                            metrics: None,
-                            error: Some(err.clone()),
-                            attempts: attempt,
-                            reps: vec![],
-                        };
+                        if let [.., a, b] = start_failures.as_slice() {
+                            if a == b && attempt == start_failures.len() as u32 {
+                                unstartable.insert(cell.stack.clone(), scrub(a.clone()));
+                            }
+                        }
+                        let failed = failed_cell(cell, m, err.clone(), attempt);
                         if opts.fail_fast {
                             self.dir.lock().await.push(failed).await?;
                             bar.abandon();
@@ -259,6 +289,41 @@ fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or("")
 }
 
+/// The record of a cell that could not be measured.
+fn failed_cell(cell: &Cell, m: &Matrix, error: String, attempts: u32) -> CellResult {
+    CellResult {
+        cell: cell.clone(),
+        repetitions: m.repetitions,
+        requests: m.requests,
+        metrics: None,
+        error: Some(error),
+        attempts,
+        reps: vec![],
+    }
+}
+
+/// Where an attempt at a cell failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    /// Bringing a fresh stack up.
+    Start,
+    /// Reconfiguring the running stack, or measuring.
+    Measure,
+}
+
+/// One line that names why a start failed, the same line for the same cause: a service
+/// that died names the service and what happened to it; any other error its first line,
+/// with numbers (ports, seconds, ids) blanked out.
+fn reason_of(e: &anyhow::Error) -> String {
+    match e.downcast_ref::<crate::deploy::ServiceDied>() {
+        Some(died) => died.reason(),
+        None => first_line(&format!("{e:#}"))
+            .chars()
+            .map(|c| if c.is_ascii_digit() { '#' } else { c })
+            .collect(),
+    }
+}
+
 /// Brings the stack to the cell's configuration (starting it if needed) and measures.
 #[allow(clippy::too_many_arguments)]
 async fn attempt_cell(
@@ -271,26 +336,29 @@ async fn attempt_cell(
     cell: &Cell,
     bar: &ProgressBar,
     counted: &mut u64,
-) -> Result<Vec<Repetition>> {
+) -> Result<Vec<Repetition>, (Stage, anyhow::Error)> {
     let mut say = |msg: &str| bar.set_message(format!("{}: {msg}", cell.stack));
+    let measure = |e| (Stage::Measure, e);
     let dep = match current.take() {
         Some(mut d) if d.stack.name == cell.stack => {
             let reconfigured = d.reconfigure(vars.clone(), &mut say).await;
             // keep the deployment either way, so a failure can show its logs
             let d = current.insert(d);
-            reconfigured?;
+            reconfigured.map_err(measure)?;
             d
         }
         other => {
             if let Some(d) = other {
-                d.shutdown().await?;
+                d.shutdown().await.map_err(measure)?;
             }
-            let d = Deployment::start(engine, stack, run_id, vars.clone(), &mut say).await?;
+            let d = Deployment::start(engine, stack, run_id, vars.clone(), &mut say)
+                .await
+                .map_err(|e| (Stage::Start, e))?;
             current.insert(d)
         }
     };
     bar.set_message(cell.label());
-    run_cell(dep, m, cell, bar, counted).await
+    run_cell(dep, m, cell, bar, counted).await.map_err(measure)
 }
 
 async fn run_cell(
@@ -323,11 +391,26 @@ async fn run_cell(
         .db
         .as_ref()
         .context("the stack has no database connection")?;
+    let plain = spec.request.clone();
     let mut reps = Vec::with_capacity(m.repetitions as usize);
     for r in 0..m.repetitions {
+        // a container that died since the last burst (or between cells) fails the cell
+        if let Some(died) = dep.broken().await {
+            return Err(died.into());
+        }
         db.reset().await?;
         let before = db.observe(endpoint.check).await?;
+        // Every request of the burst carries its token, so that the app can say how many
+        // of them it accepted (see `quiesce`).
+        let token = format!("{:016x}", rand::random::<u64>());
+        let spec = BurstSpec {
+            request: plain.with_header(BURST_HEADER, &token),
+            ..spec.clone()
+        };
         let shot = burst::fire(&spec, r).await;
+        if let Some(died) = dep.broken().await {
+            return Err(died.into());
+        }
         if shot.records.iter().all(|r| r.outcome != Outcome::Response) {
             bail!(
                 "repetition {r}: no request got a response ({})",
@@ -338,7 +421,9 @@ async fn run_cell(
             );
         }
         if let Some(path) = &x.target.quiesce {
-            quiesce(dep, path, spec.timeout + Duration::from_secs(30)).await?;
+            let expected = Accepts::of(&shot.records);
+            let limit = spec.timeout + Duration::from_secs(30);
+            quiesce(dep, path, &token, expected, limit).await?;
         }
         let after = db.observe(endpoint.check).await?;
         reps.push(Repetition {
@@ -353,28 +438,110 @@ async fn run_cell(
     Ok(reps)
 }
 
-/// Waits until the app reports no request in flight (including requests the client gave
-/// up on), so the final observation sees every write.
-async fn quiesce(dep: &Deployment, path: &str, limit: Duration) -> Result<()> {
+/// The request header that carries a burst's token.
+pub const BURST_HEADER: &str = "X-Racy-Burst";
+/// How long the app's counts must stay the same, with nothing in flight, before a burst
+/// whose every request the client cannot vouch for is taken as finished. A request waiting
+/// in a listen backlog is taken within milliseconds once every handler is idle, so a
+/// quarter second of stillness means nothing more is coming.
+const STILL_FOR: Duration = Duration::from_millis(250);
+
+/// How many requests of a burst the app must have accepted, and how many more it may
+/// have: a timeout, a connection error or a gateway error from the proxy itself (502-504
+/// with no answer of the app's) may or may not have reached it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Accepts {
+    /// Requests the app answered.
+    pub sure: i64,
+    /// Requests that may have reached it.
+    pub maybe: i64,
+}
+
+impl Accepts {
+    /// Counts a burst's records.
+    pub fn of(records: &[measure::RequestRecord]) -> Accepts {
+        let mut a = Accepts::default();
+        for r in records {
+            let from_proxy = matches!(r.status, Some(502..=504))
+                && !r.body.as_ref().is_some_and(|b| b.is_object());
+            match r.outcome {
+                Outcome::Response if !from_proxy => a.sure += 1,
+                _ => a.maybe += 1,
+            }
+        }
+        a
+    }
+
+    /// Whether a reading of the app's counts (requests in flight, requests of the burst
+    /// accepted) shows the burst finished on the server: nothing in flight and every
+    /// request accounted for (`Some(true)`), nothing in flight but some requests possibly
+    /// never arrived (`Some(false)`: finished once that stays so for [`STILL_FOR`]), or
+    /// not yet (`None`).
+    pub fn finished(self, inflight: i64, accepted: Option<i64>) -> Option<bool> {
+        if inflight != 0 {
+            return None;
+        }
+        match accepted {
+            Some(a) if a >= self.sure + self.maybe => Some(true),
+            Some(a) if a < self.sure => None,
+            _ => Some(false),
+        }
+    }
+}
+
+/// Waits until the server has finished every request of the burst: the app reports none
+/// in flight on any replica and has accepted every request the client sent, including
+/// requests the client gave up on while they waited in a queue. One reading of zero is
+/// not enough (an idle replica answers 0 while another still has queued work), so where
+/// the count cannot be complete the readings must stay still for [`STILL_FOR`]. The
+/// stack's containers are watched meanwhile: one that dies fails the cell at once.
+async fn quiesce(
+    dep: &Deployment,
+    path: &str,
+    token: &str,
+    expected: Accepts,
+    limit: Duration,
+) -> Result<()> {
     let deadline = Instant::now() + limit;
-    let req = HttpRequest::get("localhost", path);
+    let sep = if path.contains('?') { '&' } else { '?' };
+    let req = HttpRequest::get("localhost", &format!("{path}{sep}burst={token}"));
+    let mut last: Option<(i64, Option<i64>)> = None;
+    let mut still_since = Instant::now();
+    let mut watched = Instant::now();
     loop {
         let r = burst::send(dep.target, &req, Duration::from_secs(5)).await;
-        let inflight = r.as_ref().ok().and_then(|r| {
-            serde_json::from_slice::<serde_json::Value>(&r.body)
-                .ok()?
-                .get("inflight")?
-                .as_i64()
+        let reading = r.as_ref().ok().and_then(|r| {
+            let v = serde_json::from_slice::<serde_json::Value>(&r.body).ok()?;
+            Some((
+                v.get("inflight")?.as_i64()?,
+                v.get("accepted").and_then(|a| a.as_i64()),
+            ))
         });
-        if inflight == Some(0) {
-            return Ok(());
+        if let Some((inflight, accepted)) = reading {
+            if last != reading {
+                last = reading;
+                still_since = Instant::now();
+            }
+            match expected.finished(inflight, accepted) {
+                Some(true) => return Ok(()),
+                Some(false) if still_since.elapsed() >= STILL_FOR => return Ok(()),
+                _ => {}
+            }
+        }
+        if watched.elapsed() >= crate::deploy::WATCH_EVERY {
+            if let Some(died) = dep.broken().await {
+                return Err(died.into());
+            }
+            watched = Instant::now();
         }
         if Instant::now() >= deadline {
             bail!(
-                "requests still in flight after {:.0} s ({path} said {:?})",
+                "requests still in flight after {:.0} s ({path} said {:?}; {} of the burst's requests answered, {} more possibly sent)",
                 limit.as_secs_f64(),
                 r.map(|r| String::from_utf8_lossy(&r.body).into_owned())
-                    .unwrap_or_else(|e| e.to_string())
+                    .unwrap_or_else(|e| e.to_string()),
+                expected.sure,
+                expected.maybe
             );
         }
         tokio::time::sleep(Duration::from_millis(10)).await;

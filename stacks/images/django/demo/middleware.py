@@ -6,15 +6,28 @@ every marker: a locked marker is a request in flight; a lockable one belongs to 
 that died mid-request (its lock went with it) and is removed. The driver polls /inflight
 after a burst so it observes the database only once every request has finished,
 including requests whose client already gave up.
+
+A marker alone cannot see a request still waiting in Gunicorn's listen backlog: between
+two requests a busy worker holds no marker. So every request of a burst carries the
+burst's token (header X-Racy-Burst), and each one the app accepts leaves a file named
+after it in ACCEPTED_DIR; GET /inflight?burst=TOKEN counts them, and the driver waits
+until the app has accepted every request it sent and none is in flight.
 """
 import fcntl
 import itertools
 import os
+import re
 import socket
 import time
 
 DIR = os.environ.get("INFLIGHT_DIR", "/tmp/racy-inflight")
 os.makedirs(DIR, exist_ok=True)
+# beside DIR, not in it: count() treats every entry of DIR as a marker
+ACCEPTED_DIR = DIR.rstrip("/") + ".accepted"
+os.makedirs(ACCEPTED_DIR, exist_ok=True)
+# accepted files of older bursts are removed after this many seconds
+ACCEPTED_KEEP_S = 600
+TOKEN = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 _seq = itertools.count()
 UNTRACKED = ("/health", "/inflight")
 # A marker is created under this prefix, locked, then renamed into place, so a counter
@@ -37,6 +50,8 @@ def inflight(get_response):
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             os.rename(tmp, marker)
+            # only now: a request counted as accepted is already counted as in flight
+            _accept(request.headers.get("X-Racy-Burst", ""), name)
             try:
                 return get_response(request)
             finally:
@@ -45,6 +60,35 @@ def inflight(get_response):
             os.close(fd)
 
     return middleware
+
+
+def _accept(token, name):
+    """Leave a file that says this request of burst `token` reached the app."""
+    if not TOKEN.match(token):
+        return
+    fd = os.open(os.path.join(ACCEPTED_DIR, f"{token}.{name}"), os.O_WRONLY | os.O_CREAT, 0o644)
+    os.close(fd)
+
+
+def accepted(token):
+    """How many requests of burst `token` the app has accepted, on any replica; files of
+    bursts older than ACCEPTED_KEEP_S are removed on the way."""
+    if not TOKEN.match(token):
+        return None
+    n = 0
+    now = time.time()
+    prefix = token + "."
+    for name in os.listdir(ACCEPTED_DIR):
+        if name.startswith(prefix):
+            n += 1
+            continue
+        path = os.path.join(ACCEPTED_DIR, name)
+        try:
+            if now - os.stat(path).st_mtime > ACCEPTED_KEEP_S:
+                _unlink(path)
+        except FileNotFoundError:
+            pass
+    return n
 
 
 def _unlink(path):

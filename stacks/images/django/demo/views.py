@@ -526,8 +526,13 @@ def health(request):
 
 
 def inflight(request):
-    """Requests in flight on any replica, plus Celery tasks dispatched but not done."""
+    """Requests in flight on any replica, plus Celery tasks dispatched but not done; with
+    ?burst=TOKEN, also how many requests of that burst the app accepted."""
     requests = middleware.count()
+    extra = {}
+    token = request.GET.get("burst")
+    if token is not None:
+        extra["accepted"] = middleware.accepted(token)
     outstanding = 0
     r = redis_client.client()
     if r is not None:
@@ -537,5 +542,5 @@ def inflight(request):
             return JsonResponse({"error": f"redis: {e}", "requests": requests}, status=503)
         outstanding = max(0, int(dispatched or 0) - int(done or 0))
     return JsonResponse(
-        {"inflight": requests + outstanding, "requests": requests, "tasks": outstanding}
+        {"inflight": requests + outstanding, "requests": requests, "tasks": outstanding, **extra}
     )
