@@ -696,17 +696,17 @@ impl Launcher {
                     &x.database.password,
                 );
                 // A container that ended is the failure itself, named as such.
-                if let Ok(st) = self.engine.state(id).await {
-                    if let Some(what) = fault(&st, false) {
-                        return Err(ServiceDied {
-                            stack: self.stack.name.clone(),
-                            service: svc.to_string(),
-                            replica: (started.len() > 1).then_some(i + 1),
-                            what,
-                            logs,
-                        }
-                        .into());
+                if let Ok(st) = self.engine.state(id).await
+                    && let Some(what) = fault(&st, false)
+                {
+                    return Err(ServiceDied {
+                        stack: self.stack.name.clone(),
+                        service: svc.to_string(),
+                        replica: (started.len() > 1).then_some(i + 1),
+                        what,
+                        logs,
                     }
+                    .into());
                 }
                 return Err(anyhow!("{e:#}\n--- last log lines of {svc} ---\n{logs}"));
             }

@@ -249,10 +249,11 @@ impl Chunk<'_> {
                             });
                             continue;
                         }
-                        if let [.., a, b] = start_failures.as_slice() {
-                            if a == b && attempt == start_failures.len() as u32 {
-                                unstartable.insert(cell.stack.clone(), scrub(a.clone()));
-                            }
+                        if let [.., a, b] = start_failures.as_slice()
+                            && a == b
+                            && attempt == start_failures.len() as u32
+                        {
+                            unstartable.insert(cell.stack.clone(), scrub(a.clone()));
                         }
                         let failed = failed_cell(cell, m, err.clone(), attempt);
                         if opts.fail_fast {
