@@ -336,12 +336,18 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             }
             outcome.map_err(fail(EXIT_ENGINE))?;
             println!("results: {}", output.display());
-            Ok(check_expectations(
-                &matrix,
-                &opts.matrix,
-                &dir.cells,
-                shard.is_none(),
-            ))
+            let verdict = check_expectations(&matrix, &opts.matrix, &dir.cells, shard.is_none());
+            let failed = dir.cells.iter().filter(|c| c.error.is_some()).count();
+            if failed > 0 {
+                // Measured cells are kept; the failed ones run again with --resume.
+                eprintln!(
+                    "{failed} cell(s) could not be measured (the reasons are in the results); once fixed, run them with: racy-matrix run {} --resume {}",
+                    matrix.display(),
+                    output.display()
+                );
+                return Ok(EXIT_ENGINE);
+            }
+            Ok(verdict)
         }
         Command::Up { stack, set } => {
             let catalog = catalog(&stacks_root(stacks, None))?;

@@ -6,6 +6,8 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{first_cell, interrupt, stderr_of, wait_exit, wait_for_containers};
+
 /// One stack at a time on this machine: the fault tests run one after another.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -22,67 +24,6 @@ fn start_run(out: &std::path::Path) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
-}
-
-/// The run label of the process `pid`, once its containers exist.
-async fn wait_for_containers(pid: u32, deadline: Duration) -> String {
-    let until = Instant::now() + deadline;
-    loop {
-        let list = common::containers(&[format!("racy-matrix.pid={pid}")]).await;
-        if let Some(run) = list
-            .iter()
-            .find_map(|c| c.labels.as_ref()?.get("racy-matrix.run").cloned())
-        {
-            return run;
-        }
-        assert!(Instant::now() < until, "no container of pid {pid} appeared");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Sends SIGINT to a child.
-fn interrupt(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
-/// Waits until the run has written its first finished cell.
-async fn first_cell(out: &std::path::Path) {
-    let until = Instant::now() + Duration::from_secs(120);
-    while !out.join("results.json").exists() {
-        assert!(Instant::now() < until, "no cell finished");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// What the child wrote to stderr.
-fn stderr_of(child: &mut Child) -> String {
-    use std::io::Read;
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    err
-}
-
-fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let until = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(
-            Instant::now() < until,
-            "the run did not stop within {limit:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[tokio::test]

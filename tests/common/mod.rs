@@ -3,7 +3,8 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
 
 /// The racy-matrix binary built for these tests, run from the project root.
 pub fn racy(args: &[&str]) -> Output {
@@ -120,4 +121,65 @@ pub async fn containers(filters: &[String]) -> Vec<bollard::models::ContainerSum
         }))
         .await
         .unwrap()
+}
+
+/// The run label of the process `pid`, once its containers exist.
+pub async fn wait_for_containers(pid: u32, deadline: Duration) -> String {
+    let until = Instant::now() + deadline;
+    loop {
+        let list = containers(&[format!("racy-matrix.pid={pid}")]).await;
+        if let Some(run) = list
+            .iter()
+            .find_map(|c| c.labels.as_ref()?.get("racy-matrix.run").cloned())
+        {
+            return run;
+        }
+        assert!(Instant::now() < until, "no container of pid {pid} appeared");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Sends SIGINT to a child.
+pub fn interrupt(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Waits until a run writing to `out` has written its first finished cell.
+pub async fn first_cell(out: &std::path::Path) {
+    let until = Instant::now() + Duration::from_secs(120);
+    while !out.join("results.json").exists() {
+        assert!(Instant::now() < until, "no cell finished");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// What the child wrote to stderr.
+pub fn stderr_of(child: &mut Child) -> String {
+    use std::io::Read;
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    err
+}
+
+pub fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let until = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            Instant::now() < until,
+            "the run did not stop within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
