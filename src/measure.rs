@@ -1,5 +1,6 @@
-//! Per-cell metrics (DESIGN §8) from request records and SQL observations, pooled over
-//! repetitions, with a 95% Wilson interval for the lost-update rate.
+//! Per-cell metrics (DESIGN §8) from request records and SQL observations: counts pooled
+//! over repetitions, and rates with a 95% interval that treats the burst (repetition) as
+//! the unit of sampling.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -188,11 +189,16 @@ pub struct CellMetrics {
     pub applied: i64,
     /// ledger_rows − applied.
     pub lost_updates: i64,
-    /// lost_updates / ledger_rows (0 when no rows).
+    /// Increments in the balance with no ledger row, summed over the repetitions whose
+    /// balance grew by more than their ledger (a different anomaly from a lost update).
+    #[serde(default)]
+    pub excess_applied: i64,
+    /// Lost ledger rows / ledger_rows (0 when no rows), counting each repetition's losses:
+    /// a repetition with an excess counts 0 there, so the rate is never negative.
     pub lost_rate: f64,
-    /// Lower end of the 95% Wilson interval.
+    /// Lower end of its 95% interval over bursts (see [`cluster_wilson`]).
     pub lost_rate_lo: f64,
-    /// Upper end of the 95% Wilson interval.
+    /// Upper end of its 95% interval over bursts.
     pub lost_rate_hi: f64,
     /// acked − ledger_rows.
     pub ack_gap: i64,
@@ -212,11 +218,12 @@ pub struct CellMetrics {
     pub anomaly_kind: String,
     /// Anomalies of that kind (for counters, the lost updates).
     pub anomalies: i64,
-    /// anomalies / what they are out of (0 when nothing).
+    /// Anomalies / what they are out of (0 when nothing), counting each repetition's
+    /// anomalies (never negative, as `lost_rate`).
     pub anomaly_rate: f64,
-    /// Lower end of its 95% Wilson interval.
+    /// Lower end of its 95% interval over bursts (see [`cluster_wilson`]).
     pub anomaly_rate_lo: f64,
-    /// Upper end of its 95% Wilson interval.
+    /// Upper end of its 95% interval over bursts.
     pub anomaly_rate_hi: f64,
 }
 
@@ -262,16 +269,101 @@ const Z95: f64 = 1.959_963_984_540_054;
 
 /// The 95% Wilson score interval of `successes` out of `n`; `(0, 1)` when `n = 0`.
 pub fn wilson(successes: u64, n: u64) -> (f64, f64) {
-    if n == 0 {
+    wilson_effective(successes as f64, n as f64)
+}
+
+/// The 95% Wilson score interval of `x` out of `n`, where both may be effective
+/// (fractional) counts; `(0, 1)` when `n` is not positive.
+fn wilson_effective(x: f64, n: f64) -> (f64, f64) {
+    if n <= 0.0 {
         return (0.0, 1.0);
     }
-    let n_f = n as f64;
-    let p = successes as f64 / n_f;
+    let p = x / n;
     let z2 = Z95 * Z95;
-    let denom = 1.0 + z2 / n_f;
-    let center = (p + z2 / (2.0 * n_f)) / denom;
-    let half = Z95 * (p * (1.0 - p) / n_f + z2 / (4.0 * n_f * n_f)).sqrt() / denom;
+    let denom = 1.0 + z2 / n;
+    let center = (p + z2 / (2.0 * n)) / denom;
+    let half = Z95 * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt() / denom;
     ((center - half).max(0.0), (center + half).min(1.0))
+}
+
+/// The 95% interval of a rate whose trials come in bursts. `bursts` holds one
+/// `(k_i, n_i)` per burst (repetition): its anomalies and what they are out of.
+///
+/// Assumptions: bursts are independent of each other and alike; the requests within a
+/// burst are not independent (one stale read makes several requests lose together), so
+/// the burst, not the request, is the unit of sampling. The interval is Wilson's on a
+/// Kish effective sample size. With `n = Σn_i`, `p = Σk_i / n` and `m` bursts:
+///
+/// - `var_cluster = m/(m−1) · Σ(k_i − p·n_i)² / n²` (the ratio estimator's variance:
+///   how far each burst's total strays from what the pooled rate predicts for it),
+/// - `var_binomial = p(1−p) / n` (the variance if every request were its own coin),
+/// - `deff = max(1, var_cluster / var_binomial)`, `n_eff = n / deff`,
+/// - the interval is Wilson(`p·n_eff`, `n_eff`).
+///
+/// It is never narrower than the pooled Wilson interval (the floor at 1), and it widens
+/// towards "as many trials as bursts" when bursts win or lose as a whole. With a single
+/// burst there is no between-burst variance to estimate, so the worst case the
+/// assumptions allow is taken: every request of the burst shares one fate (`deff = n`),
+/// `n_eff = 1`, and the interval is wide. With `p` at 0 or 1 over two or more bursts,
+/// every burst agreed exactly: the between-burst variance is estimated as 0, the ratio
+/// is 0/0, and the floor gives the pooled interval (with no loss to show how losses
+/// group, it is the interval of independent requests). Bursts with `n_i = 0` carry
+/// nothing and are left out; a `k_i` above its `n_i` counts as `n_i`.
+pub fn cluster_wilson(bursts: &[(u64, u64)]) -> (f64, f64) {
+    // Why this and not a t-interval on the per-burst rates: with the 3–6 bursts a cell
+    // usually has, a t-interval leaves [0, 1] and collapses to a point when every burst
+    // agrees (0 lost everywhere says "exactly 0"); Wilson on an effective size stays
+    // inside [0, 1], keeps the pooled behaviour at the boundary, and moves between the
+    // two extremes (independent requests, all-or-nothing bursts) as the data say.
+    let bursts: Vec<(f64, f64)> = bursts
+        .iter()
+        .filter(|&&(_, n)| n > 0)
+        .map(|&(k, n)| (k.min(n) as f64, n as f64))
+        .collect();
+    let m = bursts.len() as f64;
+    let n: f64 = bursts.iter().map(|b| b.1).sum();
+    if n == 0.0 {
+        return (0.0, 1.0);
+    }
+    let p = bursts.iter().map(|b| b.0).sum::<f64>() / n;
+    let n_eff = if bursts.len() == 1 {
+        1.0
+    } else {
+        let var_cluster = m / (m - 1.0)
+            * bursts
+                .iter()
+                .map(|(k, ni)| (k - p * ni).powi(2))
+                .sum::<f64>()
+            / (n * n);
+        let var_binomial = p * (1.0 - p) / n;
+        // The alternative for p = 0 (n_eff = m, as for one burst) would give no loss at
+        // all a wider upper bound than one loss in one burst (0.49 against 0.16 for 4
+        // bursts of 8): losing an update would make a verdict look safer.
+        let deff = if var_binomial > 0.0 {
+            (var_cluster / var_binomial).max(1.0)
+        } else {
+            1.0
+        };
+        n / deff
+    };
+    wilson_effective(p * n_eff, n_eff)
+}
+
+/// Σk_i / Σn_i of bursts as [`cluster_wilson`] takes them (0 when there is nothing).
+fn pooled_rate(bursts: &[(u64, u64)]) -> f64 {
+    let (k, n) = bursts
+        .iter()
+        .fold((0, 0), |(k, n), &(bk, bn)| (k + bk, n + bn));
+    if n > 0 { k as f64 / n as f64 } else { 0.0 }
+}
+
+/// One burst's anomalies and what they are out of, as the interval takes them. A
+/// negative count (a balance that grew by more than its ledger) is not this anomaly and
+/// counts 0: it is reported on its own, as `excess_applied`. A count above its total (a
+/// balance that shrank) counts as all of them; it shows as a negative `applied`.
+fn burst_counts(anomalies: i64, of: i64) -> (u64, u64) {
+    let of = of.max(0);
+    (anomalies.clamp(0, of) as u64, of as u64)
 }
 
 /// Nearest-rank percentile of sorted values.
@@ -296,15 +388,79 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
     })
 }
 
+/// max − min server `t_read` of a burst's acknowledged requests, ms.
+fn read_spread_ms(records: &[RequestRecord]) -> Option<f64> {
+    let reads: Vec<i64> = records
+        .iter()
+        .filter(|r| matches!(r.status, Some(200..=299)))
+        .filter_map(|r| r.server_ns("t_read"))
+        .collect();
+    let (lo, hi) = (reads.iter().min()?, reads.iter().max()?);
+    (reads.len() >= 2).then(|| (hi - lo) as f64 / 1e6)
+}
+
+/// Adds one repetition's request records to the response and error counts, and collects
+/// the processes that served them and their latencies.
+fn count_records(
+    m: &mut CellMetrics,
+    records: &[RequestRecord],
+    pids: &mut BTreeSet<(String, i64)>,
+    latencies: &mut Vec<f64>,
+) {
+    for r in records {
+        match r.outcome {
+            Outcome::Timeout => m.timeouts += 1,
+            Outcome::ConnError => m.conn_errors += 1,
+            Outcome::Response => {
+                if let Some(l) = r.latency_ms {
+                    latencies.push(l);
+                }
+                m.retries += r
+                    .body
+                    .as_ref()
+                    .and_then(|b| b.get("retries"))
+                    .and_then(|v| v.as_u64())
+                    .unwrap_or(0);
+                if !matches!(r.status, Some(200..=299)) {
+                    match error_class(r) {
+                        "serialization_failures" => m.serialization_failures += 1,
+                        "lock_timeouts" => m.lock_timeouts += 1,
+                        "integrity_errors" => m.integrity_errors += 1,
+                        "database_locked" => m.database_locked += 1,
+                        "worker_timeouts" => m.worker_timeouts += 1,
+                        _ => m.other_errors += 1,
+                    }
+                }
+                match r.status {
+                    Some(200..=299) => {
+                        m.acked += 1;
+                        pids.extend(r.process());
+                    }
+                    Some(s) => {
+                        m.failed += 1;
+                        if (400..500).contains(&s) {
+                            m.errors_4xx += 1;
+                        } else if s >= 500 {
+                            m.errors_5xx += 1;
+                        }
+                    }
+                    None => m.failed += 1,
+                }
+            }
+        }
+    }
+}
+
 /// Computes a cell's metrics. `applied` per repetition is the balance change divided by
 /// `amount` (whole increments); counts are summed over repetitions; anomalies follow the
-/// endpoint's `check`.
+/// endpoint's `check`; rates and their intervals take each repetition as one burst.
 pub fn compute(reps: &[Repetition], amount: i64, wait_ms: u64, check: Check) -> CellMetrics {
     let mut m = CellMetrics {
         anomaly_kind: check.name().to_string(),
         ..Default::default()
     };
-    let mut out_of = 0;
+    let mut lost_bursts = Vec::with_capacity(reps.len());
+    let mut anomaly_bursts = Vec::with_capacity(reps.len());
     let mut pids = BTreeSet::new();
     let mut latencies = Vec::new();
     let mut skews = Vec::new();
@@ -313,79 +469,21 @@ pub fn compute(reps: &[Repetition], amount: i64, wait_ms: u64, check: Check) -> 
         let applied = (rep.after.balance - rep.before.balance) / amount.max(1);
         m.ledger_rows += rows;
         m.applied += applied;
+        m.excess_applied += (applied - rows).max(0);
+        lost_bursts.push(burst_counts(rows - applied, rows));
         let (anomalies, of) = check.anomalies(&rep.before, &rep.after, amount);
         m.anomalies += anomalies;
-        out_of += of;
-        let mut reads = Vec::new();
-        for r in &rep.records {
-            match r.outcome {
-                Outcome::Timeout => m.timeouts += 1,
-                Outcome::ConnError => m.conn_errors += 1,
-                Outcome::Response => {
-                    if let Some(l) = r.latency_ms {
-                        latencies.push(l);
-                    }
-                    m.retries += r
-                        .body
-                        .as_ref()
-                        .and_then(|b| b.get("retries"))
-                        .and_then(|v| v.as_u64())
-                        .unwrap_or(0);
-                    if !matches!(r.status, Some(200..=299)) {
-                        match error_class(r) {
-                            "serialization_failures" => m.serialization_failures += 1,
-                            "lock_timeouts" => m.lock_timeouts += 1,
-                            "integrity_errors" => m.integrity_errors += 1,
-                            "database_locked" => m.database_locked += 1,
-                            "worker_timeouts" => m.worker_timeouts += 1,
-                            _ => m.other_errors += 1,
-                        }
-                    }
-                    match r.status {
-                        Some(200..=299) => {
-                            m.acked += 1;
-                            pids.extend(r.process());
-                            reads.extend(r.server_ns("t_read"));
-                        }
-                        Some(s) => {
-                            m.failed += 1;
-                            if (400..500).contains(&s) {
-                                m.errors_4xx += 1;
-                            } else if s >= 500 {
-                                m.errors_5xx += 1;
-                            }
-                        }
-                        None => m.failed += 1,
-                    }
-                }
-            }
-        }
-        if wait_ms == 0 && reads.len() >= 2 {
-            let (lo, hi) = (reads.iter().min().unwrap(), reads.iter().max().unwrap());
-            skews.push((hi - lo) as f64 / 1e6);
+        anomaly_bursts.push(burst_counts(anomalies, of));
+        count_records(&mut m, &rep.records, &mut pids, &mut latencies);
+        if wait_ms == 0 {
+            skews.extend(read_spread_ms(&rep.records));
         }
     }
     m.lost_updates = m.ledger_rows - m.applied;
-    m.lost_rate = if m.ledger_rows > 0 {
-        m.lost_updates as f64 / m.ledger_rows as f64
-    } else {
-        0.0
-    };
-    let lost = m.lost_updates.clamp(0, m.ledger_rows.max(0)) as u64;
-    let (lo, hi) = wilson(lost, m.ledger_rows.max(0) as u64);
-    m.lost_rate_lo = lo;
-    m.lost_rate_hi = hi;
-    m.anomaly_rate = if out_of > 0 {
-        m.anomalies as f64 / out_of as f64
-    } else {
-        0.0
-    };
-    let (lo, hi) = wilson(
-        m.anomalies.clamp(0, out_of.max(0)) as u64,
-        out_of.max(0) as u64,
-    );
-    m.anomaly_rate_lo = lo;
-    m.anomaly_rate_hi = hi;
+    m.lost_rate = pooled_rate(&lost_bursts);
+    (m.lost_rate_lo, m.lost_rate_hi) = cluster_wilson(&lost_bursts);
+    m.anomaly_rate = pooled_rate(&anomaly_bursts);
+    (m.anomaly_rate_lo, m.anomaly_rate_hi) = cluster_wilson(&anomaly_bursts);
     m.ack_gap = m.acked as i64 - m.ledger_rows;
     m.distinct_pids = pids.len() as u64;
     m.start_skew_ms = median(skews);
@@ -522,9 +620,15 @@ mod tests {
         );
         assert_eq!((m.ledger_rows, m.applied, m.lost_updates), (7, 5, 2));
         assert!((m.lost_rate - 2.0 / 7.0).abs() < 1e-12);
-        let (lo, hi) = wilson(2, 7);
+        // the interval takes the repetitions as bursts: 2 of 4, then 0 of 3
+        let (lo, hi) = cluster_wilson(&[(2, 4), (0, 3)]);
         assert_eq!((m.lost_rate_lo, m.lost_rate_hi), (lo, hi));
         assert!(m.lost_rate_lo < m.lost_rate && m.lost_rate < m.lost_rate_hi);
+        let (pooled_lo, pooled_hi) = wilson(2, 7);
+        assert!(
+            lo < pooled_lo && hi > pooled_hi,
+            "the bursts disagree: wider"
+        );
         assert_eq!(m.ack_gap, 0);
         assert_eq!(m.distinct_pids, 4);
         assert_eq!(m.start_skew_ms, Some(2.0), "median of 3 ms and 1 ms");
@@ -603,7 +707,11 @@ mod tests {
         let m = compute(&reps, 100, 0, Check::Unique);
         assert_eq!((m.anomaly_kind.as_str(), m.anomalies), ("unique", 3));
         assert!((m.anomaly_rate - 0.6).abs() < 1e-12);
-        assert_eq!((m.anomaly_rate_lo, m.anomaly_rate_hi), wilson(3, 5));
+        // bursts of 3 of 4 and 0 of 1 duplicates
+        assert_eq!(
+            (m.anomaly_rate_lo, m.anomaly_rate_hi),
+            cluster_wilson(&[(3, 4), (0, 1)])
+        );
         // counters: the anomalies are the lost updates
         let c = compute(
             &[Repetition {
@@ -636,6 +744,142 @@ mod tests {
         assert_eq!((m.ledger_rows, m.lost_updates, m.lost_rate), (0, 0, 0.0));
         assert_eq!(m.ack_gap, 0);
         assert_eq!(m.errors_4xx, 1);
+        assert_eq!((m.lost_rate_lo, m.lost_rate_hi), (0.0, 1.0));
         assert_eq!(m.start_skew_ms, None);
+    }
+
+    /// z² for the hand computations below: 1.959964² = 3.841459.
+    fn close(got: (f64, f64), want: (f64, f64)) -> bool {
+        (got.0 - want.0).abs() < 1e-4 && (got.1 - want.1).abs() < 1e-4
+    }
+
+    fn bursts(k: &[u64], n: u64) -> Vec<(u64, u64)> {
+        k.iter().map(|&k| (k, n)).collect()
+    }
+
+    #[test]
+    fn nothing_lost_in_any_burst() {
+        // 0 of 32 in 4 bursts of 8: p = 0, so var_binomial = 0 and every burst sits at
+        // p·n_i (var_cluster = 0); deff = 0/0 → floor 1, n_eff = 32.
+        // Wilson at x = 0: hi = z²/(n + z²) = 3.841459/35.841459 = 0.10718.
+        let got = cluster_wilson(&bursts(&[0, 0, 0, 0], 8));
+        assert!(close(got, (0.0, 0.10718)), "{got:?}");
+    }
+
+    #[test]
+    fn everything_lost_in_every_burst() {
+        // 32 of 32 in 4 bursts of 8: the mirror image, deff 1, n_eff = 32.
+        // lo = n/(n + z²) = 32/35.841459 = 0.89282, hi = 1.
+        let got = cluster_wilson(&bursts(&[8, 8, 8, 8], 8));
+        assert!(close(got, (0.89282, 1.0)), "{got:?}");
+    }
+
+    #[test]
+    fn one_burst_is_one_observation() {
+        // 3 of 8 in a single burst: no between-burst variance to estimate, worst case
+        // deff = 8, n_eff = 1, x = 0.375.
+        // denom = 1 + z² = 4.841459; center = (0.375 + z²/2)/denom = 2.295729/4.841459
+        // = 0.47418; half = z·√(0.375·0.625 + z²/4)/denom = 1.959964·√1.194740/4.841459
+        // = 1.959964·1.093042/4.841459 = 0.44249 → [0.03169, 0.91668].
+        let got = cluster_wilson(&[(3, 8)]);
+        assert!(close(got, (0.03169, 0.91668)), "{got:?}");
+        // 0 of 8 in one burst: hi = z²/(1 + z²) = 3.841459/4.841459 = 0.79345, where the
+        // pooled Wilson(0, 8) would claim 0.32.
+        let got = cluster_wilson(&[(0, 8)]);
+        assert!(close(got, (0.0, 0.79345)), "{got:?}");
+        assert!(got.1 > wilson(0, 8).1 + 0.4);
+        // a burst with nothing to count does not make a second burst
+        assert_eq!(cluster_wilson(&[(0, 0), (3, 8)]), cluster_wilson(&[(3, 8)]));
+        assert_eq!(cluster_wilson(&[]), (0.0, 1.0));
+    }
+
+    #[test]
+    fn all_or_nothing_bursts_count_as_bursts() {
+        // 8, 8, 0, 0 of 8: p = 16/32 = 0.5; k_i − p·n_i = 4, 4, −4, −4, Σ² = 64;
+        // var_cluster = 4/3 · 64/32² = 0.083333; var_binomial = 0.25/32 = 0.0078125;
+        // deff = 10.667, n_eff = 3, x = 1.5.
+        // Wilson(1.5, 3): denom = 1 + z²/3 = 2.280486, center = 0.5,
+        // half = z·√(0.25/3 + z²/36)/denom = 1.959964·√0.190041/2.280486
+        // = 1.959964·0.435937/2.280486 = 0.37467 → [0.12533, 0.87467].
+        let got = cluster_wilson(&bursts(&[8, 8, 0, 0], 8));
+        assert!(close(got, (0.12533, 0.87467)), "{got:?}");
+        // close to 2 of 4 bursts, Wilson(2, 4) = [0.15004, 0.84996], a little wider for
+        // the variance estimated from 4 bursts; far from the pooled [0.33631, 0.66369]
+        let two_of_four = wilson(2, 4);
+        assert!(close(two_of_four, (0.15004, 0.84996)), "{two_of_four:?}");
+        assert!((got.0 - two_of_four.0).abs() < 0.03 && (got.1 - two_of_four.1).abs() < 0.03);
+        let pooled = wilson(16, 32);
+        assert!(
+            got.0 < pooled.0 - 0.2 && got.1 > pooled.1 + 0.2,
+            "{pooled:?}"
+        );
+    }
+
+    #[test]
+    fn losses_that_come_together_widen_the_interval() {
+        // 6, 6, 0, 0 of 8: p = 12/32 = 0.375; k_i − p·n_i = 3, 3, −3, −3, Σ² = 36;
+        // var_cluster = 4/3 · 36/1024 = 0.046875; var_binomial = 0.375·0.625/32
+        // = 0.0073242; deff = 6.4, n_eff = 5, x = 1.875.
+        // Wilson(1.875, 5): denom = 1 + z²/5 = 1.768292; center = (0.375 + z²/10)/denom
+        // = 0.759146/1.768292 = 0.42931; half = z·√(0.234375/5 + z²/100)/denom
+        // = 1.959964·√0.085290/1.768292 = 0.32370 → [0.10561, 0.75301].
+        let got = cluster_wilson(&bursts(&[6, 6, 0, 0], 8));
+        assert!(close(got, (0.10561, 0.75301)), "{got:?}");
+        // the pooled interval, as if 32 independent coins: [0.22934, 0.54746]
+        let pooled = wilson(12, 32);
+        assert!(close(pooled, (0.22934, 0.54746)), "{pooled:?}");
+        assert!(got.0 < pooled.0 && got.1 > pooled.1);
+    }
+
+    #[test]
+    fn equal_bursts_give_the_pooled_interval() {
+        // 2, 2, 2, 2 of 8: every k_i = p·n_i, var_cluster = 0 → deff floor 1, n_eff = 32:
+        // Wilson(8, 32): denom = 1 + z²/32 = 1.120046; center = (0.25 + z²/64)/denom
+        // = 0.310023/1.120046 = 0.27679; half = z·√(0.1875/32 + z²/4096)/denom
+        // = 1.959964·√0.0067970/1.120046 = 0.14427 → [0.13252, 0.42107].
+        let got = cluster_wilson(&bursts(&[2, 2, 2, 2], 8));
+        assert!(close(got, (0.13252, 0.42107)), "{got:?}");
+        assert_eq!(got, wilson(8, 32));
+        // 2, 3, 2, 1 of 8 vary less than coins would: Σ(k_i − 2)² = 2, var_cluster =
+        // 4/3 · 2/1024 = 0.0026042 < var_binomial = 0.0058594 (deff 0.44): the floor
+        // keeps the pooled interval rather than a narrower one
+        assert_eq!(cluster_wilson(&bursts(&[2, 3, 2, 1], 8)), wilson(8, 32));
+    }
+
+    #[test]
+    fn a_balance_that_grew_too_much_is_its_own_anomaly() {
+        // rep 0: 4 ledger rows, balance +600 → 6 applied: 2 increments with no row;
+        // rep 1: 4 rows, +200 → 2 lost
+        let reps = vec![
+            Repetition {
+                before: obs(0, 0),
+                after: obs(600, 4),
+                burst_ms: 1.0,
+                records: vec![],
+            },
+            Repetition {
+                before: obs(0, 0),
+                after: obs(200, 4),
+                burst_ms: 1.0,
+                records: vec![],
+            },
+        ];
+        let m = compute(&reps, 100, 0, Check::Counter);
+        // the pooled counts cancel out...
+        assert_eq!((m.ledger_rows, m.applied, m.lost_updates), (8, 8, 0));
+        // ...so the excess is reported, and the rate counts the losses of rep 1 only
+        assert_eq!(m.excess_applied, 2);
+        assert_eq!(m.lost_rate, 2.0 / 8.0);
+        assert_eq!(m.anomaly_rate, 2.0 / 8.0);
+        assert_eq!(
+            (m.lost_rate_lo, m.lost_rate_hi),
+            cluster_wilson(&[(0, 4), (2, 4)])
+        );
+        assert!(m.lost_rate_lo < m.lost_rate && m.lost_rate < m.lost_rate_hi);
+        // only the excess: a negative lost_updates, a rate of 0 inside its interval
+        let m = compute(&reps[..1], 100, 0, Check::Counter);
+        assert_eq!((m.lost_updates, m.excess_applied), (-2, 2));
+        assert_eq!((m.lost_rate, m.anomaly_rate), (0.0, 0.0));
+        assert!(m.lost_rate_lo <= m.lost_rate && m.lost_rate < m.lost_rate_hi);
     }
 }
