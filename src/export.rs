@@ -141,6 +141,7 @@ pub const METRICS: &[&str] = &[
     "lost_rate_hi",
     "ack_gap",
     "distinct_pids",
+    "release_spread_us",
     "start_skew_ms",
     "p50_ms",
     "p95_ms",
@@ -192,14 +193,17 @@ pub fn row(c: &CellResult, cols: &[String]) -> serde_json::Map<String, Value> {
     out
 }
 
-/// A value as table text: rates with 4 decimals, milliseconds with 1, empty for null.
+/// A value as table text: rates with 4 decimals, milliseconds and microseconds with 1
+/// (the start skew, measured to the microsecond, with 3), empty for null.
 pub fn text(col: &str, v: &Value) -> String {
     match v {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),
         Value::Number(n) if n.is_f64() => {
             let x = n.as_f64().unwrap_or(0.0);
-            if col.ends_with("_ms") {
+            if col == "start_skew_ms" {
+                format!("{x:.3}")
+            } else if col.ends_with("_ms") || col.ends_with("_us") {
                 format!("{x:.1}")
             } else {
                 format!("{x:.4}")
@@ -348,7 +352,7 @@ pub fn terminal_table(run: &RunReport) -> String {
     if any_excess {
         header.push("excess".into());
     }
-    header.extend(["pids", "skew ms", "p50 ms"].map(String::from));
+    header.extend(["pids", "spread µs", "skew ms", "p50 ms"].map(String::from));
     let mut t = Table::new();
     t.load_style(UTF8_FULL_CONDENSED);
     t.set_header(header);
@@ -387,7 +391,10 @@ pub fn terminal_table(run: &RunReport) -> String {
                 }
                 r.extend([
                     m.distinct_pids.to_string(),
-                    ms(m.start_skew_ms),
+                    ms(m.release_spread_us),
+                    m.start_skew_ms
+                        .map(|x| format!("{x:.3}"))
+                        .unwrap_or_default(),
                     ms(m.p50_ms),
                 ]);
             }
@@ -446,7 +453,7 @@ mod tests {
             burst_ms: 30.0,
             records: vec![rec],
         }];
-        let metrics = crate::measure::compute(&reps, 100, 0, crate::measure::Check::Counter);
+        let metrics = crate::measure::compute(&reps, 100, 0, crate::measure::Check::Counter, None);
         vec![
             CellResult {
                 cell: cell.clone(),
@@ -489,7 +496,7 @@ mod tests {
             "stack,endpoint,workers,wait_ms,delay_ms,isolation,repetitions,requests,acked,failed,\
              errors_4xx,errors_5xx,timeouts,conn_errors,serialization_failures,lock_timeouts,\
              worker_timeouts,other_errors,retries,integrity_errors,database_locked,ledger_rows,applied,lost_updates,\
-             excess_applied,lost_rate,lost_rate_lo,lost_rate_hi,ack_gap,distinct_pids,\
+             excess_applied,lost_rate,lost_rate_lo,lost_rate_hi,ack_gap,distinct_pids,release_spread_us,\
              start_skew_ms,p50_ms,p95_ms,max_ms,\
              burst_ms,anomaly_kind,anomalies,anomaly_rate,anomaly_rate_lo,anomaly_rate_hi,status,error"
         );
@@ -576,5 +583,13 @@ mod tests {
                 .unwrap()
                 .contains("Excess")
         );
+    }
+
+    #[test]
+    fn skew_to_the_microsecond_spread_to_a_tenth() {
+        assert_eq!(text("start_skew_ms", &json!(1.2345)), "1.234");
+        assert_eq!(text("release_spread_us", &json!(12.25)), "12.2");
+        assert_eq!(text("p50_ms", &json!(12.25)), "12.2");
+        assert_eq!(text("start_skew_ms", &Value::Null), "");
     }
 }

@@ -1,6 +1,7 @@
 //! Per-cell metrics (DESIGN §8) from request records and SQL observations: counts pooled
-//! over repetitions, and rates with a 95% interval that treats the burst (repetition) as
-//! the unit of sampling.
+//! over repetitions, rates with a 95% interval that treats the burst (repetition) as the
+//! unit of sampling, and how closely together the requests of a burst were released and
+//! started.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -204,7 +205,13 @@ pub struct CellMetrics {
     pub ack_gap: i64,
     /// App processes (host and pid) that served the bursts.
     pub distinct_pids: u64,
-    /// Median over repetitions of (max − min server `t_read`), for `wait_ms = 0`.
+    /// Client side, `wait_ms = 0` only: first to last final byte written in a burst, µs
+    /// (median over repetitions).
+    #[serde(default)]
+    pub release_spread_us: Option<f64>,
+    /// Server side, `wait_ms = 0` only: spread of `t_start` over the requests that started
+    /// before the first one finished, ms with µs precision (median over repetitions);
+    /// `None` where the stack has fewer handlers than a burst has requests.
     pub start_skew_ms: Option<f64>,
     /// Median client latency.
     pub p50_ms: Option<f64>,
@@ -388,15 +395,66 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
     })
 }
 
-/// max − min server `t_read` of a burst's acknowledged requests, ms.
-fn read_spread_ms(records: &[RequestRecord]) -> Option<f64> {
-    let reads: Vec<i64> = records
+/// Median over repetitions of the client's release spread, µs: first to last final byte
+/// written, over the requests whose bytes went out (those that got a response or timed
+/// out; a connection error may have written nothing). For the default last-byte release
+/// `sent_unix_ns` is taken right after each request's final byte is written.
+fn release_spread_us(reps: &[Repetition]) -> Option<f64> {
+    let spreads = reps
         .iter()
-        .filter(|r| matches!(r.status, Some(200..=299)))
-        .filter_map(|r| r.server_ns("t_read"))
+        .filter_map(|rep| {
+            let sent: Vec<i64> = rep
+                .records
+                .iter()
+                .filter(|r| matches!(r.outcome, Outcome::Response | Outcome::Timeout))
+                .map(|r| r.sent_unix_ns)
+                .collect();
+            let (first, last) = (sent.iter().min()?, sent.iter().max()?);
+            (sent.len() >= 2).then(|| (last - first) as f64 / 1e3)
+        })
         .collect();
-    let (lo, hi) = (reads.iter().min()?, reads.iter().max()?);
-    (reads.len() >= 2).then(|| (hi - lo) as f64 / 1e6)
+    median(spreads)
+}
+
+/// The server's start spread of one burst, ns: max − min `t_start` over the requests that
+/// started before the first one finished (the smallest `t_end`), when at least two did.
+/// A request that started later may have waited for a free handler, and its start would
+/// measure the queue, not the release. With `all_must_overlap`, `None` unless every
+/// request of the burst has a `t_start` before that first finish.
+fn burst_start_spread_ns(records: &[RequestRecord], all_must_overlap: bool) -> Option<i64> {
+    let first_end = records.iter().filter_map(|r| r.server_ns("t_end")).min()?;
+    let starts: Vec<Option<i64>> = records.iter().map(|r| r.server_ns("t_start")).collect();
+    if all_must_overlap && !starts.iter().all(|s| s.is_some_and(|s| s < first_end)) {
+        return None;
+    }
+    let overlapping: Vec<i64> = starts
+        .into_iter()
+        .flatten()
+        .filter(|&s| s < first_end)
+        .collect();
+    if overlapping.len() < 2 {
+        return None;
+    }
+    Some(overlapping.iter().max()? - overlapping.iter().min()?)
+}
+
+/// `start_skew_ms` of a cell: the median over repetitions of the burst's start spread,
+/// in ms rounded to the µs. A stack with fewer `handlers` than a burst has requests
+/// queues some of them by construction, and queueing is not skew: blank. A stack that
+/// does not declare its handlers must show it in the data: blank unless, in every
+/// repetition, every request started before the first one finished.
+fn start_skew_ms(reps: &[Repetition], handlers: Option<u64>) -> Option<f64> {
+    let mut spreads = Vec::with_capacity(reps.len());
+    for rep in reps {
+        let spread = match handlers {
+            Some(h) if h < rep.records.len() as u64 => return None,
+            Some(_) => burst_start_spread_ns(&rep.records, false),
+            // one burst that queued makes the whole cell's figure suspect
+            None => Some(burst_start_spread_ns(&rep.records, true)?),
+        };
+        spreads.extend(spread.map(|ns| ns as f64));
+    }
+    median(spreads).map(|ns| (ns / 1e3).round() / 1e3)
 }
 
 /// Adds one repetition's request records to the response and error counts, and collects
@@ -454,7 +512,15 @@ fn count_records(
 /// Computes a cell's metrics. `applied` per repetition is the balance change divided by
 /// `amount` (whole increments); counts are summed over repetitions; anomalies follow the
 /// endpoint's `check`; rates and their intervals take each repetition as one burst.
-pub fn compute(reps: &[Repetition], amount: i64, wait_ms: u64, check: Check) -> CellMetrics {
+/// `handlers` is how many requests the stack serves at once, when it says (see
+/// `x-racy.handlers`).
+pub fn compute(
+    reps: &[Repetition],
+    amount: i64,
+    wait_ms: u64,
+    check: Check,
+    handlers: Option<u64>,
+) -> CellMetrics {
     let mut m = CellMetrics {
         anomaly_kind: check.name().to_string(),
         ..Default::default()
@@ -463,7 +529,6 @@ pub fn compute(reps: &[Repetition], amount: i64, wait_ms: u64, check: Check) -> 
     let mut anomaly_bursts = Vec::with_capacity(reps.len());
     let mut pids = BTreeSet::new();
     let mut latencies = Vec::new();
-    let mut skews = Vec::new();
     for rep in reps {
         let rows = rep.after.ledger_rows - rep.before.ledger_rows;
         let applied = (rep.after.balance - rep.before.balance) / amount.max(1);
@@ -475,9 +540,6 @@ pub fn compute(reps: &[Repetition], amount: i64, wait_ms: u64, check: Check) -> 
         m.anomalies += anomalies;
         anomaly_bursts.push(burst_counts(anomalies, of));
         count_records(&mut m, &rep.records, &mut pids, &mut latencies);
-        if wait_ms == 0 {
-            skews.extend(read_spread_ms(&rep.records));
-        }
     }
     m.lost_updates = m.ledger_rows - m.applied;
     m.lost_rate = pooled_rate(&lost_bursts);
@@ -486,7 +548,11 @@ pub fn compute(reps: &[Repetition], amount: i64, wait_ms: u64, check: Check) -> 
     (m.anomaly_rate_lo, m.anomaly_rate_hi) = cluster_wilson(&anomaly_bursts);
     m.ack_gap = m.acked as i64 - m.ledger_rows;
     m.distinct_pids = pids.len() as u64;
-    m.start_skew_ms = median(skews);
+    // spaced launches are not meant to be simultaneous: no spread, no skew
+    if wait_ms == 0 {
+        m.release_spread_us = release_spread_us(reps);
+        m.start_skew_ms = start_skew_ms(reps, handlers);
+    }
     latencies.sort_by(f64::total_cmp);
     m.p50_ms = percentile(&latencies, 0.50);
     m.p95_ms = percentile(&latencies, 0.95);
@@ -552,7 +618,10 @@ mod tests {
             burst_ms: 1.0,
             records: vec![served("a", 8), served("b", 8), served("a", 8)],
         }];
-        assert_eq!(compute(&reps, 100, 0, Check::Counter).distinct_pids, 2);
+        assert_eq!(
+            compute(&reps, 100, 0, Check::Counter, None).distinct_pids,
+            2
+        );
     }
 
     #[test]
@@ -607,7 +676,7 @@ mod tests {
                 ],
             },
         ];
-        let m = compute(&reps, 100, 0, Check::Counter);
+        let m = compute(&reps, 100, 0, Check::Counter, None);
         assert_eq!(
             (m.acked, m.failed, m.errors_4xx, m.errors_5xx),
             (7, 2, 1, 1)
@@ -631,17 +700,11 @@ mod tests {
         );
         assert_eq!(m.ack_gap, 0);
         assert_eq!(m.distinct_pids, 4);
-        assert_eq!(m.start_skew_ms, Some(2.0), "median of 3 ms and 1 ms");
         // latencies 1..7 and 5, 5 (the 409 and 502): sorted 1 2 3 4 5 5 5 6 7
         assert_eq!(m.p50_ms, Some(5.0));
         assert_eq!(m.p95_ms, Some(7.0));
         assert_eq!(m.max_ms, Some(7.0));
         assert_eq!(m.burst_ms, 15.0);
-        assert_eq!(
-            compute(&reps, 100, 50, Check::Counter).start_skew_ms,
-            None,
-            "skew only for wait 0"
-        );
     }
 
     #[test]
@@ -670,7 +733,7 @@ mod tests {
             burst_ms: 1.0,
             records,
         }];
-        let m = compute(&reps, 100, 5, Check::Counter);
+        let m = compute(&reps, 100, 5, Check::Counter, None);
         assert_eq!(m.serialization_failures, 3);
         assert_eq!(m.lock_timeouts, 3);
         assert_eq!(m.worker_timeouts, 1);
@@ -704,7 +767,7 @@ mod tests {
                 records: vec![],
             },
         ];
-        let m = compute(&reps, 100, 0, Check::Unique);
+        let m = compute(&reps, 100, 0, Check::Unique, None);
         assert_eq!((m.anomaly_kind.as_str(), m.anomalies), ("unique", 3));
         assert!((m.anomaly_rate - 0.6).abs() < 1e-12);
         // bursts of 3 of 4 and 0 of 1 duplicates
@@ -723,6 +786,7 @@ mod tests {
             100,
             0,
             Check::Counter,
+            None,
         );
         assert_eq!((c.anomalies, c.lost_updates, c.anomaly_rate), (2, 2, 0.5));
         let tasks = Observation {
@@ -740,7 +804,7 @@ mod tests {
             burst_ms: 1.0,
             records: vec![status(404)],
         }];
-        let m = compute(&reps, 100, 0, Check::Counter);
+        let m = compute(&reps, 100, 0, Check::Counter, None);
         assert_eq!((m.ledger_rows, m.lost_updates, m.lost_rate), (0, 0, 0.0));
         assert_eq!(m.ack_gap, 0);
         assert_eq!(m.errors_4xx, 1);
@@ -864,7 +928,7 @@ mod tests {
                 records: vec![],
             },
         ];
-        let m = compute(&reps, 100, 0, Check::Counter);
+        let m = compute(&reps, 100, 0, Check::Counter, None);
         // the pooled counts cancel out...
         assert_eq!((m.ledger_rows, m.applied, m.lost_updates), (8, 8, 0));
         // ...so the excess is reported, and the rate counts the losses of rep 1 only
@@ -877,9 +941,149 @@ mod tests {
         );
         assert!(m.lost_rate_lo < m.lost_rate && m.lost_rate < m.lost_rate_hi);
         // only the excess: a negative lost_updates, a rate of 0 inside its interval
-        let m = compute(&reps[..1], 100, 0, Check::Counter);
+        let m = compute(&reps[..1], 100, 0, Check::Counter, None);
         assert_eq!((m.lost_updates, m.excess_applied), (-2, 2));
         assert_eq!((m.lost_rate, m.anomaly_rate), (0.0, 0.0));
         assert!(m.lost_rate_lo <= m.lost_rate && m.lost_rate < m.lost_rate_hi);
+    }
+
+    /// A response whose body carries the server's start and end, in ms from some origin.
+    fn served(start_ms: f64, end_ms: f64) -> RequestRecord {
+        let ns = |ms: f64| 1_700_000_000_000_000_000 + (ms * 1e6) as i64;
+        RequestRecord {
+            body: Some(json!({"pid": 1, "t_start": ns(start_ms), "t_end": ns(end_ms)})),
+            ..ok(0, 1, 0, 1.0)
+        }
+    }
+
+    fn burst_of(records: Vec<RequestRecord>) -> Repetition {
+        Repetition {
+            before: obs(0, 0),
+            after: obs(0, 0),
+            burst_ms: 1.0,
+            records,
+        }
+    }
+
+    #[test]
+    fn release_spread_is_first_to_last_byte_written() {
+        let sent = |at_ns: i64, outcome: Outcome| RequestRecord {
+            outcome,
+            sent_unix_ns: 1_700_000_000_000_000_000 + at_ns,
+            ..ok(0, 1, 0, 1.0)
+        };
+        // rep 0: bytes out at 0, 3 µs, 12.5 µs (a timeout, still written), and a
+        // connection error stamped at 900 µs that wrote nothing → 12.5 µs
+        // rep 1: 0 and 20 µs → 20 µs; rep 2: 0 and 4 µs → 4 µs; median 12.5 µs
+        let reps = vec![
+            burst_of(vec![
+                sent(0, Outcome::Response),
+                sent(3_000, Outcome::Response),
+                sent(12_500, Outcome::Timeout),
+                sent(900_000, Outcome::ConnError),
+            ]),
+            burst_of(vec![
+                sent(20_000, Outcome::Response),
+                sent(0, Outcome::Response),
+            ]),
+            burst_of(vec![
+                sent(0, Outcome::Response),
+                sent(4_000, Outcome::Response),
+            ]),
+        ];
+        let m = compute(&reps, 100, 0, Check::Counter, None);
+        assert_eq!(m.release_spread_us, Some(12.5));
+        // spaced launches are not a release
+        assert_eq!(
+            compute(&reps, 100, 50, Check::Counter, None).release_spread_us,
+            None
+        );
+    }
+
+    #[test]
+    fn skew_counts_only_the_requests_that_overlapped() {
+        // 4 handlers, 4 requests of ~200 ms: three start within 0.8 ms, the fourth at
+        // 250 ms, after the first finished at 200 ms (it was not part of the release).
+        // Overlapping starts 0, 0.3, 0.8 → 0.8 ms.
+        let reps = vec![burst_of(vec![
+            served(0.3, 200.5),
+            served(0.0, 200.0),
+            served(250.0, 450.0),
+            served(0.8, 201.0),
+        ])];
+        let skew = |handlers| compute(&reps, 100, 0, Check::Counter, handlers).start_skew_ms;
+        assert_eq!(skew(Some(4)), Some(0.8));
+        // undeclared handlers: the data must show every request overlapping; this burst
+        // has one that started after the first finished → blank
+        assert_eq!(skew(None), None);
+        assert_eq!(
+            compute(&reps, 100, 50, Check::Counter, Some(4)).start_skew_ms,
+            None
+        );
+    }
+
+    #[test]
+    fn queueing_is_not_skew() {
+        // 1 worker, 4 requests of 300 ms: each starts when the previous ends. The old
+        // max − min of the starts would read 900.3 ms.
+        let reps = vec![burst_of(vec![
+            served(0.0, 300.0),
+            served(300.1, 600.1),
+            served(600.2, 900.2),
+            served(900.3, 1200.3),
+        ])];
+        let skew = |handlers| compute(&reps, 100, 0, Check::Counter, handlers).start_skew_ms;
+        assert_eq!(skew(Some(1)), None, "handlers < requests");
+        assert_eq!(skew(None), None, "the data show the queue");
+        // even a stack that claims more handlers shows one request before the first end
+        assert_eq!(skew(Some(8)), None);
+    }
+
+    #[test]
+    fn fewer_handlers_than_requests_leave_skew_blank() {
+        // all four start within 1 ms and overlap, but the stack says it serves 2 at once:
+        // the declaration decides, so a figure that holds only by the luck of one run's
+        // accept order is not reported as skew
+        let reps = vec![burst_of(vec![
+            served(0.0, 200.0),
+            served(0.5, 200.5),
+            served(0.7, 200.7),
+            served(1.0, 201.0),
+        ])];
+        let skew = |handlers| compute(&reps, 100, 0, Check::Counter, handlers).start_skew_ms;
+        assert_eq!(skew(Some(2)), None);
+        assert_eq!(skew(Some(4)), Some(1.0));
+        assert_eq!(skew(None), Some(1.0), "every request overlapped");
+    }
+
+    #[test]
+    fn skew_is_a_median_in_ms_to_the_microsecond() {
+        // spreads 1.234567 ms, 2 ms and 0.5 ms (a refused request with only t_start
+        // counts among the starts) → median 1.234567 → 1.235 ms
+        let refused = |start_ms: f64| RequestRecord {
+            status: Some(409),
+            body: Some(json!({"t_start": 1_700_000_000_000_000_000 + (start_ms * 1e6) as i64})),
+            ..ok(0, 1, 0, 1.0)
+        };
+        let reps = vec![
+            burst_of(vec![served(0.0, 100.0), served(1.234567, 101.0)]),
+            burst_of(vec![served(0.0, 100.0), refused(2.0)]),
+            burst_of(vec![served(0.5, 100.0), served(0.0, 100.0)]),
+        ];
+        let m = compute(&reps, 100, 0, Check::Counter, Some(2));
+        assert_eq!(m.start_skew_ms, Some(1.235));
+        // a burst where no request finished says nothing, the others still count
+        let mut more = reps.clone();
+        more.push(burst_of(vec![refused(0.0), refused(50.0)]));
+        more.push(burst_of(vec![refused(0.0), refused(60.0)]));
+        assert_eq!(
+            compute(&more, 100, 0, Check::Counter, Some(2)).start_skew_ms,
+            Some(1.235)
+        );
+        // without declared handlers, such a burst cannot show that it overlapped
+        assert_eq!(
+            compute(&more, 100, 0, Check::Counter, None).start_skew_ms,
+            None
+        );
     }
 }
