@@ -135,11 +135,13 @@ pub const METRICS: &[&str] = &[
     "ledger_rows",
     "applied",
     "lost_updates",
+    "excess_applied",
     "lost_rate",
     "lost_rate_lo",
     "lost_rate_hi",
     "ack_gap",
     "distinct_pids",
+    "release_spread_us",
     "start_skew_ms",
     "p50_ms",
     "p95_ms",
@@ -191,14 +193,17 @@ pub fn row(c: &CellResult, cols: &[String]) -> serde_json::Map<String, Value> {
     out
 }
 
-/// A value as table text: rates with 4 decimals, milliseconds with 1, empty for null.
+/// A value as table text: rates with 4 decimals, milliseconds and microseconds with 1
+/// (the start skew, measured to the microsecond, with 3), empty for null.
 pub fn text(col: &str, v: &Value) -> String {
     match v {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),
         Value::Number(n) if n.is_f64() => {
             let x = n.as_f64().unwrap_or(0.0);
-            if col.ends_with("_ms") {
+            if col == "start_skew_ms" {
+                format!("{x:.3}")
+            } else if col.ends_with("_ms") || col.ends_with("_us") {
                 format!("{x:.1}")
             } else {
                 format!("{x:.4}")
@@ -206,6 +211,24 @@ pub fn text(col: &str, v: &Value) -> String {
         }
         other => other.to_string(),
     }
+}
+
+/// The cells whose balance grew by more than their ledger, as one line each: an anomaly
+/// of its own that the summaries must not hide among forty columns.
+fn excess_notes(cells: &[CellResult]) -> Vec<String> {
+    cells
+        .iter()
+        .filter_map(|c| {
+            let m = c.metrics.as_ref()?;
+            (m.excess_applied != 0).then(|| {
+                format!(
+                    "{}: the balance grew by {} increments with no ledger row (excess_applied)",
+                    c.cell.label(),
+                    m.excess_applied
+                )
+            })
+        })
+        .collect()
 }
 
 fn text_rows(run: &RunReport) -> (Vec<String>, Vec<Vec<String>>) {
@@ -253,6 +276,13 @@ impl Exporter for Markdown {
             let cells: Vec<String> = r.iter().map(|c| esc(c)).collect();
             out.push_str(&format!("| {} |\n", cells.join(" | ")));
         }
+        let notes = excess_notes(run.cells);
+        if !notes.is_empty() {
+            out.push('\n');
+            for n in notes {
+                out.push_str(&format!("**Excess:** {}.\n\n", esc(&n)));
+            }
+        }
         Ok(out.into_bytes())
     }
 }
@@ -298,6 +328,11 @@ pub fn terminal_table(run: &RunReport) -> String {
         .collect::<BTreeSet<_>>()
         .len()
         > 1;
+    // an excess is rare and must stand out: its column appears when some cell has one
+    let any_excess = run
+        .cells
+        .iter()
+        .any(|c| c.metrics.as_ref().is_some_and(|m| m.excess_applied != 0));
     let mut header: Vec<String> = Vec::new();
     if multi_stack {
         header.push("stack".into());
@@ -311,12 +346,13 @@ pub fn terminal_table(run: &RunReport) -> String {
             "applied",
             "anomalies",
             "rate [95% CI]",
-            "pids",
-            "skew ms",
-            "p50 ms",
         ]
         .map(String::from),
     );
+    if any_excess {
+        header.push("excess".into());
+    }
+    header.extend(["pids", "spread µs", "skew ms", "p50 ms"].map(String::from));
     let mut t = Table::new();
     t.load_style(UTF8_FULL_CONDENSED);
     t.set_header(header);
@@ -349,8 +385,16 @@ pub fn terminal_table(run: &RunReport) -> String {
                         "{:.3} [{:.3}, {:.3}]",
                         m.anomaly_rate, m.anomaly_rate_lo, m.anomaly_rate_hi
                     ),
+                ]);
+                if any_excess {
+                    r.push(m.excess_applied.to_string());
+                }
+                r.extend([
                     m.distinct_pids.to_string(),
-                    ms(m.start_skew_ms),
+                    ms(m.release_spread_us),
+                    m.start_skew_ms
+                        .map(|x| format!("{x:.3}"))
+                        .unwrap_or_default(),
                     ms(m.p50_ms),
                 ]);
             }
@@ -409,7 +453,7 @@ mod tests {
             burst_ms: 30.0,
             records: vec![rec],
         }];
-        let metrics = crate::measure::compute(&reps, 100, 0, crate::measure::Check::Counter);
+        let metrics = crate::measure::compute(&reps, 100, 0, crate::measure::Check::Counter, None);
         vec![
             CellResult {
                 cell: cell.clone(),
@@ -451,19 +495,22 @@ mod tests {
             lines.next().unwrap(),
             "stack,endpoint,workers,wait_ms,delay_ms,isolation,repetitions,requests,acked,failed,\
              errors_4xx,errors_5xx,timeouts,conn_errors,serialization_failures,lock_timeouts,\
-             worker_timeouts,other_errors,retries,integrity_errors,database_locked,ledger_rows,applied,lost_updates,lost_rate,\
-             lost_rate_lo,lost_rate_hi,ack_gap,distinct_pids,start_skew_ms,p50_ms,p95_ms,max_ms,\
+             worker_timeouts,other_errors,retries,integrity_errors,database_locked,ledger_rows,applied,lost_updates,\
+             excess_applied,lost_rate,lost_rate_lo,lost_rate_hi,ack_gap,distinct_pids,release_spread_us,\
+             start_skew_ms,p50_ms,p95_ms,max_ms,\
              burst_ms,anomaly_kind,anomalies,anomaly_rate,anomaly_rate_lo,anomaly_rate_hi,status,error"
         );
         let row = lines.next().unwrap();
         assert!(
             row.starts_with(
-                "django-mysql,atomic_long_delay,4,0,200,serializable,1,1,1,0,0,0,0,0,0,0,0,0,0,0,0,2,1,1,0.5000,"
+                "django-mysql,atomic_long_delay,4,0,200,serializable,1,1,1,0,0,0,0,0,0,0,0,0,0,0,0,2,1,1,0,0.5000,"
             ),
             "{row}"
         );
+        // one repetition is one burst: Wilson(0.5, 1) = [0.0546, 0.9454], where the
+        // pooled Wilson(1, 2) would say [0.0945, 0.9055]
         assert!(
-            row.ends_with(",30.0,counter,1,0.5000,0.0945,0.9055,ok,"),
+            row.ends_with(",30.0,counter,1,0.5000,0.0546,0.9454,ok,"),
             "{row}"
         );
         assert!(lines.next().unwrap().ends_with(",failed,db died | badly"));
@@ -501,5 +548,48 @@ mod tests {
         assert!(t.contains("atomic_long_delay"));
         assert!(t.contains("0.500 ["), "{t}");
         assert!(t.contains("failed: db died"), "{t}");
+        assert!(
+            !t.contains("excess"),
+            "no column while nothing is in excess: {t}"
+        );
+    }
+
+    #[test]
+    fn an_excess_is_shown_where_people_look() {
+        let mut cells = sample();
+        let m = cells[0].metrics.as_mut().unwrap();
+        (m.excess_applied, m.lost_updates) = (3, -3);
+        let t = terminal_table(&report(&cells));
+        let header = t
+            .lines()
+            .find(|l| l.contains("excess"))
+            .expect("an excess column");
+        let row = t.lines().find(|l| l.contains("atomic_long_delay")).unwrap();
+        let col = |line: &str, i: usize| line.split('┆').nth(i).map(|c| c.trim().to_string());
+        let at = (0..40).find(|&i| {
+            col(header, i)
+                .as_deref()
+                .is_some_and(|c| c.contains("excess"))
+        });
+        assert_eq!(at.and_then(|i| col(row, i)).as_deref(), Some("3"), "{t}");
+        let md = String::from_utf8(Markdown.render(&report(&cells)).unwrap()).unwrap();
+        assert!(
+            md.contains("**Excess:** django-mysql atomic_long_delay")
+                && md.contains("grew by 3 increments"),
+            "{md}"
+        );
+        assert!(
+            !String::from_utf8(Markdown.render(&report(&sample())).unwrap())
+                .unwrap()
+                .contains("Excess")
+        );
+    }
+
+    #[test]
+    fn skew_to_the_microsecond_spread_to_a_tenth() {
+        assert_eq!(text("start_skew_ms", &json!(1.2345)), "1.234");
+        assert_eq!(text("release_spread_us", &json!(12.25)), "12.2");
+        assert_eq!(text("p50_ms", &json!(12.25)), "12.2");
+        assert_eq!(text("start_skew_ms", &Value::Null), "");
     }
 }

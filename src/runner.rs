@@ -214,6 +214,10 @@ impl Chunk<'_> {
                                     .get(cell.endpoint())
                                     .map(|e| e.check)
                                     .unwrap_or_default(),
+                                // checked when the driver block was interpolated
+                                current
+                                    .as_ref()
+                                    .and_then(|d| d.driver.handler_count().ok().flatten()),
                             )),
                             error: None,
                             attempts: attempt,

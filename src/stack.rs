@@ -349,6 +349,32 @@ pub struct XRacy {
     /// Variables applied to running containers instead of recreating them.
     #[serde(default)]
     pub live: BTreeMap<String, Live>,
+    /// How many requests the stack serves at once (interpolated): a whole number or a
+    /// product such as `"${workers:-3}*${threads:-1}*${replicas:-1}"`. A burst with more
+    /// requests than this queues some of them, so its start skew is left blank.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handlers: Option<Scalar>,
+}
+
+impl XRacy {
+    /// `handlers` as a number (call on an interpolated block); `None` when the stack does
+    /// not say.
+    pub fn handler_count(&self) -> Result<Option<u64>> {
+        let Some(text) = &self.handlers else {
+            return Ok(None);
+        };
+        let text = text.to_string();
+        let product = text.split('*').try_fold(1u64, |acc, factor| {
+            let f = factor.trim().parse::<u64>().ok().filter(|&f| f > 0)?;
+            acc.checked_mul(f)
+        });
+        match product {
+            Some(n) => Ok(Some(n)),
+            None => bail!(
+                "x-racy.handlers must be a whole number above 0 or a product of them such as 4*1*2, got '{text}'"
+            ),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -653,9 +679,12 @@ impl Stack {
             .collect()
     }
 
-    /// The `x-racy` block with variables substituted.
+    /// The `x-racy` block with variables substituted; its `handlers` is checked to be a
+    /// number here, so that a cell fails before its bursts rather than after.
     pub fn driver(&self, vars: &BTreeMap<String, String>) -> Result<XRacy> {
-        interpolate_typed(&self.x, vars).context("x-racy")
+        let x: XRacy = interpolate_typed(&self.x, vars).context("x-racy")?;
+        x.handler_count()?;
+        Ok(x)
     }
 
     /// One service with variables substituted.
@@ -1116,6 +1145,60 @@ services:
         let e = Stack::parse("t", Path::new("c.yaml"), &bind).unwrap_err();
         assert!(e.message.contains("bind mounts"), "{e}");
         assert_eq!(e.line, 16, "{e}");
+    }
+
+    /// The handlers of a stack file for a cell with `pairs` (plus what STACK's request needs).
+    fn handlers_of(text: &str, pairs: &[(&str, &str)]) -> Result<Option<u64>> {
+        let s = Stack::parse("t", Path::new("c.yaml"), text).unwrap();
+        let mut v = vars(&[("amount", "100"), ("delay_ms", "200")]);
+        v.extend(vars(pairs));
+        s.driver(&v)?.handler_count()
+    }
+
+    #[test]
+    fn handlers_are_a_product_of_the_cell_variables() {
+        let with = STACK.replace(
+            "  reset:",
+            "  handlers: \"${workers:-3}*${threads:-1}*${replicas:-1}\"\n  reset:",
+        );
+        assert_eq!(handlers_of(&with, &[]).unwrap(), Some(3), "defaults 3*1*1");
+        let v = [("workers", "4"), ("threads", "2"), ("replicas", "3")];
+        assert_eq!(handlers_of(&with, &v).unwrap(), Some(24));
+        // an empty variable takes its default, as everywhere in the file
+        assert_eq!(handlers_of(&with, &[("threads", "")]).unwrap(), Some(3));
+        // the block only describes the stack: it restarts nothing
+        let s = Stack::parse("t", Path::new("c.yaml"), &with).unwrap();
+        assert!(!s.service_vars["app"].contains("threads"));
+        // a plain number, and no declaration at all
+        let plain = STACK.replace("  reset:", "  handlers: 16\n  reset:");
+        assert_eq!(handlers_of(&plain, &[]).unwrap(), Some(16));
+        assert_eq!(handlers_of(STACK, &[]).unwrap(), None);
+        // what is not a product of whole numbers above 0 fails when it is interpolated
+        for bad in ["four", "0", "-2", "2.5"] {
+            let e = handlers_of(&with, &[("threads", bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("x-racy.handlers") && e.contains(bad), "{e}");
+        }
+    }
+
+    #[test]
+    fn shipped_stacks_declare_their_handlers() {
+        // workers × threads × replicas, with the defaults the compose files give them
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("stacks");
+        for (name, s) in discover(&root).unwrap() {
+            let handlers = |pairs: &[(&str, &str)]| {
+                let mut v = vars(pairs);
+                v.insert("amount".into(), "100".into());
+                s.driver(&v).unwrap().handler_count().unwrap()
+            };
+            assert_eq!(handlers(&[]), Some(3), "{name}");
+            let v = [("workers", "3"), ("threads", "2"), ("replicas", "2")];
+            assert_eq!(handlers(&v), Some(12), "{name}");
+            for var in ["workers", "threads", "replicas"] {
+                assert!(s.variables.contains_key(var), "{name} uses {var}");
+            }
+        }
     }
 
     #[test]

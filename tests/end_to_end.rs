@@ -95,14 +95,13 @@ async fn matrix_measures_lost_updates_and_leaves_nothing() {
         );
         assert!(r["lost_rate_lo"].as_f64().unwrap() > 0.0, "{r}");
         assert!(int(r, "distinct_pids") > 1, "{r}");
-        // a synchronized burst: with 4 workers the reads start together, in 2 rounds of
-        // 200 ms, where one worker reads one request after another (7 x 200 ms)
-        let skew4 = r["start_skew_ms"].as_f64().unwrap();
-        let skew1 = cell(ep, "1")["start_skew_ms"].as_f64().unwrap();
-        assert!(
-            skew4 < skew1 / 3.0,
-            "{ep}: skew {skew4} ms with 4 workers vs {skew1} ms with 1"
-        );
+    }
+    for r in rows {
+        // the 8 last bytes of a burst go out back to back: microseconds, not milliseconds
+        let spread = r["release_spread_us"].as_f64().unwrap_or(f64::NAN);
+        assert!((0.0..50_000.0).contains(&spread), "{r}");
+        // 1 or 4 handlers for 8 requests: some queue, and a queue is not start skew
+        assert!(r["start_skew_ms"].is_null(), "{r}");
     }
     // every request record is kept
     let cells = json["cells"].as_array().unwrap();

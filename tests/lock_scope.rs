@@ -29,7 +29,8 @@ async fn each_lock_is_safe_up_to_its_scope() {
             })
             .unwrap_or_else(|| panic!("no cell {replicas} {workers} {ep} {ttl}"))
     };
-    // unsafe: lost updates, with the lower end of the 95% interval above zero
+    // unsafe: lost updates, with the lower end of the 95% interval above zero (over
+    // bursts: even 8 losses all in one of the 4 bursts keep it at 0.037)
     let lossy = |r: &serde_json::Value| {
         assert!(int(r, "lost_updates") >= 3, "{r}");
         assert!(r["lost_rate_lo"].as_f64().unwrap() > 0.02, "{r}");
@@ -62,6 +63,12 @@ async fn each_lock_is_safe_up_to_its_scope() {
     }
     // a lease that expires before the work is done lets the next request in
     lossy(cell("3", "3", "lock_redis", "50"));
+    // start skew only where the stack serves a whole burst at once (3 replicas x 3
+    // workers = 9 handlers for 8 requests); with fewer, requests queue: blank
+    for r in rows {
+        let whole_burst = r["replicas"] == "3" && r["workers"] == "3";
+        assert_eq!(r["start_skew_ms"].is_null(), !whole_burst, "{r}");
+    }
     // several replicas really served the bursts
     assert!(int(cell("3", "1", "lock_flock_shared", long), "distinct_pids") >= 2);
     std::fs::remove_dir_all(&out).ok();
