@@ -877,6 +877,49 @@ mod tests {
     use super::*;
 
     #[test]
+    fn container_faults() {
+        let st = |running: bool, exit_code: Option<i64>| crate::engine::ContainerState {
+            running,
+            exit_code,
+            health: None,
+            oom_killed: false,
+            restart_count: 0,
+        };
+        assert_eq!(fault(&st(true, None), false), None);
+        assert_eq!(
+            fault(&st(false, Some(0)), true),
+            None,
+            "a job that ended well"
+        );
+        assert_eq!(
+            fault(&st(false, Some(0)), false).as_deref(),
+            Some("exited with code 0"),
+            "a server that ended"
+        );
+        assert_eq!(
+            fault(&st(false, Some(137)), true).as_deref(),
+            Some("exited with code 137")
+        );
+        let oom = crate::engine::ContainerState {
+            oom_killed: true,
+            ..st(true, None)
+        };
+        assert!(
+            fault(&oom, true).unwrap().contains("out of memory"),
+            "even while it runs"
+        );
+        let restarted = crate::engine::ContainerState {
+            restart_count: 2,
+            ..st(true, None)
+        };
+        assert!(
+            fault(&restarted, false)
+                .unwrap()
+                .starts_with("restarted 2 time")
+        );
+    }
+
+    #[test]
     fn byte_sizes() {
         assert_eq!(parse_bytes("512m").unwrap(), 512 << 20);
         assert_eq!(parse_bytes("1g").unwrap(), 1 << 30);
