@@ -524,8 +524,9 @@ impl Stack {
         }
         let order = start_order(&parsed.services).map_err(|e| err(e.to_string()))?;
         // The same file once more with locations, for the values checked against what
-        // they reach: the engine.
+        // they reach: SQL, the sqlite3 shell, the engine.
         let spans: checks::Spans = parse_yaml(text, file)?;
+        checks::check_sql(&spans, db.engine, text, file)?;
         let single = [
             parsed.x_racy.target.service.as_str(),
             parsed.x_racy.database.service.as_str(),
@@ -1187,6 +1188,75 @@ services:
 
     fn refused(text: &str) -> InputError {
         Stack::parse("t", Path::new("c.yaml"), text).unwrap_err()
+    }
+
+    #[test]
+    fn sql_takes_no_variables() {
+        let reset = STACK.replace(
+            "reset: [\"DELETE FROM t\"]",
+            "reset: [\"DELETE FROM t\", \"DELETE FROM u WHERE id = ${account}\"]",
+        );
+        let e = refused(&reset);
+        assert_eq!((e.line, e.column), (8, 54), "{e}");
+        assert!(
+            e.message
+                .starts_with("x-racy.reset statement 2 uses '${account}'"),
+            "{e}"
+        );
+        assert!(e.message.contains("write the value itself"), "{e}");
+        // the bare form too, in a block scalar of observe
+        let observe = STACK.replace(
+            "  observe: {balance: \"SELECT 1\", ledger: \"SELECT 1, 2\"}",
+            "  observe:\n    ledger: SELECT 1, 2\n    balance: |\n      SELECT balance FROM a\n      WHERE id = $account\n",
+        );
+        let e = refused(&observe);
+        assert_eq!((e.line, e.column), (13, 18), "{e}");
+        assert!(
+            e.message
+                .starts_with("x-racy.observe.balance uses '$account'"),
+            "{e}"
+        );
+        // a literal dollar is written $$ and stays one
+        let dollar = STACK.replace("\"DELETE FROM t\"", "\"SELECT '$$1'\"");
+        let s = Stack::parse("t", Path::new("c.yaml"), &dollar).unwrap();
+        assert_eq!(
+            s.driver(&vars(&[("amount", "1"), ("delay_ms", "1")]))
+                .unwrap()
+                .reset,
+            ["SELECT '$1'"]
+        );
+    }
+
+    #[test]
+    fn sqlite_takes_no_dot_commands() {
+        let sqlite = STACK.replace(
+            "{service: db, port: 3306, engine: mysql, user: u, password: \"${db_password:-p}\", name: n}",
+            "{service: db, engine: sqlite, name: /data/db.sqlite3}",
+        );
+        Stack::parse("t", Path::new("c.yaml"), &sqlite).unwrap();
+        let dot = "reset: [\"DELETE FROM t\", \"  .shell touch /x\"]";
+        let e = refused(&sqlite.replace("reset: [\"DELETE FROM t\"]", dot));
+        assert_eq!((e.line, e.column), (8, 31), "{e}");
+        assert!(
+            e.message
+                .starts_with("x-racy.reset statement 2 is the sqlite3 command '.shell'"),
+            "{e}"
+        );
+        // on any line of a statement, since the shell reads commands line by line
+        let e = refused(&sqlite.replace("\"SELECT 1, 2\"", "\"SELECT 1, 2;\\n.system id\""));
+        assert!(
+            e.message
+                .contains("x-racy.observe.ledger is the sqlite3 command '.system'"),
+            "{e}"
+        );
+        assert_eq!(e.line, 9, "{e}");
+        // for the other engines a leading dot is only bad SQL, which the database reports
+        Stack::parse(
+            "t",
+            Path::new("c.yaml"),
+            &STACK.replace("\"DELETE FROM t\"", "\".tables\""),
+        )
+        .unwrap();
     }
 
     #[test]

@@ -62,6 +62,18 @@ fn bad_stack_files_are_located() {
             "",
         ),
         (
+            "tests/bad-stacks/sql-variable",
+            quick,
+            "tests/bad-stacks/sql-variable/lab/compose.yaml:8:44:",
+            "x-racy.reset statement 2 uses '${account}'",
+        ),
+        (
+            "tests/bad-stacks/sqlite-dot-command",
+            quick,
+            "tests/bad-stacks/sqlite-dot-command/lab/compose.yaml:8:7:",
+            "sqlite3 command '.shell'",
+        ),
+        (
             "tests/bad-stacks/mem-limit",
             quick,
             "tests/bad-stacks/mem-limit/lab/compose.yaml:12:16:",

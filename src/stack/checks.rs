@@ -1,7 +1,8 @@
-//! Stack values checked against what they reach, before anything starts: service settings
-//! the engine would only refuse at container start (`mem_limit`, `deploy.replicas`,
-//! healthcheck durations) — literal ones when the file loads, those that take a variable
-//! once per cell.
+//! Stack values checked against what they reach, before anything starts: the SQL of
+//! `x-racy.reset` and `x-racy.observe` (no `${...}`; for SQLite, no sqlite3 dot-commands),
+//! and service settings the engine would only refuse at container start (`mem_limit`,
+//! `deploy.replicas`, healthcheck durations) — literal ones when the file loads, those
+//! that take a variable once per cell.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -10,7 +11,7 @@ use anyhow::{Result, anyhow, bail};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::{interpolate, references};
+use super::{Engine, interpolate, references};
 use crate::engine::compose_duration_ns;
 use crate::matrix::InputError;
 
@@ -25,6 +26,8 @@ const MAX_REPLICAS: u32 = 64;
 pub(super) struct Spans {
     #[serde(default)]
     services: BTreeMap<String, ServiceSpans>,
+    #[serde(rename = "x-racy")]
+    x_racy: SqlSpans,
 }
 
 #[derive(Debug, Deserialize)]
@@ -51,6 +54,14 @@ struct HealthSpans {
     timeout: Option<Spanned<String>>,
     #[serde(default)]
     start_period: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SqlSpans {
+    #[serde(default)]
+    reset: Vec<Spanned<String>>,
+    #[serde(default)]
+    observe: BTreeMap<String, Spanned<String>>,
 }
 
 /// A service setting the engine checks only when it creates the container.
@@ -225,6 +236,92 @@ pub(super) fn settings(spans: &Spans, text: &str, single: &[&str]) -> Vec<Settin
     out
 }
 
+/// Refuses SQL in `x-racy.reset` and `x-racy.observe` that would take anything but its own
+/// text: a `${...}` there would put a matrix value into SQL, and for SQLite a line that
+/// starts with `.` is a command of the sqlite3 shell the statements run through
+/// (`.shell`, `.system` and `.output` run programs and write files), not SQL.
+pub(super) fn check_sql(
+    spans: &Spans,
+    engine: Engine,
+    text: &str,
+    file: &Path,
+) -> Result<(), InputError> {
+    let sql = &spans.x_racy;
+    let statements = sql
+        .reset
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (format!("x-racy.reset statement {}", i + 1), s))
+        .chain(
+            sql.observe
+                .iter()
+                .map(|(k, s)| (format!("x-racy.observe.{k}"), s)),
+        );
+    for (what, stmt) in statements {
+        let error = |needle: &str, message: String| {
+            let (line, column) = find_in(stmt, text, needle);
+            InputError {
+                file: file.to_path_buf(),
+                line,
+                column,
+                message,
+                choices: vec![],
+            }
+        };
+        if let Some(reference) = first_reference(&stmt.value) {
+            return Err(error(
+                reference,
+                format!(
+                    "{what} uses '{reference}': SQL is taken as written and matrix values never reach it; write the value itself into the statement (a literal '$' is written '$$')"
+                ),
+            ));
+        }
+        if engine == Engine::Sqlite
+            && let Some(line) = stmt.value.lines().find(|l| l.trim_start().starts_with('.'))
+        {
+            let line = line.trim();
+            let command = line.split_whitespace().next().unwrap_or(line);
+            return Err(error(
+                line,
+                format!(
+                    "{what} is the sqlite3 command '{command}', not SQL: the statements run through the sqlite3 shell, which would execute it; write SQL statements only"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The first interpolation in `s` as written (`${name...}` or `$name`; `$$` is a literal
+/// dollar).
+fn first_reference(s: &str) -> Option<&str> {
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'$' {
+            match bytes.get(i + 1) {
+                Some(b'$') => {
+                    i += 2;
+                    continue;
+                }
+                Some(b'{') => {
+                    let end = s[i..].find('}').map_or(s.len(), |e| i + e + 1);
+                    return Some(&s[i..end]);
+                }
+                Some(c) if c.is_ascii_alphanumeric() || *c == b'_' => {
+                    let len = s[i + 1..]
+                        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                        .unwrap_or(s.len() - i - 1);
+                    return Some(&s[i..i + 1 + len]);
+                }
+                _ => {}
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
 /// The 1-based line and column of byte `at` of `text` (columns count characters).
 pub(super) fn position(text: &str, at: usize) -> (usize, usize) {
     let before = &text[..at.min(text.len())];
@@ -242,6 +339,21 @@ fn start<T>(v: &Spanned<T>, text: &str) -> (usize, usize) {
         Some(at) => position(text, at as usize),
         None => (v.referenced.line() as usize, v.referenced.column() as usize),
     }
+}
+
+/// Where `needle` occurs inside the source of a spanned value (its start when the source
+/// spells it otherwise, e.g. with escapes).
+fn find_in<T>(v: &Spanned<T>, text: &str, needle: &str) -> (usize, usize) {
+    let span = v.defined.span();
+    if let (Some(at), Some(len)) = (span.byte_offset(), span.byte_len()) {
+        let (at, len) = (at as usize, len as usize);
+        if let Some(source) = text.get(at..at + len)
+            && let Some(found) = source.find(needle)
+        {
+            return position(text, at + found);
+        }
+    }
+    start(v, text)
 }
 
 /// Parses a compose byte size (`512m`, `1g`, `1GB`, `1073741824`): a positive number with
@@ -294,6 +406,15 @@ mod tests {
         for bad in ["-3", "0", "65", "2.5", "two", ""] {
             assert!(parse_replicas(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn references_as_written() {
+        assert_eq!(first_reference("id = ${account}"), Some("${account}"));
+        assert_eq!(first_reference("id = $account + 1"), Some("$account"));
+        assert_eq!(first_reference("${open"), Some("${open"));
+        assert_eq!(first_reference("$$ $$x $1"), Some("$1"));
+        assert_eq!(first_reference("cost $$5, $ alone, a$"), None);
     }
 
     #[test]
