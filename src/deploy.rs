@@ -15,7 +15,7 @@ use crate::engine::{
 use crate::image;
 use crate::probe::{self, Db, Sqlite};
 use crate::ready::{Probe, wait_ready};
-use crate::stack::{Build, Condition, Engine as DbEngine, Stack, XRacy};
+use crate::stack::{Build, Condition, Engine as DbEngine, Stack, XRacy, parse_bytes};
 
 /// A number unique within this process, so that no name is reused even when a stack is
 /// recreated while pieces of the old one could not be removed yet.
@@ -858,20 +858,6 @@ async fn image_for(
     })
 }
 
-/// Parses a compose byte size (`512m`, `1g`, `1073741824`).
-pub fn parse_bytes(s: &str) -> Result<i64> {
-    let t = s.trim().to_ascii_lowercase();
-    let t = t.strip_suffix('b').unwrap_or(&t);
-    let (num, mult) = match t.chars().last() {
-        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
-        Some('m') => (&t[..t.len() - 1], 1 << 20),
-        Some('g') => (&t[..t.len() - 1], 1 << 30),
-        _ => (t, 1),
-    };
-    let n: f64 = num.parse().map_err(|_| anyhow!("bad memory size '{s}'"))?;
-    Ok((n * mult as f64) as i64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -917,14 +903,5 @@ mod tests {
                 .unwrap()
                 .starts_with("restarted 2 time")
         );
-    }
-
-    #[test]
-    fn byte_sizes() {
-        assert_eq!(parse_bytes("512m").unwrap(), 512 << 20);
-        assert_eq!(parse_bytes("1g").unwrap(), 1 << 30);
-        assert_eq!(parse_bytes("1GB").unwrap(), 1 << 30);
-        assert_eq!(parse_bytes("100").unwrap(), 100);
-        assert!(parse_bytes("lots").is_err());
     }
 }

@@ -19,6 +19,16 @@ pub trait Catalog {
     fn variables(&self, stack: &str) -> Vec<(String, Option<String>)>;
     /// Variables whose change recreates a service, the one recreating the most first.
     fn restart_variables(&self, stack: &str) -> Vec<String>;
+    /// Refuses a cell's variables when they give the stack a setting it cannot start with
+    /// (a memory limit that is no size, a replica count that is no count); the error
+    /// points into the stack file.
+    fn check_variables(
+        &self,
+        _stack: &str,
+        _vars: &BTreeMap<String, String>,
+    ) -> Result<(), InputError> {
+        Ok(())
+    }
 }
 
 /// Variables the tool fills in itself; a matrix need not (and may not) set them.
@@ -645,6 +655,13 @@ pub fn parse(text: &str, path: &Path, catalog: &dyn Catalog) -> Result<Matrix, I
         return Err(at_axes(format!(
             "the matrix expands to {count} cells; at most {MAX_CELLS} are allowed"
         )));
+    }
+    // Axes reach the stacks' settings through `${var}`: each cell's values must give
+    // settings the stack can start with, or the run would fail at that cell's start.
+    for cell in expand(&m, catalog) {
+        let mut vars = cell.axes;
+        vars.insert("amount".into(), m.amount.to_string());
+        catalog.check_variables(&cell.stack, &vars)?;
     }
     Ok(m)
 }

@@ -13,6 +13,10 @@ use serde::{Deserialize, Serialize};
 use crate::matrix::{Catalog, InputError, parse_yaml};
 use crate::measure::Check;
 
+mod checks;
+
+pub use checks::parse_bytes;
+
 /// A YAML scalar as compose allows it where a string is meant (`"3306"`, `3306`, `true`).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(untagged)]
@@ -409,6 +413,8 @@ pub struct Stack {
     pub variables: BTreeMap<String, Option<String>>,
     /// Named volumes (top-level `volumes`): one per stack instance, shared by its services.
     pub volumes: Vec<String>,
+    /// Service settings whose value takes a variable, checked per cell (`check_variables`).
+    settings: Vec<checks::Setting>,
 }
 
 impl Stack {
@@ -451,6 +457,12 @@ impl Stack {
                 ..err(message)
             }
         };
+        if let Some((s, e)) = bad_interpolation(&raw) {
+            return Err(err_at(
+                &s,
+                format!("{e}: write ${{name}}, ${{name:-default}}, or $$ for a literal '$'"),
+            ));
+        }
         let mut variables = BTreeMap::new();
         collect_vars(&raw, &mut variables);
         let mut direct: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -537,6 +549,19 @@ impl Stack {
             }
         }
         let order = start_order(&parsed.services).map_err(|e| err(e.to_string()))?;
+        // The same file once more with locations, for the values checked against what
+        // they reach: SQL, the sqlite3 shell, the engine.
+        let spans: checks::Spans = parse_yaml(text, file)?;
+        checks::check_sql(&spans, db.engine, text, file)?;
+        let single = [
+            parsed.x_racy.target.service.as_str(),
+            parsed.x_racy.database.service.as_str(),
+        ];
+        let mut settings = checks::settings(&spans, text, &single);
+        for s in settings.iter().filter(|s| !s.varies()) {
+            s.check_literal(file)?;
+        }
+        settings.retain(checks::Setting::varies);
         // A service is recreated when its own variables change or when a service it
         // depends on is recreated: fold those variables in, dependencies first.
         let mut service_vars: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -555,7 +580,17 @@ impl Stack {
             service_vars,
             variables,
             volumes,
+            settings,
         })
+    }
+
+    /// Refuses variables (a cell's axes) that give a service a setting the engine would
+    /// refuse when it creates the container (`mem_limit: ${mem}` with `mem=lots`); the
+    /// error points at the setting in the stack file and names the variables.
+    pub fn check_variables(&self, vars: &BTreeMap<String, String>) -> Result<(), InputError> {
+        self.settings
+            .iter()
+            .try_for_each(|s| s.check_with(vars, &self.file))
     }
 
     /// The directory holding the compose file.
@@ -700,10 +735,7 @@ impl Service {
         let Some(r) = self.deploy.as_ref().and_then(|d| d.replicas.as_ref()) else {
             return Ok(1);
         };
-        match r.to_string().trim().parse::<u32>() {
-            Ok(n) if (1..=64).contains(&n) => Ok(n),
-            _ => bail!("deploy.replicas must be a whole number from 1 to 64, got '{r}'"),
-        }
+        checks::parse_replicas(&r.to_string())
     }
 
     /// The named volumes it mounts: (volume, path in the container, read-only).
@@ -720,12 +752,7 @@ impl Service {
 /// it does not occur).
 fn locate(text: &str, needle: &str) -> (usize, usize) {
     match text.find(needle) {
-        Some(at) => {
-            let before = &text[..at];
-            let line = before.matches('\n').count() + 1;
-            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-            (line, column)
-        }
+        Some(at) => checks::position(text, at),
         None => (1, 1),
     }
 }
@@ -798,6 +825,16 @@ impl Catalog for StackCatalog {
             .map(|s| s.restart_variables_by_cost())
             .unwrap_or_default()
     }
+    fn check_variables(
+        &self,
+        stack: &str,
+        vars: &BTreeMap<String, String>,
+    ) -> Result<(), InputError> {
+        match self.stacks.get(stack) {
+            Some(s) => s.check_variables(vars),
+            None => Ok(()),
+        }
+    }
 }
 
 fn dependencies(s: &Service) -> Vec<(String, DependsOnLong)> {
@@ -865,6 +902,19 @@ fn collect_vars(v: &serde_json::Value, out: &mut BTreeMap<String, Option<String>
         serde_json::Value::Array(a) => a.iter().for_each(|x| collect_vars(x, out)),
         serde_json::Value::Object(m) => m.values().for_each(|x| collect_vars(x, out)),
         _ => {}
+    }
+}
+
+/// The first string of a file whose interpolation is malformed (`${open`, `${bad name}`),
+/// with what is wrong: such a string would only fail when a container is made from it.
+fn bad_interpolation(v: &serde_json::Value) -> Option<(String, String)> {
+    match v {
+        serde_json::Value::String(s) => interpolate_with(s, &mut |_, _| Some(String::new()))
+            .err()
+            .map(|e| (s.clone(), e.to_string())),
+        serde_json::Value::Array(a) => a.iter().find_map(bad_interpolation),
+        serde_json::Value::Object(m) => m.values().find_map(bad_interpolation),
+        _ => None,
     }
 }
 
@@ -1213,5 +1263,181 @@ services:
         let e = Stack::parse("t", Path::new("c.yaml"), &typo).unwrap_err();
         assert!(e.line > 1, "{e}");
         assert!(e.to_string().starts_with("c.yaml:"), "{e}");
+        let unclosed = STACK.replace("    image: app", "    image: \"app:${tag\"");
+        let e = Stack::parse("t", Path::new("c.yaml"), &unclosed).unwrap_err();
+        assert!(e.message.contains("unclosed"), "{e}");
+        assert_eq!(e.line, 15, "{e}");
+    }
+
+    fn refused(text: &str) -> InputError {
+        Stack::parse("t", Path::new("c.yaml"), text).unwrap_err()
+    }
+
+    #[test]
+    fn sql_takes_no_variables() {
+        let reset = STACK.replace(
+            "reset: [\"DELETE FROM t\"]",
+            "reset: [\"DELETE FROM t\", \"DELETE FROM u WHERE id = ${account}\"]",
+        );
+        let e = refused(&reset);
+        assert_eq!((e.line, e.column), (8, 54), "{e}");
+        assert!(
+            e.message
+                .starts_with("x-racy.reset statement 2 uses '${account}'"),
+            "{e}"
+        );
+        assert!(e.message.contains("write the value itself"), "{e}");
+        // the bare form too, in a block scalar of observe
+        let observe = STACK.replace(
+            "  observe: {balance: \"SELECT 1\", ledger: \"SELECT 1, 2\"}",
+            "  observe:\n    ledger: SELECT 1, 2\n    balance: |\n      SELECT balance FROM a\n      WHERE id = $account\n",
+        );
+        let e = refused(&observe);
+        assert_eq!((e.line, e.column), (13, 18), "{e}");
+        assert!(
+            e.message
+                .starts_with("x-racy.observe.balance uses '$account'"),
+            "{e}"
+        );
+        // a literal dollar is written $$ and stays one
+        let dollar = STACK.replace("\"DELETE FROM t\"", "\"SELECT '$$1'\"");
+        let s = Stack::parse("t", Path::new("c.yaml"), &dollar).unwrap();
+        assert_eq!(
+            s.driver(&vars(&[("amount", "1"), ("delay_ms", "1")]))
+                .unwrap()
+                .reset,
+            ["SELECT '$1'"]
+        );
+    }
+
+    #[test]
+    fn sqlite_takes_no_dot_commands() {
+        let sqlite = STACK.replace(
+            "{service: db, port: 3306, engine: mysql, user: u, password: \"${db_password:-p}\", name: n}",
+            "{service: db, engine: sqlite, name: /data/db.sqlite3}",
+        );
+        Stack::parse("t", Path::new("c.yaml"), &sqlite).unwrap();
+        let dot = "reset: [\"DELETE FROM t\", \"  .shell touch /x\"]";
+        let e = refused(&sqlite.replace("reset: [\"DELETE FROM t\"]", dot));
+        assert_eq!((e.line, e.column), (8, 31), "{e}");
+        assert!(
+            e.message
+                .starts_with("x-racy.reset statement 2 is the sqlite3 command '.shell'"),
+            "{e}"
+        );
+        // on any line of a statement, since the shell reads commands line by line
+        let e = refused(&sqlite.replace("\"SELECT 1, 2\"", "\"SELECT 1, 2;\\n.system id\""));
+        assert!(
+            e.message
+                .contains("x-racy.observe.ledger is the sqlite3 command '.system'"),
+            "{e}"
+        );
+        assert_eq!(e.line, 9, "{e}");
+        // for the other engines a leading dot is only bad SQL, which the database reports
+        Stack::parse(
+            "t",
+            Path::new("c.yaml"),
+            &STACK.replace("\"DELETE FROM t\"", "\".tables\""),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn settings_the_engine_refuses_are_located() {
+        let app =
+            |extra: &str| STACK.replace("    image: app\n", &format!("    image: app\n{extra}"));
+        let e = refused(&app("    mem_limit: lots\n"));
+        assert_eq!((e.line, e.column), (16, 16), "{e}");
+        assert_eq!(
+            e.message,
+            "services.app.mem_limit 'lots' is not a memory size: write bytes, or a number with the unit k, m or g (e.g. 512m)"
+        );
+        let e = refused(&app("    mem_limit: 1k\n"));
+        assert!(e.message.contains("below the 6m"), "{e}");
+        let e = refused(&app("    deploy: {replicas: -3}\n"));
+        assert_eq!((e.line, e.column), (16, 24), "{e}");
+        assert!(e.message.contains("'-3' is not a replica count"), "{e}");
+        let e = refused(&app("    healthcheck: {test: [CMD, x], interval: soon}\n"));
+        assert!(
+            e.message
+                .starts_with("services.app.healthcheck.interval 'soon' is not a duration"),
+            "{e}"
+        );
+        let e = refused(&app(
+            "    healthcheck: {test: [CMD, x], start_period: 500us}\n",
+        ));
+        assert!(e.message.contains("below the 1ms"), "{e}");
+        let web = STACK.replace(
+            "    image: web\n",
+            "    image: web\n    deploy: {replicas: 2}\n",
+        );
+        let e = refused(&web);
+        assert!(
+            e.message
+                .starts_with("services.web.deploy.replicas '2' is more than one container"),
+            "{e}"
+        );
+        let fine = app(
+            "    mem_limit: 1.5g\n    deploy: {replicas: 3}\n    healthcheck: {test: [CMD, x], interval: 1m30s, timeout: 0s}\n",
+        );
+        Stack::parse("t", Path::new("c.yaml"), &fine).unwrap();
+    }
+
+    #[test]
+    fn settings_are_checked_for_each_cell() {
+        let text = STACK.replace(
+            "    image: app\n",
+            "    image: app\n    deploy: {replicas: \"${scale:-1}\"}\n    mem_limit: ${mem:-lots}\n    healthcheck: {test: [CMD, x], timeout: \"${BASE_IMAGE}\"}\n",
+        );
+        // the variables decide: nothing is refused when the file loads
+        let s = Stack::parse("t", Path::new("c.yaml"), &text).unwrap();
+        let e = s
+            .check_variables(&vars(&[("scale", "-3"), ("mem", "1g")]))
+            .unwrap_err();
+        assert_eq!(
+            (e.file.as_path(), e.line, e.column),
+            (Path::new("c.yaml"), 16, 24),
+            "{e}"
+        );
+        assert_eq!(
+            e.message,
+            "services.app.deploy.replicas '${scale:-1}' is '-3' in the cell with scale=-3, which is not a replica count: change the matrix's values for scale so that it is a whole number from 1 to 64"
+        );
+        s.check_variables(&vars(&[("scale", "4"), ("mem", "1g")]))
+            .unwrap();
+        let e = s.check_variables(&vars(&[("scale", "4")])).unwrap_err();
+        assert_eq!(e.line, 17, "{e}");
+        assert!(
+            e.message
+                .contains("'lots' in the cell with mem unset (its default applies)"),
+            "{e}"
+        );
+        // a variable the tool sets at run time (BASE_IMAGE here) leaves its setting to then
+        s.check_variables(&vars(&[("mem", "1g")])).unwrap();
+    }
+
+    #[test]
+    fn matrix_cells_are_checked_against_the_stack() {
+        let text = STACK.replace(
+            "    image: app\n",
+            "    image: app\n    deploy: {replicas: \"${scale:-1}\"}\n",
+        );
+        let catalog = StackCatalog {
+            stacks: BTreeMap::from([(
+                "t".to_string(),
+                Stack::parse("t", Path::new("c.yaml"), &text).unwrap(),
+            )]),
+        };
+        let matrix = |extra: &str| {
+            let m = format!(
+                "name: m\nstacks: [t]\naxes:\n  workers: [1]\n  delay_ms: [\"0\"]\n  scale: [1, 2]\n{extra}"
+            );
+            crate::matrix::parse(&m, Path::new("m.yaml"), &catalog)
+        };
+        matrix("").unwrap();
+        // a cell that only an include adds is checked too
+        let e = matrix("include: [{scale: 0}]\n").unwrap_err();
+        assert_eq!((e.file.as_path(), e.line), (Path::new("c.yaml"), 16), "{e}");
+        assert!(e.message.contains("scale=0"), "{e}");
     }
 }

@@ -45,20 +45,91 @@ fn every_bad_matrix_is_located() {
 
 #[test]
 fn bad_stack_files_are_located() {
-    for (root, want) in [
+    // (stacks directory, matrix, where the error must point, what it must say)
+    let quick = "matrices/quick.yaml";
+    let variables = "tests/bad-stacks/variables";
+    for (root, matrix, want, says) in [
         (
             "tests/bad-stacks/cyclic",
+            quick,
             "tests/bad-stacks/cyclic/loop/compose.yaml:",
+            "cycle",
         ),
         (
             "tests/bad-stacks/port",
+            quick,
             "tests/bad-stacks/port/bad/compose.yaml:2:",
+            "",
+        ),
+        (
+            "tests/bad-stacks/sql-variable",
+            quick,
+            "tests/bad-stacks/sql-variable/lab/compose.yaml:8:44:",
+            "x-racy.reset statement 2 uses '${account}'",
+        ),
+        (
+            "tests/bad-stacks/sqlite-dot-command",
+            quick,
+            "tests/bad-stacks/sqlite-dot-command/lab/compose.yaml:8:7:",
+            "sqlite3 command '.shell'",
+        ),
+        (
+            "tests/bad-stacks/mem-limit",
+            quick,
+            "tests/bad-stacks/mem-limit/lab/compose.yaml:12:16:",
+            "services.app.mem_limit 'lots' is not a memory size",
+        ),
+        (
+            "tests/bad-stacks/replicas",
+            quick,
+            "tests/bad-stacks/replicas/lab/compose.yaml:13:17:",
+            "services.app.deploy.replicas '-3' is not a replica count",
+        ),
+        (
+            variables,
+            "tests/bad-stacks/variables/scale.yaml",
+            "tests/bad-stacks/variables/lab/compose.yaml:13:24:",
+            "is '-3' in the cell with scale=-3, which is not a replica count",
+        ),
+        (
+            variables,
+            "tests/bad-stacks/variables/memory.yaml",
+            "tests/bad-stacks/variables/lab/compose.yaml:14:16:",
+            "is 'lots' in the cell with memory=lots, which is not a memory size",
         ),
     ] {
-        let out = common::racy(&["--stacks", root, "plan", "matrices/quick.yaml"]);
+        let out = common::racy(&["--stacks", root, "plan", matrix]);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{root}: {err}");
-        assert!(err.contains(want), "{root}: wanted {want} in {err}");
+        assert!(
+            err.starts_with(&format!("error: {want}")),
+            "{root}: wanted {want} in {err}"
+        );
+        assert!(err.contains(says), "{root}: wanted '{says}' in {err}");
         assert!(!err.contains("panicked"), "{err}");
     }
+}
+
+#[test]
+fn run_refuses_a_cell_the_stack_cannot_start_before_anything_starts() {
+    let out_dir = common::temp_dir("bad-cell").join("out");
+    let out = common::racy(&[
+        "--stacks",
+        "tests/bad-stacks/variables",
+        "run",
+        "tests/bad-stacks/variables/scale.yaml",
+        "--output",
+        out_dir.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.starts_with("error: tests/bad-stacks/variables/lab/compose.yaml:13:24:"),
+        "{err}"
+    );
+    assert!(!out_dir.exists(), "no run directory is made");
+    assert!(
+        !err.contains("Docker Engine API"),
+        "the engine is not reached: {err}"
+    );
 }

@@ -1,0 +1,427 @@
+//! Stack values checked against what they reach, before anything starts: the SQL of
+//! `x-racy.reset` and `x-racy.observe` (no `${...}`; for SQLite, no sqlite3 dot-commands),
+//! and service settings the engine would only refuse at container start (`mem_limit`,
+//! `deploy.replicas`, healthcheck durations) — literal ones when the file loads, those
+//! that take a variable once per cell.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Result, anyhow, bail};
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::{Engine, interpolate, references};
+use crate::engine::compose_duration_ns;
+use crate::matrix::InputError;
+
+/// The smallest memory limit Docker accepts (6 MiB); below it container creation fails.
+const MIN_MEMORY: i64 = 6 << 20;
+/// The most containers one service may run.
+const MAX_REPLICAS: u32 = 64;
+
+/// Where the checked values are written: the typed parse of the file drops locations, so
+/// these are read a second time with their spans.
+#[derive(Debug, Deserialize)]
+pub(super) struct Spans {
+    #[serde(default)]
+    services: BTreeMap<String, ServiceSpans>,
+    #[serde(rename = "x-racy")]
+    x_racy: SqlSpans,
+}
+
+#[derive(Debug, Deserialize)]
+struct ServiceSpans {
+    #[serde(default)]
+    deploy: Option<DeploySpans>,
+    #[serde(default)]
+    mem_limit: Option<Spanned<String>>,
+    #[serde(default)]
+    healthcheck: Option<HealthSpans>,
+}
+
+#[derive(Debug, Deserialize)]
+struct DeploySpans {
+    #[serde(default)]
+    replicas: Option<Spanned<serde_json::Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct HealthSpans {
+    #[serde(default)]
+    interval: Option<Spanned<String>>,
+    #[serde(default)]
+    timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    start_period: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SqlSpans {
+    #[serde(default)]
+    reset: Vec<Spanned<String>>,
+    #[serde(default)]
+    observe: BTreeMap<String, Spanned<String>>,
+}
+
+/// A service setting the engine checks only when it creates the container.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Key {
+    Replicas,
+    MemLimit,
+    /// A healthcheck duration, by its field name.
+    Duration(&'static str),
+}
+
+/// One such setting as written: its service, its text before interpolation, and where.
+#[derive(Clone, Debug)]
+pub(super) struct Setting {
+    service: String,
+    key: Key,
+    raw: String,
+    line: usize,
+    column: usize,
+    /// The service is the burst target or the database, which run as one container.
+    single: bool,
+}
+
+impl Setting {
+    /// The setting's path in the file, e.g. `services.app.deploy.replicas`.
+    fn path(&self) -> String {
+        let key = match self.key {
+            Key::Replicas => "deploy.replicas".to_string(),
+            Key::MemLimit => "mem_limit".to_string(),
+            Key::Duration(field) => format!("healthcheck.{field}"),
+        };
+        format!("services.{}.{key}", self.service)
+    }
+
+    /// Whether it takes a variable (and so can only be checked once a cell sets it).
+    pub(super) fn varies(&self) -> bool {
+        !references(&self.raw).is_empty()
+    }
+
+    /// What is wrong with `value` for this setting, and what to write instead.
+    fn problem(&self, value: &str) -> Option<(String, String)> {
+        match self.key {
+            Key::Replicas => match parse_replicas(value) {
+                Err(_) => Some((
+                    "not a replica count".into(),
+                    format!("a whole number from 1 to {MAX_REPLICAS}"),
+                )),
+                Ok(n) if n > 1 && self.single => Some((
+                    "more than one container for the burst target or the database, which run as one".into(),
+                    "1 (or leave deploy.replicas out)".into(),
+                )),
+                Ok(_) => None,
+            },
+            Key::MemLimit => match parse_bytes(value) {
+                Err(_) => Some((
+                    "not a memory size".into(),
+                    "bytes, or a number with the unit k, m or g (e.g. 512m)".into(),
+                )),
+                Ok(b) if b < MIN_MEMORY => Some((
+                    "below the 6m Docker accepts".into(),
+                    "at least 6m (e.g. 256m)".into(),
+                )),
+                Ok(_) => None,
+            },
+            Key::Duration(_) => match compose_duration_ns(value) {
+                Err(_) => Some((
+                    "not a duration".into(),
+                    "a number with the unit ns, us, ms, s, m or h (e.g. 1s, 500ms)".into(),
+                )),
+                Ok(ns) if ns != 0 && ns < 1_000_000 => Some((
+                    "below the 1ms Docker accepts".into(),
+                    "0 or at least 1ms".into(),
+                )),
+                Ok(_) => None,
+            },
+        }
+    }
+
+    fn error(&self, file: &Path, message: String) -> InputError {
+        InputError {
+            file: file.to_path_buf(),
+            line: self.line,
+            column: self.column,
+            message,
+            choices: vec![],
+        }
+    }
+
+    /// Refuses a literal value the engine would refuse.
+    pub(super) fn check_literal(&self, file: &Path) -> Result<(), InputError> {
+        match self.problem(&self.raw) {
+            None => Ok(()),
+            Some((what, fix)) => Err(self.error(
+                file,
+                format!("{} '{}' is {what}: write {fix}", self.path(), self.raw),
+            )),
+        }
+    }
+
+    /// Refuses the value a set of variables gives it, naming the variables; a variable
+    /// the tool itself provides at run time (not in `vars`) leaves it unchecked.
+    pub(super) fn check_with(
+        &self,
+        vars: &BTreeMap<String, String>,
+        file: &Path,
+    ) -> Result<(), InputError> {
+        let Ok(value) = interpolate(&self.raw, vars) else {
+            return Ok(());
+        };
+        let Some((what, fix)) = self.problem(&value) else {
+            return Ok(());
+        };
+        let refs = references(&self.raw);
+        let cell: Vec<String> = refs
+            .iter()
+            .map(|(name, _)| match vars.get(name).filter(|v| !v.is_empty()) {
+                Some(v) => format!("{name}={v}"),
+                None => format!("{name} unset (its default applies)"),
+            })
+            .collect();
+        let names: Vec<&str> = refs.iter().map(|(name, _)| name.as_str()).collect();
+        Err(self.error(
+            file,
+            format!(
+                "{} '{}' is '{value}' in the cell with {}, which is {what}: change the matrix's values for {} so that it is {fix}",
+                self.path(),
+                self.raw,
+                cell.join(", "),
+                names.join(", ")
+            ),
+        ))
+    }
+}
+
+/// The checked service settings of a file, with their locations. `single` names the
+/// services that must run as one container.
+pub(super) fn settings(spans: &Spans, text: &str, single: &[&str]) -> Vec<Setting> {
+    let mut out = Vec::new();
+    for (svc, s) in &spans.services {
+        let mut add = |key: Key, raw: String, at: (usize, usize)| {
+            out.push(Setting {
+                service: svc.clone(),
+                key,
+                raw,
+                line: at.0,
+                column: at.1,
+                single: single.contains(&svc.as_str()),
+            })
+        };
+        if let Some(r) = s.deploy.as_ref().and_then(|d| d.replicas.as_ref()) {
+            let raw = match &r.value {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            add(Key::Replicas, raw, start(r, text));
+        }
+        if let Some(m) = &s.mem_limit {
+            add(Key::MemLimit, m.value.clone(), start(m, text));
+        }
+        if let Some(h) = &s.healthcheck {
+            for (field, v) in [
+                ("interval", &h.interval),
+                ("timeout", &h.timeout),
+                ("start_period", &h.start_period),
+            ] {
+                if let Some(v) = v {
+                    add(Key::Duration(field), v.value.clone(), start(v, text));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Refuses SQL in `x-racy.reset` and `x-racy.observe` that would take anything but its own
+/// text: a `${...}` there would put a matrix value into SQL, and for SQLite a line that
+/// starts with `.` is a command of the sqlite3 shell the statements run through
+/// (`.shell`, `.system` and `.output` run programs and write files), not SQL.
+pub(super) fn check_sql(
+    spans: &Spans,
+    engine: Engine,
+    text: &str,
+    file: &Path,
+) -> Result<(), InputError> {
+    let sql = &spans.x_racy;
+    let statements = sql
+        .reset
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (format!("x-racy.reset statement {}", i + 1), s))
+        .chain(
+            sql.observe
+                .iter()
+                .map(|(k, s)| (format!("x-racy.observe.{k}"), s)),
+        );
+    for (what, stmt) in statements {
+        let error = |needle: &str, message: String| {
+            let (line, column) = find_in(stmt, text, needle);
+            InputError {
+                file: file.to_path_buf(),
+                line,
+                column,
+                message,
+                choices: vec![],
+            }
+        };
+        if let Some(reference) = first_reference(&stmt.value) {
+            return Err(error(
+                reference,
+                format!(
+                    "{what} uses '{reference}': SQL is taken as written and matrix values never reach it; write the value itself into the statement (a literal '$' is written '$$')"
+                ),
+            ));
+        }
+        if engine == Engine::Sqlite
+            && let Some(line) = stmt.value.lines().find(|l| l.trim_start().starts_with('.'))
+        {
+            let line = line.trim();
+            let command = line.split_whitespace().next().unwrap_or(line);
+            return Err(error(
+                line,
+                format!(
+                    "{what} is the sqlite3 command '{command}', not SQL: the statements run through the sqlite3 shell, which would execute it; write SQL statements only"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The first interpolation in `s` as written (`${name...}` or `$name`; `$$` is a literal
+/// dollar).
+fn first_reference(s: &str) -> Option<&str> {
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'$' {
+            match bytes.get(i + 1) {
+                Some(b'$') => {
+                    i += 2;
+                    continue;
+                }
+                Some(b'{') => {
+                    let end = s[i..].find('}').map_or(s.len(), |e| i + e + 1);
+                    return Some(&s[i..end]);
+                }
+                Some(c) if c.is_ascii_alphanumeric() || *c == b'_' => {
+                    let len = s[i + 1..]
+                        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                        .unwrap_or(s.len() - i - 1);
+                    return Some(&s[i..i + 1 + len]);
+                }
+                _ => {}
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The 1-based line and column of byte `at` of `text` (columns count characters).
+pub(super) fn position(text: &str, at: usize) -> (usize, usize) {
+    let before = &text[..at.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before[before.rfind('\n').map_or(0, |i| i + 1)..]
+        .chars()
+        .count()
+        + 1;
+    (line, column)
+}
+
+/// Where a spanned value starts.
+fn start<T>(v: &Spanned<T>, text: &str) -> (usize, usize) {
+    match v.referenced.span().byte_offset() {
+        Some(at) => position(text, at as usize),
+        None => (v.referenced.line() as usize, v.referenced.column() as usize),
+    }
+}
+
+/// Where `needle` occurs inside the source of a spanned value (its start when the source
+/// spells it otherwise, e.g. with escapes).
+fn find_in<T>(v: &Spanned<T>, text: &str, needle: &str) -> (usize, usize) {
+    let span = v.defined.span();
+    if let (Some(at), Some(len)) = (span.byte_offset(), span.byte_len()) {
+        let (at, len) = (at as usize, len as usize);
+        if let Some(source) = text.get(at..at + len)
+            && let Some(found) = source.find(needle)
+        {
+            return position(text, at + found);
+        }
+    }
+    start(v, text)
+}
+
+/// Parses a compose byte size (`512m`, `1g`, `1GB`, `1073741824`): a positive number with
+/// an optional unit b, k, m or g.
+pub fn parse_bytes(s: &str) -> Result<i64> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let (num, mult) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        _ => (t, 1),
+    };
+    let n: f64 = num
+        .trim()
+        .parse()
+        .ok()
+        .filter(|n: &f64| n.is_finite() && *n > 0.0)
+        .ok_or_else(|| anyhow!("bad memory size '{s}'"))?;
+    Ok((n * mult as f64) as i64)
+}
+
+/// Parses a replica count: a whole number from 1 to [`MAX_REPLICAS`].
+pub fn parse_replicas(s: &str) -> Result<u32> {
+    match s.trim().parse::<u32>() {
+        Ok(n) if (1..=MAX_REPLICAS).contains(&n) => Ok(n),
+        _ => bail!("deploy.replicas must be a whole number from 1 to {MAX_REPLICAS}, got '{s}'"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!(parse_bytes("512m").unwrap(), 512 << 20);
+        assert_eq!(parse_bytes("1g").unwrap(), 1 << 30);
+        assert_eq!(parse_bytes("1GB").unwrap(), 1 << 30);
+        assert_eq!(parse_bytes("1.5k").unwrap(), 1536);
+        assert_eq!(parse_bytes("100").unwrap(), 100);
+        for bad in ["lots", "", "m", "-5m", "0", "NaNm", "infg", "1t"] {
+            assert!(parse_bytes(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn replica_counts() {
+        assert_eq!(parse_replicas(" 3 ").unwrap(), 3);
+        for bad in ["-3", "0", "65", "2.5", "two", ""] {
+            assert!(parse_replicas(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn references_as_written() {
+        assert_eq!(first_reference("id = ${account}"), Some("${account}"));
+        assert_eq!(first_reference("id = $account + 1"), Some("$account"));
+        assert_eq!(first_reference("${open"), Some("${open"));
+        assert_eq!(first_reference("$$ $$x $1"), Some("$1"));
+        assert_eq!(first_reference("cost $$5, $ alone, a$"), None);
+    }
+
+    #[test]
+    fn positions_count_characters() {
+        let text = "a: 1\nbé: ${x}\n";
+        assert_eq!(position(text, 0), (1, 1));
+        assert_eq!(position(text, text.find('$').unwrap()), (2, 5));
+        assert_eq!(position(text, text.len()), (3, 1));
+    }
+}
