@@ -1,8 +1,9 @@
 //! racy-matrix's benchmark harness: `cargo bench --bench harness` (all sections; about
 //! 8 minutes on 2 cores) or `cargo bench --bench harness -- SECTION...` with sections
 //! `overhead`, `baseline`, `start`, `reconfigure`, `skew`. It prints every figure next
-//! to its target, and writes them to `target/bench-figures.json`. It needs a Docker
-//! Engine and the stack images (`racy-matrix run matrices/quick.yaml` makes them).
+//! to its target, and writes them to `bench-figures.json` in cargo's target directory.
+//! It needs a Docker Engine and the stack images (`racy-matrix run matrices/quick.yaml`
+//! makes them).
 //!
 //! - overhead: wall time of `racy-matrix run matrices/quick.yaml` against the sum of the
 //!   cells' burst times; peak RSS and CPU time of the racy-matrix process.
@@ -93,7 +94,11 @@ impl Report {
                 })
             })
             .collect();
-        let path = Path::new(ROOT).join("target/bench-figures.json");
+        // cargo's target directory, wherever CARGO_TARGET_DIR puts it
+        let dir = std::env::var_os("CARGO_TARGET_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| Path::new(ROOT).join("target"));
+        let path = dir.join("bench-figures.json");
         std::fs::write(&path, serde_json::to_string_pretty(&rows)?)?;
         println!("\nfigures written to {}", path.display());
         Ok(())
@@ -173,10 +178,12 @@ async fn main() -> Result<()> {
         Ok::<_, anyhow::Error>(())
     }
     .await;
-    engine
+    let cleanup = engine
         .remove_labelled(&format!("{}={}", racy_matrix::engine::RUN_LABEL, run.id))
-        .await?;
+        .await;
+    // a failed measurement says more than a cleanup that failed after it
     result?;
+    cleanup?;
     report.save()
 }
 
@@ -491,6 +498,7 @@ async fn skew(engine: &Engine, run: &RunId, report: &mut Report) -> Result<()> {
         Ok::<_, anyhow::Error>(())
     }
     .await;
-    d.shutdown().await?;
-    measured
+    let down = d.shutdown().await;
+    measured?;
+    down
 }
