@@ -1,8 +1,9 @@
 //! racy-matrix's benchmark harness: `cargo bench --bench harness` (all sections; about
 //! 8 minutes on 2 cores) or `cargo bench --bench harness -- SECTION...` with sections
 //! `overhead`, `baseline`, `start`, `reconfigure`, `skew`. It prints every figure next
-//! to its target, and writes them to `target/bench-figures.json`. It needs a Docker
-//! Engine and the stack images (`racy-matrix run matrices/quick.yaml` makes them).
+//! to its target, and writes them to `bench-figures.json` in cargo's target directory.
+//! It needs a Docker Engine and the stack images (`racy-matrix run matrices/quick.yaml`
+//! makes them).
 //!
 //! - overhead: wall time of `racy-matrix run matrices/quick.yaml` against the sum of the
 //!   cells' burst times; peak RSS and CPU time of the racy-matrix process.
@@ -13,7 +14,9 @@
 //! - reconfigure: a worker-count change between two cells, live (TTIN/TTOU) and by
 //!   recreating the app.
 //! - skew: server-side start skew (max − min `t_read`) of 8, 32 and 128 requests through
-//!   nginx for each release method, after one untimed burst of the same size.
+//!   nginx for each release method, after one untimed burst of the same size; and, with
+//!   tcpdump on the stack's bridge network, the spread of the times at which each
+//!   request's last data packet reaches nginx's port.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -93,7 +96,11 @@ impl Report {
                 })
             })
             .collect();
-        let path = Path::new(ROOT).join("target/bench-figures.json");
+        // cargo's target directory, wherever CARGO_TARGET_DIR puts it
+        let dir = std::env::var_os("CARGO_TARGET_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| Path::new(ROOT).join("target"));
+        let path = dir.join("bench-figures.json");
         std::fs::write(&path, serde_json::to_string_pretty(&rows)?)?;
         println!("\nfigures written to {}", path.display());
         Ok(())
@@ -173,10 +180,12 @@ async fn main() -> Result<()> {
         Ok::<_, anyhow::Error>(())
     }
     .await;
-    engine
+    let cleanup = engine
         .remove_labelled(&format!("{}={}", racy_matrix::engine::RUN_LABEL, run.id))
-        .await?;
+        .await;
+    // a failed measurement says more than a cleanup that failed after it
     result?;
+    cleanup?;
     report.save()
 }
 
@@ -414,6 +423,15 @@ async fn skew(engine: &Engine, run: &RunId, report: &mut Report) -> Result<()> {
             ("amount".to_string(), "100".to_string()),
             ("delay_ms".to_string(), "1000".to_string()),
         ];
+        // tcpdump on the stack's bridge: when each request's last bytes reach nginx's
+        // port, whatever the client's clock and the proxy in between say
+        let mut wire = match Wire::find(engine, run, d.driver.target.port).await {
+            Ok(w) => Some(w),
+            Err(e) => {
+                println!("  {WIRE_SKIPPED}: {e:#}");
+                None
+            }
+        };
         for n in [8u32, 32, 128] {
             for release in Release::ALL {
                 let spec = BurstSpec {
@@ -429,10 +447,20 @@ async fn skew(engine: &Engine, run: &RunId, report: &mut Report) -> Result<()> {
                 // figures are those of a stack that has served a burst of this size
                 db.reset().await?;
                 burst::fire(&spec, REPS as u32).await;
-                let (mut skews, mut at_proxy) = (vec![], vec![]);
+                let capture = match wire.as_ref().map(Wire::start).transpose() {
+                    Ok(c) => c,
+                    Err(e) => {
+                        println!("  {WIRE_SKIPPED}: {e:#}");
+                        wire = None;
+                        None
+                    }
+                };
+                let (mut skews, mut at_proxy, mut windows) = (vec![], vec![], vec![]);
                 for r in 0..REPS {
                     db.reset().await?;
+                    let from = unix_ns();
                     let shot = burst::fire(&spec, r as u32).await;
+                    windows.push((from, unix_ns()));
                     let answered: Vec<_> = shot
                         .records
                         .iter()
@@ -486,11 +514,249 @@ async fn skew(engine: &Engine, run: &RunId, report: &mut Report) -> Result<()> {
                     None,
                     "ms resolution",
                 );
+                let spreads = capture.map(|c| c.spreads(&windows, n)).transpose();
+                let spreads = spreads.unwrap_or_else(|e| {
+                    println!("  {WIRE_SKIPPED} at {n} requests, {name}: {e:#}");
+                    None
+                });
+                if let Some(spreads) = spreads {
+                    let note = spreads.note();
+                    if spreads.miscounted > 0 || spreads.dropped > 0 {
+                        println!("  on the wire, {n} requests, {name}: {note}");
+                    }
+                    report.add(
+                        &format!("last bytes on the wire, {n} requests, {name}: median"),
+                        median(&spreads.ms),
+                        "ms",
+                        None,
+                        &note,
+                    );
+                    report.add(
+                        &format!("last bytes on the wire, {n} requests, {name}: max"),
+                        spreads.ms.iter().copied().fold(f64::NAN, f64::max),
+                        "ms",
+                        None,
+                        &note,
+                    );
+                }
             }
         }
         Ok::<_, anyhow::Error>(())
     }
     .await;
-    d.shutdown().await?;
-    measured
+    let down = d.shutdown().await;
+    measured?;
+    down
+}
+
+/// Printed when the capture cannot run; only the on-the-wire figures are left out.
+const WIRE_SKIPPED: &str =
+    "no packet capture on the stack's network, so no last-bytes-on-the-wire figures";
+
+fn unix_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+/// Where to capture a stack's bursts: its bridge interface and the target's port.
+struct Wire {
+    interface: String,
+    port: u16,
+}
+
+impl Wire {
+    /// The bridge of the one network this run has up.
+    async fn find(engine: &Engine, run: &RunId, port: u16) -> Result<Wire> {
+        let filter = format!("{}={}", racy_matrix::engine::RUN_LABEL, run.id);
+        let networks = engine.labelled_networks(&filter).await?;
+        let [(network, _)] = networks.as_slice() else {
+            bail!(
+                "expected one network of run {}, found {}",
+                run.id,
+                networks.len()
+            );
+        };
+        let interface = engine.bridge_interface(network).await?;
+        Ok(Wire { interface, port })
+    }
+
+    /// Starts tcpdump on the bridge, writing the headers of packets towards the port to
+    /// a file, and returns once it listens.
+    fn start(&self) -> Result<Capture> {
+        let file = std::env::temp_dir().join(format!(
+            "racy-bench-wire-{}-{}.pcap",
+            std::process::id(),
+            unix_ns()
+        ));
+        let mut child = std::process::Command::new("tcpdump")
+            // every packet handed over and written at once, not batched: the capture
+            // stops soon after the last burst
+            .args(["--immediate-mode", "-U", "-n", "-s", "128", "-i"])
+            .arg(&self.interface)
+            .arg("-w")
+            .arg(&file)
+            .arg(format!("tcp dst port {}", self.port))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .context("starting tcpdump (is it installed?)")?;
+        // tcpdump says "listening on IFACE" once the capture is in place; the rest of
+        // its stderr (the drop count at exit) is kept for `spreads`
+        let stderr = child.stderr.take().context("tcpdump's stderr")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            use std::io::BufRead;
+            let mut lines = Vec::new();
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if line.contains("listening on") {
+                    let _ = tx.send(());
+                }
+                lines.push(line);
+            }
+            lines
+        });
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(()) => Ok(Capture {
+                child,
+                file,
+                reader: Some(reader),
+            }),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let said = reader.join().unwrap_or_default().join(" ");
+                std::fs::remove_file(&file).ok();
+                bail!(
+                    "tcpdump on {} did not start listening: {}",
+                    self.interface,
+                    said.trim()
+                )
+            }
+        }
+    }
+}
+
+/// A running capture; dropped before `spreads` (a burst failed), it ends tcpdump and
+/// removes its file.
+struct Capture {
+    child: std::process::Child,
+    file: std::path::PathBuf,
+    reader: Option<std::thread::JoinHandle<Vec<String>>>,
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        std::fs::remove_file(&self.file).ok();
+    }
+}
+
+/// Per burst, the spread of the last data packets of its connections.
+struct Spreads {
+    ms: Vec<f64>,
+    /// Bursts in which fewer or more connections than requests sent data.
+    miscounted: usize,
+    /// Packets the kernel dropped before tcpdump read them.
+    dropped: u64,
+}
+
+impl Spreads {
+    fn note(&self) -> String {
+        let mut note = "tcpdump on the bridge, us resolution".to_string();
+        if self.miscounted > 0 {
+            note.push_str(&format!(
+                "; {} bursts without one connection per request",
+                self.miscounted
+            ));
+        }
+        if self.dropped > 0 {
+            note.push_str(&format!("; {} packets dropped", self.dropped));
+        }
+        note
+    }
+}
+
+impl Capture {
+    /// Stops the capture and returns, for each burst (its client-side time window), the
+    /// spread (max − min) of the times at which each of its connections' last data
+    /// packet reached the target port.
+    fn spreads(mut self, windows: &[(i64, i64)], requests: u32) -> Result<Spreads> {
+        // SIGINT: tcpdump writes what it holds and prints its counts
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        self.child.wait().context("waiting for tcpdump")?;
+        let said = self
+            .reader
+            .take()
+            .and_then(|r| r.join().ok())
+            .unwrap_or_default();
+        let dropped = said
+            .iter()
+            .find_map(|l| l.strip_suffix(" packets dropped by kernel"))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0);
+        let out = std::process::Command::new("tcpdump")
+            .args(["-q", "-tt", "-n", "-r"])
+            .arg(&self.file)
+            .output()
+            .context("reading the capture back with tcpdump -r")?;
+        if !out.status.success() {
+            bail!(
+                "tcpdump -r failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        let packets = data_packets(&String::from_utf8_lossy(&out.stdout));
+        let (mut ms, mut miscounted) = (vec![], 0);
+        for &(from, to) in windows {
+            // a port may be reused by a later burst: connections are told apart per window
+            let mut last: BTreeMap<&str, i64> = BTreeMap::new();
+            for (t, conn) in packets.iter().filter(|(t, _)| (from..=to).contains(t)) {
+                last.insert(conn, *t);
+            }
+            if last.len() != requests as usize {
+                miscounted += 1;
+            }
+            if let (Some(lo), Some(hi)) = (last.values().min(), last.values().max()) {
+                ms.push((hi - lo) as f64 / 1e6);
+            }
+        }
+        if ms.is_empty() {
+            bail!("the capture holds no request data in any burst's time window");
+        }
+        Ok(Spreads {
+            ms,
+            miscounted,
+            dropped,
+        })
+    }
+}
+
+/// The packets carrying data in `tcpdump -q -tt -n` output, as (Unix ns, source
+/// address.port), in capture order. A line reads
+/// `1732512345.123456 IP 172.18.0.1.41234 > 172.18.0.5.80: tcp 345`.
+fn data_packets(text: &str) -> Vec<(i64, String)> {
+    text.lines()
+        .filter_map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let [stamp, _, source, ">", _, "tcp", length] = words.as_slice() else {
+                return None;
+            };
+            if length.parse::<u64>().ok()? == 0 {
+                return None;
+            }
+            let (secs, frac) = stamp.split_once('.')?;
+            let frac = format!("{frac:0<9}");
+            let ns =
+                secs.parse::<i64>().ok()? * 1_000_000_000 + frac.get(..9)?.parse::<i64>().ok()?;
+            Some((ns, source.to_string()))
+        })
+        .collect()
 }

@@ -503,6 +503,28 @@ impl Engine {
             .collect())
     }
 
+    /// The host interface of a bridge network: the name the network gives its bridge, else
+    /// Docker's `br-` and the first 12 characters of its id (where a packet capture of the
+    /// stack's own traffic listens).
+    pub async fn bridge_interface(&self, network: &str) -> Result<String> {
+        let net = self
+            .docker
+            .inspect_network(network, None)
+            .await
+            .with_context(|| format!("inspecting network {network}"))?;
+        if let Some(name) = net
+            .options
+            .as_ref()
+            .and_then(|o| o.get("com.docker.network.bridge.name"))
+        {
+            return Ok(name.clone());
+        }
+        let id = net
+            .id
+            .ok_or_else(|| anyhow!("the engine reports no id for network {network}"))?;
+        Ok(format!("br-{}", id.get(..12).unwrap_or(&id)))
+    }
+
     /// Removes a network; missing is fine.
     pub async fn remove_network(&self, name: &str) -> Result<()> {
         match self.docker.remove_network(name).await {
