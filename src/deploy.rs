@@ -10,7 +10,7 @@ use bollard::models::HealthConfig;
 
 use crate::engine::{
     ContainerSpec, Engine, HOST_LABEL, KEEP_LABEL, PID_LABEL, RUN_LABEL, SERVICE_LABEL,
-    STACK_LABEL, compose_duration_ns,
+    STACK_LABEL, STARTED_LABEL, compose_duration_ns,
 };
 use crate::image;
 use crate::probe::{self, Db, Sqlite};
@@ -121,6 +121,9 @@ impl RunId {
         ]);
         if self.kept {
             labels.insert(KEEP_LABEL.to_string(), "true".to_string());
+        }
+        if let Some(started) = crate::engine::process_started(std::process::id()) {
+            labels.insert(STARTED_LABEL.to_string(), started);
         }
         labels
     }

@@ -30,6 +30,8 @@ pub const SERVICE_LABEL: &str = "racy-matrix.service";
 pub const PID_LABEL: &str = "racy-matrix.pid";
 /// Label holding the host name of the machine that owns the object.
 pub const HOST_LABEL: &str = "racy-matrix.host";
+/// Label: when the process that made the object started (see [`process_started`]).
+pub const STARTED_LABEL: &str = "racy-matrix.started";
 /// Label of the objects of a run whose stacks stay up after it (`run --keep-up`).
 pub const KEEP_LABEL: &str = "racy-matrix.keep";
 
@@ -639,12 +641,13 @@ impl Engine {
 }
 
 /// Whether objects with these labels belong to a run whose process is gone: made on this
-/// host (`host`) by a process `alive` says is dead. Runs of `up` (ids starting `up-`) and
-/// of `run --keep-up` end on purpose while their stack stays, so they are never orphans.
+/// host (`host`) by a process `alive` says is dead (given its pid and, when labelled, its
+/// start time). Runs of `up` (ids starting `up-`) and of `run --keep-up` end on purpose
+/// while their stack stays, so they are never orphans.
 pub fn is_orphan(
     labels: &HashMap<String, String>,
     host: &str,
-    alive: &dyn Fn(u32) -> bool,
+    alive: &dyn Fn(u32, Option<&str>) -> bool,
 ) -> bool {
     let Some(run) = labels.get(RUN_LABEL) else {
         return false;
@@ -656,13 +659,35 @@ pub fn is_orphan(
         return false;
     }
     match labels.get(PID_LABEL).and_then(|p| p.parse::<u32>().ok()) {
-        Some(pid) => !alive(pid),
+        Some(pid) => !alive(
+            pid,
+            labels
+                .get(STARTED_LABEL)
+                .map(String::as_str)
+                .filter(|s| !s.is_empty()),
+        ),
         None => false,
     }
 }
 
-/// Whether a racy-matrix process with this pid runs on this host.
-pub fn racy_process_alive(pid: u32) -> bool {
+/// When a process started, in clock ticks since boot (field 22 of `/proc/PID/stat`):
+/// with the pid, it names one process for as long as the machine runs, whatever its
+/// program is called (a benchmark or a test binary as well as racy-matrix).
+pub fn process_started(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // the program name, in parentheses, may itself hold spaces and parentheses
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(19).map(str::to_string)
+}
+
+/// Whether the process that made a run still runs on this host: the process with this
+/// pid and, when the run recorded one, this start time (a reused pid then does not
+/// count); without a start time (objects of older versions), a process with this pid
+/// whose command line names racy-matrix.
+pub fn run_process_alive(pid: u32, started: Option<&str>) -> bool {
+    if let Some(started) = started {
+        return process_started(pid).as_deref() == Some(started);
+    }
     std::fs::read(format!("/proc/{pid}/cmdline"))
         .map(|c| {
             let c = String::from_utf8_lossy(&c);
@@ -690,7 +715,7 @@ impl Engine {
             .into_iter()
             .chain(self.labelled_networks(RUN_LABEL).await?)
             .chain(self.labelled_volumes(RUN_LABEL).await?)
-            .filter(|(_, l)| is_orphan(l, &host, &racy_process_alive))
+            .filter(|(_, l)| is_orphan(l, &host, &run_process_alive))
             .filter_map(|(_, l)| l.get(RUN_LABEL).cloned())
             .collect();
         runs.sort();
@@ -756,7 +781,7 @@ mod tests {
                 (PID_LABEL.to_string(), pid.to_string()),
             ])
         };
-        let alive = |pid: u32| pid == 10;
+        let alive = |pid: u32, _: Option<&str>| pid == 10;
         assert!(is_orphan(&labels("r1", "h", "11"), "h", &alive));
         assert!(
             !is_orphan(&labels("r1", "h", "10"), "h", &alive),
@@ -778,11 +803,27 @@ mod tests {
             "no pid: not ours to judge"
         );
         assert!(!is_orphan(&HashMap::new(), "h", &alive));
+        // the start time is what tells a live run from a reused pid
+        let me = std::process::id();
+        let started = process_started(me).expect("this process has a start time");
+        assert!(started.parse::<u64>().is_ok(), "{started}");
+        let mut ours = labels("r1", "h", &me.to_string());
+        ours.insert(STARTED_LABEL.to_string(), started.clone());
         assert!(
-            racy_process_alive(std::process::id()),
-            "this test binary counts"
+            !is_orphan(&ours, "h", &run_process_alive),
+            "this test binary's run is live"
         );
-        assert!(!racy_process_alive(u32::MAX));
+        let mut reused = ours.clone();
+        reused.insert(STARTED_LABEL.to_string(), "1".to_string());
+        assert!(
+            is_orphan(&reused, "h", &run_process_alive),
+            "same pid, other process"
+        );
+        assert!(
+            run_process_alive(me, None),
+            "without a start time: a racy-matrix command line (this test binary's)"
+        );
+        assert!(!run_process_alive(u32::MAX, Some(&started)));
     }
 
     #[test]
