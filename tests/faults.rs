@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use common::{first_cell, interrupt, stderr_of, wait_exit, wait_for_containers};
@@ -12,18 +12,12 @@ use common::{first_cell, interrupt, stderr_of, wait_exit, wait_for_containers};
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn start_run(out: &std::path::Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_racy-matrix"))
-        .args([
-            "run",
-            "tests/matrices/slow.yaml",
-            "--output",
-            out.to_str().unwrap(),
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+    common::spawn(&[
+        "run",
+        "tests/matrices/slow.yaml",
+        "--output",
+        out.to_str().unwrap(),
+    ])
 }
 
 #[tokio::test]

@@ -6,7 +6,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// One stack at a time on this machine: these tests run one after another.
@@ -293,18 +292,12 @@ async fn an_app_killed_mid_run_fails_its_cell_with_the_reason_and_is_retried() {
     }
     let _one = ONE_AT_A_TIME.lock().await;
     let out = common::temp_dir("appkill");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_racy-matrix"))
-        .args([
-            "run",
-            "tests/matrices/slow.yaml",
-            "--output",
-            out.to_str().unwrap(),
-        ])
-        .current_dir(ROOT)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = common::spawn(&[
+        "run",
+        "tests/matrices/slow.yaml",
+        "--output",
+        out.to_str().unwrap(),
+    ]);
     let run = common::wait_for_containers(child.id(), Duration::from_secs(300)).await;
     common::first_cell(&out).await;
     let apps = common::containers(&[
@@ -417,13 +410,7 @@ async fn up_interrupted_while_starting_leaves_nothing() {
         return;
     }
     let _one = ONE_AT_A_TIME.lock().await;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_racy-matrix"))
-        .args(["up", "django-postgres"])
-        .current_dir(ROOT)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = common::spawn(&["up", "django-postgres"]);
     let run = common::wait_for_containers(child.id(), Duration::from_secs(300)).await;
     common::interrupt(&child);
     let status = common::wait_exit(&mut child, Duration::from_secs(30));

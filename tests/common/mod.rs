@@ -15,6 +15,18 @@ pub fn racy(args: &[&str]) -> Output {
         .expect("racy-matrix runs")
 }
 
+/// Starts the racy-matrix binary from the project root with its output piped, without
+/// waiting for it (for tests that signal or kill it).
+pub fn spawn(args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_racy-matrix"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("racy-matrix starts")
+}
+
 /// A fresh directory under the system temp dir.
 pub fn temp_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!(
