@@ -107,24 +107,17 @@ impl Report {
     }
 }
 
+/// The crate's nearest-rank percentile (NaN when there are no values, so that a figure
+/// with no data prints as such).
 fn percentile(v: &[f64], q: f64) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
-    if s.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((q * s.len() as f64).ceil() as usize).clamp(1, s.len());
-    s[rank - 1]
+    racy_matrix::measure::percentile(&s, q).unwrap_or(f64::NAN)
 }
 
+/// The crate's median (NaN when there are no values).
 fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    match s.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => s[n / 2],
-        n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
-    }
+    racy_matrix::measure::median(v.to_vec()).unwrap_or(f64::NAN)
 }
 
 fn secs(d: Duration) -> f64 {

@@ -1,4 +1,5 @@
-//! Commands, their options and exit codes.
+//! The command line: arguments (clap), one function per command, and the one place
+//! that turns how a command ended into an exit code.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -6,22 +7,15 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 use crate::deploy::{Deployment, RunId};
 use crate::engine::{Engine, RUN_LABEL};
 use crate::export::{self, Format};
-use crate::matrix::{self, Cell, InputError, Matrix, parse_shard};
+use crate::matrix::{self, Cell, InputError, Matrix, Shard};
 use crate::results::{self, RunDir};
 use crate::runner::{self, RunOptions};
 use crate::stack::{self, StackCatalog};
-
-/// Exit code: an expectation failed.
-pub const EXIT_EXPECTATION: u8 = 1;
-/// Exit code: bad input (matrix, stack file, arguments).
-pub const EXIT_INPUT: u8 = 2;
-/// Exit code: the engine or a stack failed.
-pub const EXIT_ENGINE: u8 = 3;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -35,7 +29,8 @@ Examples:
   racy-matrix report results/quick-20261124-101500 --format md
   racy-matrix merge out/1 out/2 out/3 out/4 --output out/all
 
-Exit codes: 0 ok, 1 an expectation failed, 2 bad input, 3 engine or stack failure.";
+Exit codes: 0 ok, 1 an expectation failed, 2 bad input, 3 engine or stack failure (or a
+cell that could not be measured), 4 a local file or output could not be written.";
 
 /// Measures race conditions: sweeps a matrix of concurrency settings over real
 /// containers and counts lost updates.
@@ -53,48 +48,22 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run a matrix: bring the stacks up, sweep every cell, write CSV, Markdown and JSON.
-    Run {
-        /// The matrix file (YAML).
-        matrix: PathBuf,
-        /// Output directory (default: results/<matrix name>-<time>/).
-        #[arg(long, value_name = "DIR")]
-        output: Option<PathBuf>,
-        /// Run only shard K of N of the cells (e.g. 2/4).
-        #[arg(long, value_name = "K/N")]
-        shard: Option<String>,
-        /// Complete an interrupted run in DIR: run only the cells it lacks (or that failed).
-        #[arg(long, value_name = "DIR", conflicts_with = "output")]
-        resume: Option<PathBuf>,
-        /// Leave the last stack running after the run (until `racy-matrix clean`; `down`
-        /// and later runs leave it alone).
-        #[arg(long)]
-        keep_up: bool,
-        /// Retry a failed cell this many times, each on a freshly created stack.
-        #[arg(long, default_value_t = 1, value_name = "N")]
-        retries: u32,
-        /// Stop at the first cell that still fails after its retries.
-        #[arg(long)]
-        fail_fast: bool,
-        /// Measure on N independent stack instances at once, each taking a contiguous
-        /// slice of the cells (needs the cores: see the README on distortion).
-        #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=16))]
-        parallel: u16,
-    },
+    Run(RunArgs),
     /// Print the cells in run order, the restarts they need and an estimated time.
     Plan {
         /// The matrix file (YAML).
         matrix: PathBuf,
         /// Show only shard K of N.
         #[arg(long, value_name = "K/N")]
-        shard: Option<String>,
+        shard: Option<Shard>,
     },
     /// Bring one stack up for manual play and print its URLs.
     Up {
         /// Stack name (a directory under stacks/).
         stack: String,
         /// Set a stack variable, e.g. --set workers=4 (repeatable).
-        #[arg(long = "set", value_name = "K=V")]
-        set: Vec<String>,
+        #[arg(long = "set", value_name = "K=V", value_parser = parse_assignment)]
+        set: Vec<(String, String)>,
     },
     /// Remove the stacks started with `up`.
     Down,
@@ -105,9 +74,9 @@ enum Command {
     Report {
         /// A run directory.
         dir: PathBuf,
-        /// csv, md or json.
-        #[arg(long, default_value = "md")]
-        format: String,
+        /// The format to render.
+        #[arg(long, value_enum, default_value_t = Format::Markdown)]
+        format: Format,
     },
     /// Merge run directories (e.g. shards) into one.
     Merge {
@@ -120,35 +89,124 @@ enum Command {
     },
 }
 
-/// A failure with its exit code.
-#[derive(Debug)]
-pub struct Failure {
-    code: u8,
-    error: anyhow::Error,
+/// The options of `run`.
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// The matrix file (YAML).
+    matrix: PathBuf,
+    /// Output directory (default: results/<matrix name>-<time>/).
+    #[arg(long, value_name = "DIR")]
+    output: Option<PathBuf>,
+    /// Run only shard K of N of the cells (e.g. 2/4).
+    #[arg(long, value_name = "K/N")]
+    shard: Option<Shard>,
+    /// Complete an interrupted run in DIR: run only the cells it lacks (or that failed).
+    #[arg(long, value_name = "DIR", conflicts_with = "output")]
+    resume: Option<PathBuf>,
+    /// Leave the last stack running after the run (until `racy-matrix clean`; `down`
+    /// and later runs leave it alone).
+    #[arg(long)]
+    keep_up: bool,
+    /// Retry a failed cell this many times, each on a freshly created stack.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    retries: u32,
+    /// Stop at the first cell that still fails after its retries.
+    #[arg(long)]
+    fail_fast: bool,
+    /// Measure on N independent stack instances at once, each taking a contiguous
+    /// slice of the cells (needs the cores: see the README on distortion).
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=16))]
+    parallel: u16,
 }
 
-fn fail(code: u8) -> impl FnOnce(anyhow::Error) -> Failure {
-    move |error| Failure { code, error }
+/// `K=V` of `up --set`.
+fn parse_assignment(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected K=V, got '{s}'"))
+}
+
+/// Why a command failed; its kind alone decides the exit code (see [`exit_code`]).
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// The matrix, a stack file or an argument is wrong; nothing was started.
+    #[error("{0:#}")]
+    Input(anyhow::Error),
+    /// The engine or a stack failed, or the run was interrupted.
+    #[error("{0:#}")]
+    Engine(anyhow::Error),
+    /// A local file (the results store, an output file) or stdout could not be written.
+    #[error("{0:#}")]
+    Local(anyhow::Error),
 }
 
 impl From<InputError> for Failure {
     fn from(e: InputError) -> Self {
-        Failure {
-            code: EXIT_INPUT,
-            error: anyhow!("{e}"),
-        }
+        Failure::Input(anyhow!("{e}"))
     }
 }
 
-/// Parses the arguments, runs the command and maps failures to exit codes.
+/// How a command that ran to its end came out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// All is well.
+    Ok,
+    /// An expectation of the matrix did not hold.
+    ExpectationMissed,
+    /// Some cells could not be measured (they are recorded as failed).
+    CellsFailed,
+}
+
+/// The exit code of a command's outcome: the one place that chooses it.
+pub fn exit_code(outcome: &Result<Verdict, Failure>) -> u8 {
+    match outcome {
+        Ok(Verdict::Ok) => 0,
+        Ok(Verdict::ExpectationMissed) => 1,
+        Err(Failure::Input(_)) => 2,
+        Ok(Verdict::CellsFailed) | Err(Failure::Engine(_)) => 3,
+        Err(Failure::Local(_)) => 4,
+    }
+}
+
+/// Shorthands that tag an error with its kind.
+trait Kind<T> {
+    fn input(self) -> Result<T, Failure>;
+    fn engine(self) -> Result<T, Failure>;
+    fn local(self) -> Result<T, Failure>;
+}
+
+impl<T, E: Into<anyhow::Error>> Kind<T> for std::result::Result<T, E> {
+    fn input(self) -> Result<T, Failure> {
+        self.map_err(|e| Failure::Input(e.into()))
+    }
+    fn engine(self) -> Result<T, Failure> {
+        self.map_err(|e| Failure::Engine(e.into()))
+    }
+    fn local(self) -> Result<T, Failure> {
+        self.map_err(|e| Failure::Local(e.into()))
+    }
+}
+
+/// Parses the arguments, runs the command, and exits with the code its outcome gives.
 pub async fn main() -> ExitCode {
     let cli = Cli::parse();
-    match dispatch(cli).await {
-        Ok(code) => ExitCode::from(code),
-        Err(f) => {
-            eprintln!("error: {:#}", f.error);
-            ExitCode::from(f.code)
-        }
+    let outcome = dispatch(cli).await;
+    if let Err(e) = &outcome {
+        eprintln!("error: {e}");
+    }
+    ExitCode::from(exit_code(&outcome))
+}
+
+async fn dispatch(cli: Cli) -> Result<Verdict, Failure> {
+    let stacks = cli.stacks.as_deref();
+    match cli.command {
+        Command::Run(args) => run(args, stacks).await,
+        Command::Plan { matrix, shard } => plan(&matrix, shard, stacks),
+        Command::Up { stack, set } => up(&stack, set, stacks).await,
+        Command::Down => remove_runs(true).await,
+        Command::Clean => remove_runs(false).await,
+        Command::Report { dir, format } => report(&dir, format, stacks).await,
+        Command::Merge { dirs, output } => merge(&dirs, &output).await,
     }
 }
 
@@ -170,31 +228,28 @@ fn stacks_root(explicit: Option<&Path>, matrix: Option<&Path>) -> PathBuf {
 
 fn catalog(root: &Path) -> Result<StackCatalog, Failure> {
     Ok(StackCatalog {
-        stacks: stack::discover(root).map_err(fail(EXIT_INPUT))?,
+        stacks: stack::discover(root).input()?,
     })
 }
 
-/// Loads a matrix and its cells (sharded when asked); bad input exits 2.
+/// Loads a matrix and its cells (one shard of them when asked).
 fn load_cells(
     path: &Path,
-    shard: Option<&str>,
+    shard: Option<Shard>,
     stacks: Option<&Path>,
 ) -> Result<(Matrix, Vec<Cell>, StackCatalog), Failure> {
     let catalog = catalog(&stacks_root(stacks, Some(path)))?;
     let m = matrix::load(path, &catalog)?;
     let mut cells = matrix::expand(&m, &catalog);
     if let Some(s) = shard {
-        let (k, n) = parse_shard(s)
-            .map_err(|e| anyhow!("--shard {s}: {e}"))
-            .map_err(fail(EXIT_INPUT))?;
-        cells = matrix::shard(&cells, k, n);
+        cells = matrix::shard(&cells, s.k, s.n);
     }
     Ok((m, cells, catalog))
 }
 
 /// Connects to the engine and removes what killed runs left behind, saying so.
 async fn connect() -> Result<Engine, Failure> {
-    let engine = Engine::connect().await.map_err(fail(EXIT_ENGINE))?;
+    let engine = Engine::connect().await.engine()?;
     match engine.reap_orphans().await {
         Ok(runs) if !runs.is_empty() => eprintln!(
             "racy-matrix: removed the containers and networks of {} run(s) whose process is gone: {}",
@@ -207,299 +262,285 @@ async fn connect() -> Result<Engine, Failure> {
     Ok(engine)
 }
 
-async fn dispatch(cli: Cli) -> Result<u8, Failure> {
-    let stacks = cli.stacks.as_deref();
-    match cli.command {
-        Command::Plan { matrix, shard } => {
-            let (m, cells, catalog) = load_cells(&matrix, shard.as_deref(), stacks)?;
-            print!("{}", crate::plan::render(&m, &cells, &catalog));
-            Ok(0)
+/// `plan`: the cells in run order, their restarts and an estimate; no engine calls.
+fn plan(matrix: &Path, shard: Option<Shard>, stacks: Option<&Path>) -> Result<Verdict, Failure> {
+    let (m, cells, catalog) = load_cells(matrix, shard, stacks)?;
+    print!("{}", crate::plan::render(&m, &cells, &catalog));
+    Ok(Verdict::Ok)
+}
+
+/// `run`: measures every cell (those a resumed directory lacks), then prints the table
+/// and checks the expectations.
+async fn run(args: RunArgs, stacks: Option<&Path>) -> Result<Verdict, Failure> {
+    let (m, cells, catalog) = load_cells(&args.matrix, args.shard, stacks)?;
+    let (mut dir, cells) = open_run_dir(&args, &m, cells, &catalog).await?;
+    let output = dir.path.clone();
+    let engine = connect().await?;
+    keep_matrix(&dir, &args.matrix).await?;
+    eprintln!(
+        "racy-matrix: Docker Engine API {}; {} cells x {} repetitions of {} requests; results in {}",
+        engine.api_version,
+        cells.len(),
+        m.repetitions,
+        m.requests,
+        output.display()
+    );
+    let opts = RunOptions {
+        matrix: m,
+        cells,
+        catalog,
+        keep_up: args.keep_up,
+        retries: args.retries,
+        fail_fast: args.fail_fast,
+        parallel: usize::from(args.parallel),
+    };
+    let run_id = RunId::new("").keeping(args.keep_up);
+    let outcome = tokio::select! {
+        r = runner::run(&engine, &opts, &mut dir, &run_id) => r,
+        _ = interrupted() => Err(anyhow!(
+            "interrupted; the {} cells measured so far are in {}\n  resume with: racy-matrix run {} --resume {}",
+            dir.cells.len(),
+            output.display(),
+            args.matrix.display(),
+            output.display()
+        )),
+    };
+    // Whatever happened, nothing of this run stays behind (unless --keep-up).
+    let removed = if args.keep_up && outcome.is_ok() {
+        Ok(())
+    } else {
+        remove_run(&engine, &run_id).await
+    };
+    if let Err(e) = dir.close().await {
+        eprintln!("warning: closing the results store: {e:#}");
+    }
+    removed?;
+    if !dir.cells.is_empty() {
+        println!("{}", export::terminal_table(&dir.report()));
+    }
+    outcome.engine()?;
+    println!("results: {}", output.display());
+    let verdict = check_expectations(&args.matrix, &opts.matrix, &dir.cells, args.shard.is_none());
+    let failed = dir.cells.iter().filter(|c| c.error.is_some()).count();
+    if failed > 0 {
+        // Measured cells are kept; the failed ones run again with --resume.
+        eprintln!(
+            "{failed} cell(s) could not be measured (the reasons are in the results); once fixed, run them with: racy-matrix run {} --resume {}",
+            args.matrix.display(),
+            output.display()
+        );
+        return Ok(Verdict::CellsFailed);
+    }
+    Ok(verdict)
+}
+
+/// The run directory of a `run`: the one `--resume` names (checked against the matrix,
+/// with the cells it already holds taken out), or a new one.
+async fn open_run_dir(
+    args: &RunArgs,
+    m: &Matrix,
+    mut cells: Vec<Cell>,
+    catalog: &StackCatalog,
+) -> Result<(RunDir, Vec<Cell>), Failure> {
+    if let Some(from) = &args.resume {
+        let dir = RunDir::load(from).await.input()?;
+        let before = matrix::load(&from.join(results::MATRIX_FILE), catalog)?;
+        let shard_before = dir.shard.as_deref();
+        let shard_now = args.shard.map(|s| s.to_string());
+        check_resumable(&before, m, shard_before, shard_now.as_deref())
+            .map_err(|e| anyhow!("cannot resume {}: {e}", from.display()))
+            .input()?;
+        let done = dir.done();
+        let total = cells.len();
+        cells.retain(|c| !done.contains(&c.key()));
+        eprintln!(
+            "racy-matrix: resuming {}: {} of {total} cells done, {} to run",
+            from.display(),
+            total - cells.len(),
+            cells.len()
+        );
+        return Ok((dir, cells));
+    }
+    let output = args.output.clone().unwrap_or_else(|| {
+        let now = chrono::Local::now().format("%Y%m%d-%H%M%S");
+        PathBuf::from("results").join(format!("{}-{now}", m.name))
+    });
+    let mut dir = RunDir::create(&output, &m.name).await.input()?;
+    dir.shard = args.shard.map(|s| s.to_string());
+    Ok((dir, cells))
+}
+
+/// Keeps the matrix file's text in the store and beside it, as `matrix.yaml`.
+async fn keep_matrix(dir: &RunDir, matrix: &Path) -> Result<(), Failure> {
+    let text = std::fs::read_to_string(matrix)
+        .with_context(|| format!("reading {}", matrix.display()))
+        .input()?;
+    dir.save_matrix(&text).await.local()?;
+    // Written from the text already read, through a temporary file: resuming with the
+    // run directory's own copy of the matrix must not empty it.
+    results::write_atomically(&dir.path.join(results::MATRIX_FILE), text.as_bytes())
+        .context("copying the matrix into the output directory")
+        .local()
+}
+
+/// Removes everything of one run. A second Ctrl-C gives the removal 3 more seconds, then
+/// leaves; the next racy-matrix command removes what is left, as for any run whose
+/// process is gone.
+async fn remove_run(engine: &Engine, run_id: &RunId) -> Result<(), Failure> {
+    let filter = format!("{RUN_LABEL}={}", run_id.id);
+    let cleanup = engine.remove_labelled(&filter);
+    tokio::pin!(cleanup);
+    let removed = tokio::select! {
+        r = &mut cleanup => Some(r),
+        _ = interrupted() => None,
+    };
+    match removed {
+        Some(Ok(_)) => Ok(()),
+        Some(Err(e)) => {
+            eprintln!("warning: cleanup of run {} failed: {e:#}", run_id.id);
+            Ok(())
         }
-        Command::Run {
-            matrix,
-            output,
-            shard,
-            resume,
-            keep_up,
-            retries,
-            fail_fast,
-            parallel,
-        } => {
-            let (m, mut cells, catalog) = load_cells(&matrix, shard.as_deref(), stacks)?;
-            let mut dir = match &resume {
-                Some(from) => {
-                    let dir = RunDir::load(from).await.map_err(fail(EXIT_INPUT))?;
-                    let stored = from.join(results::MATRIX_FILE);
-                    let before = matrix::load(&stored, &catalog)?;
-                    check_resumable(&before, &m, dir.shard.as_deref(), shard.as_deref()).map_err(
-                        |e| fail(EXIT_INPUT)(anyhow!("cannot resume {}: {e}", from.display())),
-                    )?;
-                    let done = dir.done();
-                    let total = cells.len();
-                    cells.retain(|c| !done.contains(&c.key()));
-                    eprintln!(
-                        "racy-matrix: resuming {}: {} of {total} cells done, {} to run",
-                        from.display(),
-                        total - cells.len(),
-                        cells.len()
-                    );
-                    dir
-                }
-                None => {
-                    let output = output.clone().unwrap_or_else(|| {
-                        let now = chrono::Local::now().format("%Y%m%d-%H%M%S");
-                        PathBuf::from("results").join(format!("{}-{now}", m.name))
-                    });
-                    let mut dir = RunDir::create(&output, &m.name)
-                        .await
-                        .map_err(fail(EXIT_INPUT))?;
-                    dir.shard = shard.clone();
-                    dir
-                }
-            };
-            let output = dir.path.clone();
-            let engine = connect().await?;
-            let text = std::fs::read_to_string(&matrix)
-                .context("reading the matrix")
-                .map_err(fail(EXIT_INPUT))?;
-            dir.save_matrix(&text).await.map_err(fail(EXIT_ENGINE))?;
-            // Written from the text already read, through a temporary file: resuming with
-            // the run directory's own copy of the matrix must not empty it.
-            results::write_atomically(&output.join(results::MATRIX_FILE), text.as_bytes())
-                .context("copying the matrix into the output directory")
-                .map_err(fail(EXIT_INPUT))?;
-            eprintln!(
-                "racy-matrix: Docker Engine API {}; {} cells x {} repetitions of {} requests; results in {}",
-                engine.api_version,
-                cells.len(),
-                m.repetitions,
-                m.requests,
-                output.display()
-            );
-            let opts = RunOptions {
-                matrix: m,
-                cells,
-                catalog,
-                keep_up,
-                retries,
-                fail_fast,
-                parallel: usize::from(parallel),
-            };
-            let run_id = RunId::new("").keeping(keep_up);
-            let outcome = tokio::select! {
-                r = runner::run(&engine, &opts, &mut dir, &run_id) => Some(r),
-                _ = interrupted() => None,
-            };
-            let outcome = outcome.unwrap_or_else(|| {
-                Err(anyhow!(
-                    "interrupted; the {} cells measured so far are in {}\n  resume with: racy-matrix run {} --resume {}",
-                    dir.cells.len(),
-                    output.display(),
-                    matrix.display(),
-                    output.display()
-                ))
-            });
-            // Whatever happened, nothing of this run stays behind (unless --keep-up). A
-            // second Ctrl-C gives the removal 3 more seconds, then leaves; the next
-            // racy-matrix command removes what is left, as for any run whose process is gone.
-            if !(keep_up && outcome.is_ok()) {
-                let filter = format!("{RUN_LABEL}={}", run_id.id);
-                let cleanup = engine.remove_labelled(&filter);
-                tokio::pin!(cleanup);
-                let removed = tokio::select! {
-                    r = &mut cleanup => Some(r),
-                    _ = interrupted() => None,
-                };
-                match removed {
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => {
-                        eprintln!("warning: cleanup of run {} failed: {e:#}", run_id.id)
-                    }
-                    None => {
-                        let done = tokio::time::timeout(Duration::from_secs(3), &mut cleanup).await;
-                        if !matches!(done, Ok(Ok(_))) {
-                            eprintln!(
-                                "interrupted again: leaving; the next racy-matrix command (e.g. `racy-matrix clean`) removes what is left of run {}",
-                                run_id.id
-                            );
-                        }
-                        let _ = dir.close().await;
-                        return Err(fail(EXIT_ENGINE)(anyhow!("interrupted twice")));
-                    }
-                }
-            }
-            if let Err(e) = dir.close().await {
-                eprintln!("warning: closing the results store: {e:#}");
-            }
-            if !dir.cells.is_empty() {
-                println!("{}", export::terminal_table(&dir.report()));
-            }
-            outcome.map_err(fail(EXIT_ENGINE))?;
-            println!("results: {}", output.display());
-            let verdict = check_expectations(&matrix, &opts.matrix, &dir.cells, shard.is_none());
-            let failed = dir.cells.iter().filter(|c| c.error.is_some()).count();
-            if failed > 0 {
-                // Measured cells are kept; the failed ones run again with --resume.
+        None => {
+            let done = tokio::time::timeout(Duration::from_secs(3), &mut cleanup).await;
+            if !matches!(done, Ok(Ok(_))) {
                 eprintln!(
-                    "{failed} cell(s) could not be measured (the reasons are in the results); once fixed, run them with: racy-matrix run {} --resume {}",
-                    matrix.display(),
-                    output.display()
-                );
-                return Ok(EXIT_ENGINE);
-            }
-            Ok(verdict)
-        }
-        Command::Up { stack, set } => {
-            let catalog = catalog(&stacks_root(stacks, None))?;
-            let st = catalog.stacks.get(&stack).ok_or_else(|| {
-                fail(EXIT_INPUT)(anyhow!(
-                    "unknown stack '{stack}'; valid: {}",
-                    catalog
-                        .stacks
-                        .keys()
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-            })?;
-            let mut vars = BTreeMap::new();
-            for kv in &set {
-                let (k, v) = kv
-                    .split_once('=')
-                    .ok_or_else(|| fail(EXIT_INPUT)(anyhow!("--set {kv}: expected K=V")))?;
-                vars.insert(k.to_string(), v.to_string());
-            }
-            let engine = connect().await?;
-            let mut say = |m: &str| eprintln!("  {m}");
-            let base = crate::image::ensure_base(&engine, &mut say)
-                .await
-                .map_err(fail(EXIT_ENGINE))?;
-            vars.entry("BASE_IMAGE".into()).or_insert(base);
-            vars.entry("amount".into()).or_insert("100".into());
-            vars.entry("db_password".into())
-                .or_insert_with(runner::random_password);
-            let run = RunId::new("up-");
-            let password = vars.get("db_password").cloned().unwrap_or_default();
-            let started = tokio::select! {
-                d = Deployment::start(&engine, st, &run, vars, &mut say) => d,
-                _ = interrupted() => Err(anyhow!("interrupted while stack {stack} was starting; nothing of it is left")),
-            };
-            let dep = match started {
-                Ok(d) => d,
-                Err(e) => {
-                    // A start that failed or was interrupted leaves nothing behind (what
-                    // the engine is still creating is awaited, then removed).
-                    let _ = engine
-                        .remove_labelled(&format!("{RUN_LABEL}={}", run.id))
-                        .await;
-                    let e = anyhow!("{}", crate::probe::scrub(&format!("{e:#}"), &password));
-                    return Err(fail(EXIT_ENGINE)(e));
-                }
-            };
-            println!("stack {stack} is up (run {})", run.id);
-            println!("  app:      http://{}/", dep.target);
-            for (name, ep) in &dep.driver.endpoints {
-                println!(
-                    "    {:<32} {} http://{}{}",
-                    name, ep.method, dep.target, ep.path
+                    "interrupted again: leaving; the next racy-matrix command (e.g. `racy-matrix clean`) removes what is left of run {}",
+                    run_id.id
                 );
             }
-            println!(
-                "  database: {} (password not shown; choose one with --set db_password=...)",
-                crate::probe::redact(&dep.db_url)
-            );
-            println!("  containers: {:?}", dep.container_names());
-            println!("remove it with: racy-matrix down");
-            Ok(0)
-        }
-        Command::Down | Command::Clean => {
-            let engine = connect().await?;
-            let mut total = (0, 0);
-            let runs = engine
-                .labelled_containers(RUN_LABEL)
-                .await
-                .map_err(fail(EXIT_ENGINE))?;
-            let nets = engine
-                .labelled_networks(RUN_LABEL)
-                .await
-                .map_err(fail(EXIT_ENGINE))?;
-            let vols = engine
-                .labelled_volumes(RUN_LABEL)
-                .await
-                .map_err(fail(EXIT_ENGINE))?;
-            let only_up = matches!(cli.command, Command::Down);
-            let mut ids: Vec<String> = runs
-                .iter()
-                .chain(nets.iter())
-                .chain(vols.iter())
-                .filter_map(|(_, l)| l.get(RUN_LABEL).cloned())
-                .filter(|id| !only_up || id.starts_with("up-"))
-                .collect();
-            ids.sort();
-            ids.dedup();
-            for id in &ids {
-                let (c, n) = engine
-                    .remove_labelled(&format!("{RUN_LABEL}={id}"))
-                    .await
-                    .map_err(fail(EXIT_ENGINE))?;
-                total.0 += c;
-                total.1 += n;
-            }
-            println!(
-                "removed {} containers and {} networks of {} runs",
-                total.0,
-                total.1,
-                ids.len()
-            );
-            Ok(0)
-        }
-        Command::Report { dir, format } => {
-            let f: Format = format
-                .parse()
-                .map_err(|e: String| fail(EXIT_INPUT)(anyhow!("--format {format}: {e}")))?;
-            let run = RunDir::load(&dir).await.map_err(fail(EXIT_INPUT))?;
-            let _ = run.close().await;
-            let bytes = export::exporter(f)
-                .render(&run.report())
-                .map_err(fail(EXIT_ENGINE))?;
-            use std::io::Write;
-            std::io::stdout()
-                .write_all(&bytes)
-                .map_err(|e| fail(EXIT_ENGINE)(e.into()))?;
-            // The run's own copy of its matrix says what must hold.
-            let matrix_file = dir.join(results::MATRIX_FILE);
-            if !matrix_file.is_file() {
-                return Ok(0);
-            }
-            let catalog = catalog(&stacks_root(stacks, Some(&matrix_file)))?;
-            let m = matrix::load(&matrix_file, &catalog)?;
-            Ok(check_expectations(
-                &matrix_file,
-                &m,
-                &run.cells,
-                run.shard.is_none(),
-            ))
-        }
-        Command::Merge { dirs, output } => {
-            let mut loaded = Vec::new();
-            for d in &dirs {
-                loaded.push(RunDir::load(d).await.map_err(fail(EXIT_INPUT))?);
-            }
-            let merged = results::merge(&loaded, &output)
-                .await
-                .map_err(fail(EXIT_INPUT))?;
-            for d in loaded.iter().chain([&merged]) {
-                let _ = d.close().await;
-            }
-            println!(
-                "merged {} cells from {} directories into {}",
-                merged.cells.len(),
-                dirs.len(),
-                output.display()
-            );
-            Ok(0)
+            Err(Failure::Engine(anyhow!("interrupted twice")))
         }
     }
+}
+
+/// `up`: starts one stack and prints where it answers. A start that fails or is
+/// interrupted leaves nothing behind.
+async fn up(
+    name: &str,
+    set: Vec<(String, String)>,
+    stacks: Option<&Path>,
+) -> Result<Verdict, Failure> {
+    let catalog = catalog(&stacks_root(stacks, None))?;
+    let st = catalog.stacks.get(name).ok_or_else(|| {
+        let valid: Vec<&str> = catalog.stacks.keys().map(String::as_str).collect();
+        Failure::Input(anyhow!(
+            "unknown stack '{name}'; valid: {}",
+            valid.join(", ")
+        ))
+    })?;
+    let mut vars: BTreeMap<String, String> = set.into_iter().collect();
+    let engine = connect().await?;
+    let mut say = |m: &str| eprintln!("  {m}");
+    let base = crate::image::ensure_base(&engine, &mut say)
+        .await
+        .engine()?;
+    vars.entry("BASE_IMAGE".into()).or_insert(base);
+    vars.entry("amount".into()).or_insert("100".into());
+    vars.entry("db_password".into())
+        .or_insert_with(runner::random_password);
+    let run = RunId::new("up-");
+    let password = vars.get("db_password").cloned().unwrap_or_default();
+    let started = tokio::select! {
+        d = Deployment::start(&engine, st, &run, vars, &mut say) => d,
+        _ = interrupted() => Err(anyhow!("interrupted while stack {name} was starting; nothing of it is left")),
+    };
+    let dep = match started {
+        Ok(d) => d,
+        Err(e) => {
+            // What the engine is still creating is awaited, then removed.
+            let _ = engine
+                .remove_labelled(&format!("{RUN_LABEL}={}", run.id))
+                .await;
+            let e = anyhow!("{}", crate::probe::scrub(&format!("{e:#}"), &password));
+            return Err(Failure::Engine(e));
+        }
+    };
+    println!("stack {name} is up (run {})", run.id);
+    println!("  app:      http://{}/", dep.target);
+    for (endpoint, ep) in &dep.driver.endpoints {
+        println!(
+            "    {:<32} {} http://{}{}",
+            endpoint, ep.method, dep.target, ep.path
+        );
+    }
+    println!(
+        "  database: {} (password not shown; choose one with --set db_password=...)",
+        crate::probe::redact(&dep.db_url)
+    );
+    println!("  containers: {:?}", dep.container_names());
+    println!("remove it with: racy-matrix down");
+    Ok(Verdict::Ok)
+}
+
+/// `down` (`only_up`: the stacks of `up`) and `clean` (everything labelled): removes the
+/// containers, networks and volumes of those runs.
+async fn remove_runs(only_up: bool) -> Result<Verdict, Failure> {
+    let engine = connect().await?;
+    let mut labelled = engine.labelled_containers(RUN_LABEL).await.engine()?;
+    labelled.extend(engine.labelled_networks(RUN_LABEL).await.engine()?);
+    labelled.extend(engine.labelled_volumes(RUN_LABEL).await.engine()?);
+    let mut ids: Vec<String> = labelled
+        .iter()
+        .filter_map(|(_, l)| l.get(RUN_LABEL).cloned())
+        .filter(|id| !only_up || id.starts_with("up-"))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    let (mut containers, mut networks) = (0, 0);
+    for id in &ids {
+        let (c, n) = engine
+            .remove_labelled(&format!("{RUN_LABEL}={id}"))
+            .await
+            .engine()?;
+        containers += c;
+        networks += n;
+    }
+    println!(
+        "removed {containers} containers and {networks} networks of {} runs",
+        ids.len()
+    );
+    Ok(Verdict::Ok)
+}
+
+/// `report`: renders a run directory to stdout and checks its matrix's expectations.
+async fn report(dir: &Path, format: Format, stacks: Option<&Path>) -> Result<Verdict, Failure> {
+    let run = RunDir::load(dir).await.input()?;
+    let _ = run.close().await;
+    let bytes = export::exporter(format).render(&run.report()).local()?;
+    use std::io::Write;
+    std::io::stdout().write_all(&bytes).local()?;
+    // The run's own copy of its matrix says what must hold.
+    let matrix_file = dir.join(results::MATRIX_FILE);
+    if !matrix_file.is_file() {
+        return Ok(Verdict::Ok);
+    }
+    let catalog = catalog(&stacks_root(stacks, Some(&matrix_file)))?;
+    let m = matrix::load(&matrix_file, &catalog)?;
+    Ok(check_expectations(
+        &matrix_file,
+        &m,
+        &run.cells,
+        run.shard.is_none(),
+    ))
+}
+
+/// `merge`: run directories (e.g. shards) into a new one.
+async fn merge(dirs: &[PathBuf], output: &Path) -> Result<Verdict, Failure> {
+    let mut loaded = Vec::new();
+    for d in dirs {
+        loaded.push(RunDir::load(d).await.input()?);
+    }
+    let merged = results::merge(&loaded, output).await.input()?;
+    for d in loaded.iter().chain([&merged]) {
+        let _ = d.close().await;
+    }
+    println!(
+        "merged {} cells from {} directories into {}",
+        merged.cells.len(),
+        dirs.len(),
+        output.display()
+    );
+    Ok(Verdict::Ok)
 }
 
 /// Whether a run directory made with matrix `before` can be completed with `now`: the
@@ -548,11 +589,15 @@ fn check_resumable(
     }
 }
 
-/// Checks a matrix's expectations against measured cells, prints the verdict, and
-/// returns the exit code (0, or 1 on any miss).
-fn check_expectations(file: &Path, m: &Matrix, cells: &[export::CellResult], complete: bool) -> u8 {
+/// Checks a matrix's expectations against measured cells and prints the verdict.
+fn check_expectations(
+    file: &Path,
+    m: &Matrix,
+    cells: &[export::CellResult],
+    complete: bool,
+) -> Verdict {
     if m.expect.is_empty() {
-        return 0;
+        return Verdict::Ok;
     }
     let (checked, misses) = crate::expect::check(&m.expect, cells, complete);
     if misses.is_empty() {
@@ -560,13 +605,13 @@ fn check_expectations(file: &Path, m: &Matrix, cells: &[export::CellResult], com
             "expectations: all {} held over {checked} checked cells",
             m.expect.len()
         );
-        return 0;
+        return Verdict::Ok;
     }
     eprintln!("expectations: {} missed", misses.len());
     for miss in &misses {
         eprintln!("  {}: {miss}", file.display());
     }
-    EXIT_EXPECTATION
+    Verdict::ExpectationMissed
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -582,5 +627,47 @@ async fn interrupted() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_follow_the_kind_of_outcome() {
+        let code = |o: Result<Verdict, Failure>| exit_code(&o);
+        assert_eq!(code(Ok(Verdict::Ok)), 0);
+        assert_eq!(code(Ok(Verdict::ExpectationMissed)), 1);
+        assert_eq!(code(Err(Failure::Input(anyhow!("bad matrix")))), 2);
+        assert_eq!(code(Ok(Verdict::CellsFailed)), 3);
+        assert_eq!(code(Err(Failure::Engine(anyhow!("no daemon")))), 3);
+        assert_eq!(code(Err(Failure::Local(anyhow!("disk full")))), 4);
+        // a local failure is not reported as the engine's
+        let stdout_gone: Result<(), std::io::Error> = Err(std::io::ErrorKind::BrokenPipe.into());
+        assert_eq!(code(stdout_gone.local().map(|_| Verdict::Ok)), 4);
+    }
+
+    #[test]
+    fn arguments_are_typed_by_clap() {
+        let cli = Cli::try_parse_from(["racy-matrix", "report", "d", "--format", "markdown"])
+            .expect("markdown is an alias of md");
+        assert!(matches!(
+            cli.command,
+            Command::Report {
+                format: Format::Markdown,
+                ..
+            }
+        ));
+        assert!(Cli::try_parse_from(["racy-matrix", "plan", "m", "--shard", "3/2"]).is_err());
+        let cli = Cli::try_parse_from(["racy-matrix", "plan", "m", "--shard", "2/3"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Plan {
+                shard: Some(Shard { k: 2, n: 3 }),
+                ..
+            }
+        ));
+        assert!(Cli::try_parse_from(["racy-matrix", "up", "s", "--set", "novalue"]).is_err());
     }
 }

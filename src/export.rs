@@ -3,7 +3,6 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::str::FromStr;
 
 use anyhow::{Context, Result};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
@@ -58,11 +57,12 @@ pub trait Exporter {
 }
 
 /// The output formats.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     /// results.csv
     Csv,
     /// results.md
+    #[value(name = "md", alias = "markdown")]
     Markdown,
     /// results.json
     Json,
@@ -78,18 +78,6 @@ impl Format {
             Format::Csv => "results.csv",
             Format::Markdown => "results.md",
             Format::Json => "results.json",
-        }
-    }
-}
-
-impl FromStr for Format {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "csv" => Ok(Format::Csv),
-            "md" | "markdown" => Ok(Format::Markdown),
-            "json" => Ok(Format::Json),
-            _ => Err(format!("unknown format '{s}'; valid: csv, md, json")),
         }
     }
 }
@@ -117,42 +105,14 @@ pub fn write_all(dir: &Path, run: &RunReport) -> Result<()> {
 }
 
 const FIRST_AXES: &[&str] = &["stack", "endpoint", "workers", "wait_ms", "delay_ms"];
-/// Metric columns in DESIGN §8 order.
-pub const METRICS: &[&str] = &[
-    "acked",
-    "failed",
-    "errors_4xx",
-    "errors_5xx",
-    "timeouts",
-    "conn_errors",
-    "serialization_failures",
-    "lock_timeouts",
-    "worker_timeouts",
-    "other_errors",
-    "retries",
-    "integrity_errors",
-    "database_locked",
-    "ledger_rows",
-    "applied",
-    "lost_updates",
-    "excess_applied",
-    "lost_rate",
-    "lost_rate_lo",
-    "lost_rate_hi",
-    "ack_gap",
-    "distinct_pids",
-    "release_spread_us",
-    "start_skew_ms",
-    "p50_ms",
-    "p95_ms",
-    "max_ms",
-    "burst_ms",
-    "anomaly_kind",
-    "anomalies",
-    "anomaly_rate",
-    "anomaly_rate_lo",
-    "anomaly_rate_hi",
-];
+/// The metric columns: the fields of [`CellMetrics`], in the order it declares them
+/// (DESIGN §8), so that a new metric is a new field and nothing else.
+pub fn metric_columns() -> Vec<String> {
+    match serde_json::to_value(CellMetrics::default()) {
+        Ok(Value::Object(fields)) => fields.keys().cloned().collect(),
+        _ => unreachable!("CellMetrics serializes as an object"),
+    }
+}
 
 /// Column names of a run: the fixed axes, the other axes sorted, then the counts,
 /// metrics and status.
@@ -165,7 +125,7 @@ pub fn columns(cells: &[CellResult]) -> Vec<String> {
         .collect();
     cols.extend(others.into_iter().cloned());
     cols.extend(["repetitions", "requests"].map(String::from));
-    cols.extend(METRICS.iter().map(|s| s.to_string()));
+    cols.extend(metric_columns());
     cols.extend(["status", "error"].map(String::from));
     cols
 }
@@ -177,6 +137,7 @@ pub fn row(c: &CellResult, cols: &[String]) -> serde_json::Map<String, Value> {
         .as_ref()
         .map(|m| serde_json::to_value(m).expect("metrics serialize"))
         .unwrap_or(Value::Null);
+    let metric_names = metric_columns();
     let mut out = serde_json::Map::new();
     for col in cols {
         let v = match col.as_str() {
@@ -185,7 +146,9 @@ pub fn row(c: &CellResult, cols: &[String]) -> serde_json::Map<String, Value> {
             "requests" => json!(c.requests),
             "status" => json!(if c.error.is_some() { "failed" } else { "ok" }),
             "error" => json!(c.error.clone().unwrap_or_default()),
-            m if METRICS.contains(&m) => metrics.get(m).cloned().unwrap_or(Value::Null),
+            col if metric_names.iter().any(|m| m == col) => {
+                metrics.get(col).cloned().unwrap_or(Value::Null)
+            }
             axis => c.cell.get(axis).map(|v| json!(v)).unwrap_or(Value::Null),
         };
         out.insert(col.clone(), v);

@@ -765,6 +765,28 @@ pub fn parse_shard(s: &str) -> Result<(usize, usize), String> {
     Ok((k, n))
 }
 
+/// One shard of a matrix's cells, `K/N` on the command line (see [`shard`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    /// Which shard, from 1.
+    pub k: usize,
+    /// Of how many.
+    pub n: usize,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Shard, String> {
+        parse_shard(s).map(|(k, n)| Shard { k, n })
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.k, self.n)
+    }
+}
+
 fn axis_values(axis: &Axis, stack: &str, catalog: &dyn Catalog) -> Vec<String> {
     match &axis.values {
         AxisValues::List(v) => v.clone(),

@@ -243,31 +243,61 @@ const BUSY_CODES: &[&str] = &["SQLITE_BUSY", "SQLITE_LOCKED"];
 /// Database error codes of unique-constraint violations.
 const INTEGRITY_CODES: &[&str] = &["1062", "23505"];
 
-/// The error class of a failed response: one of the error columns.
-pub fn error_class(r: &RequestRecord) -> &'static str {
-    let code = r
-        .body
-        .as_ref()
-        .and_then(|b| b.get("db_code"))
-        .map(|c| match c {
-            serde_json::Value::String(s) => s.clone(),
-            other => other.to_string(),
-        });
-    match (code.as_deref(), r.status) {
-        (Some(c), _) if SERIALIZATION_CODES.contains(&c) => "serialization_failures",
-        (Some(c), _) if LOCK_TIMEOUT_CODES.contains(&c) => "lock_timeouts",
-        (Some(c), _) if INTEGRITY_CODES.contains(&c) => "integrity_errors",
-        (Some(c), _) if BUSY_CODES.contains(&c) => "database_locked",
-        _ if r
+/// The kind of a failed response: each kind is one error column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Refused as a serialization failure or deadlock (`serialization_failures`).
+    Serialization,
+    /// Gave up waiting for a lock (`lock_timeouts`).
+    LockTimeout,
+    /// A unique-constraint violation reached the client (`integrity_errors`).
+    Integrity,
+    /// SQLite refused the writer (`database_locked`).
+    DatabaseLocked,
+    /// The proxy got no answer from the app (`worker_timeouts`).
+    WorkerTimeout,
+    /// Anything else (`other_errors`).
+    Other,
+}
+
+impl ErrorClass {
+    /// The class of a failed response, from the database error code in its body, a lock
+    /// wait the app gave up, or the proxy's status.
+    pub fn of(r: &RequestRecord) -> ErrorClass {
+        let code = r
+            .body
+            .as_ref()
+            .and_then(|b| b.get("db_code"))
+            .map(|c| match c {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            });
+        let lock_given_up = r
             .body
             .as_ref()
             .and_then(|b| b.get("lock_timeout"))
-            .is_some_and(|v| v == true) =>
-        {
-            "lock_timeouts"
+            .is_some_and(|v| v == true);
+        match (code.as_deref(), r.status) {
+            (Some(c), _) if SERIALIZATION_CODES.contains(&c) => ErrorClass::Serialization,
+            (Some(c), _) if LOCK_TIMEOUT_CODES.contains(&c) => ErrorClass::LockTimeout,
+            (Some(c), _) if INTEGRITY_CODES.contains(&c) => ErrorClass::Integrity,
+            (Some(c), _) if BUSY_CODES.contains(&c) => ErrorClass::DatabaseLocked,
+            _ if lock_given_up => ErrorClass::LockTimeout,
+            (_, Some(502 | 504)) => ErrorClass::WorkerTimeout,
+            _ => ErrorClass::Other,
         }
-        (_, Some(502 | 504)) => "worker_timeouts",
-        _ => "other_errors",
+    }
+
+    /// The metrics counter of this class.
+    fn counter(self, m: &mut CellMetrics) -> &mut u64 {
+        match self {
+            ErrorClass::Serialization => &mut m.serialization_failures,
+            ErrorClass::LockTimeout => &mut m.lock_timeouts,
+            ErrorClass::Integrity => &mut m.integrity_errors,
+            ErrorClass::DatabaseLocked => &mut m.database_locked,
+            ErrorClass::WorkerTimeout => &mut m.worker_timeouts,
+            ErrorClass::Other => &mut m.other_errors,
+        }
     }
 }
 
@@ -374,7 +404,7 @@ fn burst_counts(anomalies: i64, of: i64) -> (u64, u64) {
 }
 
 /// Nearest-rank percentile of sorted values.
-fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
+pub fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
     if sorted.is_empty() {
         return None;
     }
@@ -382,7 +412,8 @@ fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
     Some(sorted[rank.min(sorted.len()) - 1])
 }
 
-fn median(mut v: Vec<f64>) -> Option<f64> {
+/// The median (the mean of the two middle values of an even count).
+pub fn median(mut v: Vec<f64>) -> Option<f64> {
     if v.is_empty() {
         return None;
     }
@@ -480,14 +511,7 @@ fn count_records(
                     .and_then(|v| v.as_u64())
                     .unwrap_or(0);
                 if !matches!(r.status, Some(200..=299)) {
-                    match error_class(r) {
-                        "serialization_failures" => m.serialization_failures += 1,
-                        "lock_timeouts" => m.lock_timeouts += 1,
-                        "integrity_errors" => m.integrity_errors += 1,
-                        "database_locked" => m.database_locked += 1,
-                        "worker_timeouts" => m.worker_timeouts += 1,
-                        _ => m.other_errors += 1,
-                    }
+                    *ErrorClass::of(r).counter(m) += 1;
                 }
                 match r.status {
                     Some(200..=299) => {
