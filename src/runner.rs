@@ -113,37 +113,144 @@ async fn run_cells(
     let chunks: Vec<Vec<Cell>> = (1..=n)
         .map(|k| crate::matrix::shard(&opts.cells, k, n))
         .collect();
-    let ctx = Chunk {
-        engine,
+    let ctx = Slice {
         opts,
         dir: &dir,
-        run_id,
         bar: &bar,
         base: &base,
         password: &password,
     };
-    futures_util::future::try_join_all(chunks.iter().map(|cells| ctx.run(cells))).await?;
+    futures_util::future::try_join_all(chunks.iter().map(|cells| {
+        let ctx = &ctx;
+        async move {
+            let mut slot = EngineSlot {
+                engine,
+                run_id,
+                bar: ctx.bar,
+                matrix: &opts.matrix,
+                current: None,
+            };
+            ctx.run(&mut slot, cells).await
+        }
+    }))
+    .await?;
     bar.finish_and_clear();
     Ok(())
 }
 
-/// What the cells of one stack instance share with the rest of the run.
-struct Chunk<'a> {
+/// What a measured cell brought back from its stack instance.
+pub struct Measured {
+    /// Every repetition.
+    pub reps: Vec<Repetition>,
+    /// How many requests the instance serves at once (`x-racy.handlers`), if declared.
+    pub handlers: Option<u64>,
+}
+
+/// The run loop's view of one stack instance: what a slice of the cells needs of the
+/// engine. [`EngineSlot`] does it with Docker; the loop's own bookkeeping (retries,
+/// `--fail-fast`, stacks that cannot start, progress) is tested with a scripted one.
+pub trait Slot {
+    /// Brings the instance to the cell's variables (starting it, or reconfiguring the one
+    /// running) and measures the cell, adding each finished repetition to `counted`.
+    fn measure(
+        &mut self,
+        stack: &Stack,
+        cell: &Cell,
+        vars: &BTreeMap<String, String>,
+        counted: &mut u64,
+    ) -> impl Future<Output = Result<Measured, (Stage, anyhow::Error)>>;
+    /// Removes the instance after a failure (the next attempt starts a fresh one) and
+    /// returns its services' last log lines.
+    fn discard(&mut self) -> impl Future<Output = String>;
+    /// Waits for the engine to answer after a failure; an error ends the run.
+    fn engine_answers(&self) -> impl Future<Output = Result<()>>;
+    /// At the end of the slice: leaves the instance up (`keep`, returning where it
+    /// answers) or removes it.
+    fn finish(&mut self, keep: bool) -> impl Future<Output = Result<Option<String>>>;
+}
+
+/// A stack instance on the Docker Engine.
+struct EngineSlot<'a> {
     engine: &'a Engine,
+    run_id: &'a RunId,
+    bar: &'a ProgressBar,
+    matrix: &'a Matrix,
+    current: Option<Deployment>,
+}
+
+impl Slot for EngineSlot<'_> {
+    async fn measure(
+        &mut self,
+        stack: &Stack,
+        cell: &Cell,
+        vars: &BTreeMap<String, String>,
+        counted: &mut u64,
+    ) -> Result<Measured, (Stage, anyhow::Error)> {
+        let (engine, run_id, m, bar) = (self.engine, self.run_id, self.matrix, self.bar);
+        let reps = attempt_cell(
+            engine,
+            &mut self.current,
+            stack,
+            run_id,
+            vars,
+            m,
+            cell,
+            bar,
+            counted,
+        )
+        .await?;
+        // checked when the driver block was interpolated
+        let handlers = self
+            .current
+            .as_ref()
+            .and_then(|d| d.driver.handler_count().ok().flatten());
+        Ok(Measured { reps, handlers })
+    }
+
+    async fn discard(&mut self) -> String {
+        match self.current.take() {
+            Some(d) => {
+                let logs = d.all_logs(10).await;
+                let _ = d.shutdown().await;
+                logs
+            }
+            None => String::new(),
+        }
+    }
+
+    async fn engine_answers(&self) -> Result<()> {
+        self.engine.ping(Duration::from_secs(60)).await
+    }
+
+    async fn finish(&mut self, keep: bool) -> Result<Option<String>> {
+        let Some(d) = self.current.take() else {
+            return Ok(None);
+        };
+        if keep {
+            return Ok(Some(format!(
+                "stack {} left up: http://{}/",
+                d.stack.name, d.target
+            )));
+        }
+        d.shutdown().await?;
+        Ok(None)
+    }
+}
+
+/// What the cells of one stack instance share with the rest of the run.
+struct Slice<'a> {
     opts: &'a RunOptions,
     dir: &'a tokio::sync::Mutex<&'a mut RunDir>,
-    run_id: &'a RunId,
     bar: &'a ProgressBar,
     base: &'a str,
     password: &'a str,
 }
 
-impl Chunk<'_> {
+impl Slice<'_> {
     /// Runs `cells` in order on one stack instance.
-    async fn run(&self, cells: &[Cell]) -> Result<()> {
-        let (engine, opts, run_id, bar) = (self.engine, self.opts, self.run_id, self.bar);
+    async fn run<S: Slot>(&self, slot: &mut S, cells: &[Cell]) -> Result<()> {
+        let (opts, bar) = (self.opts, self.bar);
         let m = &opts.matrix;
-        let mut current: Option<Deployment> = None;
         // Stacks that failed to start twice in a row for the same reason: their remaining
         // cells fail at once (and `--resume` runs them once the cause is fixed).
         let mut unstartable: BTreeMap<String, String> = BTreeMap::new();
@@ -186,20 +293,9 @@ impl Chunk<'_> {
                 attempt += 1;
                 bar.set_message(cell.label());
                 let mut counted = 0;
-                let outcome = attempt_cell(
-                    engine,
-                    &mut current,
-                    stack,
-                    run_id,
-                    &vars,
-                    m,
-                    cell,
-                    bar,
-                    &mut counted,
-                )
-                .await;
+                let outcome = slot.measure(stack, cell, &vars, &mut counted).await;
                 match outcome {
-                    Ok(reps) => {
+                    Ok(Measured { reps, handlers }) => {
                         break CellResult {
                             cell: cell.clone(),
                             repetitions: m.repetitions,
@@ -214,10 +310,7 @@ impl Chunk<'_> {
                                     .get(cell.endpoint())
                                     .map(|e| e.check)
                                     .unwrap_or_default(),
-                                // checked when the driver block was interpolated
-                                current
-                                    .as_ref()
-                                    .and_then(|d| d.driver.handler_count().ok().flatten()),
+                                handlers,
                             )),
                             error: None,
                             attempts: attempt,
@@ -230,17 +323,9 @@ impl Chunk<'_> {
                             start_failures.push(reason_of(&e));
                         }
                         // Whatever broke, the next attempt (or cell) starts on a fresh stack.
-                        let logs = match current.take() {
-                            Some(d) => {
-                                let logs = d.all_logs(10).await;
-                                let _ = d.shutdown().await;
-                                logs
-                            }
-                            None => String::new(),
-                        };
+                        let logs = slot.discard().await;
                         let err = scrub(format!("{e:#}\n{logs}"));
-                        engine
-                            .ping(Duration::from_secs(60))
+                        slot.engine_answers()
                             .await
                             .with_context(|| format!("cell {} failed: {err}", cell.label()))?;
                         if attempt <= opts.retries {
@@ -279,12 +364,8 @@ impl Chunk<'_> {
                 bar.inc(u64::from(m.repetitions));
             }
         }
-        if let Some(d) = current {
-            if opts.keep_up {
-                bar.suspend(|| println!("stack {} left up: http://{}/", d.stack.name, d.target));
-            } else {
-                d.shutdown().await?;
-            }
+        if let Some(note) = slot.finish(opts.keep_up).await? {
+            bar.suspend(|| println!("{note}"));
         }
         Ok(())
     }
@@ -309,7 +390,7 @@ fn failed_cell(cell: &Cell, m: &Matrix, error: String, attempts: u32) -> CellRes
 
 /// Where an attempt at a cell failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Stage {
+pub enum Stage {
     /// Bringing a fresh stack up.
     Start,
     /// Reconfiguring the running stack, or measuring.
@@ -318,14 +399,22 @@ enum Stage {
 
 /// One line that names why a start failed, the same line for the same cause: a service
 /// that died names the service and what happened to it; any other error its first line,
-/// with numbers (ports, seconds, ids) blanked out.
+/// with every number (ports, seconds, ids) blanked out.
 fn reason_of(e: &anyhow::Error) -> String {
     match e.downcast_ref::<crate::deploy::ServiceDied>() {
         Some(died) => died.reason(),
-        None => first_line(&format!("{e:#}"))
-            .chars()
-            .map(|c| if c.is_ascii_digit() { '#' } else { c })
-            .collect(),
+        None => {
+            // every run of digits becomes one '#': "3.1 s" and "180.0 s" read alike
+            let mut out = String::new();
+            for c in first_line(&format!("{e:#}")).chars() {
+                if !c.is_ascii_digit() {
+                    out.push(c);
+                } else if !out.ends_with('#') {
+                    out.push('#');
+                }
+            }
+            out
+        }
     }
 }
 
@@ -564,4 +653,272 @@ pub fn progress_bar(total: u64) -> ProgressBar {
     );
     bar.enable_steady_tick(Duration::from_millis(200));
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::path::Path;
+
+    use super::*;
+    use crate::measure::Observation;
+
+    /// A stack instance that answers from a script: each `measure` takes the next outcome
+    /// (success when the script is empty), and every call is written down.
+    struct Scripted {
+        outcomes: VecDeque<Result<(), (Stage, Fail)>>,
+        repetitions: u32,
+        bar: ProgressBar,
+        measured: Vec<String>,
+        discarded: usize,
+        finished: Option<bool>,
+    }
+
+    /// How a scripted attempt fails.
+    #[derive(Clone)]
+    enum Fail {
+        /// With this message.
+        Said(&'static str),
+        /// A service of the stack died: (service, what happened).
+        Died(&'static str, &'static str),
+    }
+
+    impl Fail {
+        fn error(self) -> anyhow::Error {
+            match self {
+                Fail::Said(m) => anyhow!(m),
+                Fail::Died(service, what) => crate::deploy::ServiceDied {
+                    stack: "django-mysql".into(),
+                    service: service.into(),
+                    replica: None,
+                    what: what.into(),
+                    logs: String::new(),
+                }
+                .into(),
+            }
+        }
+    }
+
+    impl Slot for Scripted {
+        async fn measure(
+            &mut self,
+            _stack: &Stack,
+            cell: &Cell,
+            _vars: &BTreeMap<String, String>,
+            counted: &mut u64,
+        ) -> Result<Measured, (Stage, anyhow::Error)> {
+            self.measured.push(cell.label());
+            match self.outcomes.pop_front().unwrap_or(Ok(())) {
+                Ok(()) => {
+                    // as the engine's slot does: the bar moves with every repetition
+                    *counted = u64::from(self.repetitions);
+                    self.bar.inc(*counted);
+                    let rep = Repetition {
+                        before: Observation::default(),
+                        after: Observation {
+                            balance: 200,
+                            ledger_rows: 2,
+                            ..Default::default()
+                        },
+                        burst_ms: 1.0,
+                        records: vec![],
+                    };
+                    Ok(Measured {
+                        reps: vec![rep; self.repetitions as usize],
+                        handlers: None,
+                    })
+                }
+                Err((stage, fail)) => {
+                    // it failed after one repetition had been counted
+                    *counted = 1;
+                    self.bar.inc(1);
+                    Err((stage, fail.error()))
+                }
+            }
+        }
+
+        async fn discard(&mut self) -> String {
+            self.discarded += 1;
+            "--- last log lines of app ---\nTraceback".into()
+        }
+
+        async fn engine_answers(&self) -> Result<()> {
+            Ok(())
+        }
+
+        async fn finish(&mut self, keep: bool) -> Result<Option<String>> {
+            self.finished = Some(keep);
+            Ok(None)
+        }
+    }
+
+    const PASSWORD: &str = "s3cret-Password-42";
+
+    /// The 4 cells of tests/matrices/slow.yaml (3 repetitions each) run through `slot`.
+    async fn run_scripted(
+        name: &str,
+        slot: &mut Scripted,
+        retries: u32,
+        fail_fast: bool,
+    ) -> (Result<()>, Vec<CellResult>, u64) {
+        let stacks = crate::stack::discover(Path::new("stacks")).unwrap();
+        let catalog = StackCatalog { stacks };
+        let matrix = crate::matrix::load(Path::new("tests/matrices/slow.yaml"), &catalog).unwrap();
+        let cells = crate::matrix::expand(&matrix, &catalog);
+        slot.repetitions = matrix.repetitions;
+        let opts = RunOptions {
+            matrix,
+            cells,
+            catalog,
+            keep_up: false,
+            retries,
+            fail_fast,
+            parallel: 1,
+        };
+        let path = std::env::temp_dir().join(format!("racy-runner-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        let mut dir = RunDir::create(&path, "slow").await.unwrap();
+        let bar = slot.bar.clone();
+        bar.set_length((opts.cells.len() * opts.matrix.repetitions as usize) as u64);
+        let result = {
+            let lock = tokio::sync::Mutex::new(&mut dir);
+            let slice = Slice {
+                opts: &opts,
+                dir: &lock,
+                bar: &bar,
+                base: "base",
+                password: PASSWORD,
+            };
+            slice.run(slot, &opts.cells).await
+        };
+        let cells = dir.cells.clone();
+        dir.close().await.unwrap();
+        std::fs::remove_dir_all(&path).unwrap();
+        (result, cells, bar.position())
+    }
+
+    fn scripted(outcomes: Vec<Result<(), (Stage, Fail)>>) -> Scripted {
+        Scripted {
+            outcomes: outcomes.into_iter().collect(),
+            repetitions: 0,
+            bar: ProgressBar::hidden(),
+            measured: vec![],
+            discarded: 0,
+            finished: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_attempt_is_retried_on_a_fresh_instance() {
+        let mut slot = scripted(vec![Err((
+            Stage::Measure,
+            Fail::Said("no request got a response"),
+        ))]);
+        let (result, cells, progress) = run_scripted("retry", &mut slot, 1, false).await;
+        result.unwrap();
+        assert_eq!(slot.measured.len(), 5, "4 cells, the first twice");
+        assert_eq!(slot.discarded, 1, "the broken instance was removed");
+        assert_eq!(cells.len(), 4);
+        assert!(
+            cells
+                .iter()
+                .all(|c| c.metrics.is_some() && c.error.is_none())
+        );
+        assert_eq!(cells[0].attempts, 2);
+        assert!(cells[1..].iter().all(|c| c.attempts == 1));
+        assert_eq!(
+            progress, 12,
+            "the failed attempt's repetition is not counted twice"
+        );
+        assert_eq!(slot.finished, Some(false), "removed at the end");
+    }
+
+    #[tokio::test]
+    async fn a_cell_that_still_fails_is_recorded_and_the_run_goes_on() {
+        let boom = Fail::Said("database refused s3cret-Password-42");
+        let mut slot = scripted(vec![
+            Err((Stage::Measure, boom.clone())),
+            Err((Stage::Measure, boom)),
+        ]);
+        let (result, cells, progress) = run_scripted("failed", &mut slot, 1, false).await;
+        result.unwrap();
+        assert_eq!(cells.len(), 4);
+        let error = cells[0].error.as_deref().unwrap();
+        assert!(error.contains("database refused ****"), "{error}");
+        assert!(!error.contains(PASSWORD), "scrubbed: {error}");
+        assert!(
+            error.contains("Traceback"),
+            "with the services' logs: {error}"
+        );
+        assert_eq!(cells[0].attempts, 2);
+        assert!(cells[1..].iter().all(|c| c.metrics.is_some()));
+        assert_eq!(progress, 12, "a failed cell's repetitions count as done");
+    }
+
+    #[tokio::test]
+    async fn a_stack_that_fails_to_start_twice_alike_fails_its_other_cells_at_once() {
+        let died = Fail::Died("app", "exited with code 7");
+        let mut slot = scripted(vec![
+            Err((Stage::Start, died.clone())),
+            Err((Stage::Start, died.clone())),
+        ]);
+        let (result, cells, progress) = run_scripted("unstartable", &mut slot, 1, false).await;
+        result.unwrap();
+        assert_eq!(slot.measured.len(), 2, "no start tried after the second");
+        assert_eq!(cells.len(), 4);
+        for c in &cells[1..] {
+            let e = c.error.as_deref().unwrap();
+            assert!(
+                e.starts_with("not run: stack django-mysql failed to start twice")
+                    && e.contains("exited with code 7"),
+                "{e}"
+            );
+            assert_eq!(c.attempts, 0);
+        }
+        assert_eq!(progress, 12);
+
+        // two different start failures are not a pattern: the next cells are tried
+        let mut slot = scripted(vec![
+            Err((Stage::Start, Fail::Died("app", "exited with code 7"))),
+            Err((Stage::Start, Fail::Died("app", "exited with code 1"))),
+        ]);
+        let (_, cells, _) = run_scripted("unlike", &mut slot, 1, false).await;
+        assert!(cells[0].error.is_some());
+        assert!(cells[1..].iter().all(|c| c.metrics.is_some()));
+
+        // nor is a start failure followed by a measurement failure
+        let mut slot = scripted(vec![
+            Err((Stage::Start, died.clone())),
+            Err((Stage::Measure, died)),
+        ]);
+        let (_, cells, _) = run_scripted("mixed", &mut slot, 1, false).await;
+        assert!(cells[1..].iter().all(|c| c.metrics.is_some()));
+    }
+
+    #[tokio::test]
+    async fn fail_fast_stops_at_the_first_cell_that_still_fails() {
+        let mut slot = scripted(vec![
+            Ok(()),
+            Err((Stage::Measure, Fail::Said("boom"))),
+            Err((Stage::Measure, Fail::Said("boom"))),
+        ]);
+        let (result, cells, _) = run_scripted("fail-fast", &mut slot, 1, true).await;
+        let e = result.unwrap_err().to_string();
+        assert!(e.contains("--fail-fast") && e.contains("boom"), "{e}");
+        assert_eq!(
+            cells.len(),
+            2,
+            "the measured cell and the failed one are kept"
+        );
+        assert!(cells[0].metrics.is_some() && cells[1].error.is_some());
+        assert_eq!(slot.measured.len(), 3, "nothing after the failure");
+    }
+
+    #[test]
+    fn start_failure_reasons_ignore_numbers() {
+        let a = reason_of(&anyhow!("not ready after 3.1 s: port 127.0.0.1:49153"));
+        let b = reason_of(&anyhow!("not ready after 180.0 s: port 127.0.0.1:49201"));
+        assert_eq!(a, b);
+        assert_ne!(a, reason_of(&anyhow!("not ready: connection refused")));
+    }
 }
