@@ -563,7 +563,9 @@ impl Wire {
     /// The bridge of the one network this run has up.
     async fn find(engine: &Engine, run: &RunId, port: u16) -> Result<Wire> {
         let filter = format!("{}={}", racy_matrix::engine::RUN_LABEL, run.id);
-        let networks = engine.labelled_networks(&filter).await?;
+        let networks = engine
+            .labelled(racy_matrix::engine::Object::Network, &filter)
+            .await?;
         let [(network, _)] = networks.as_slice() else {
             bail!(
                 "expected one network of run {}, found {}",

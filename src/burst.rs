@@ -238,10 +238,14 @@ fn failed(rep: u32, index: u32, outcome: Outcome, sent: i64, error: String) -> R
     }
 }
 
-/// Fires one burst. All connections are opened first. With `wait_ms == 0` every request
-/// is written but its last byte, then the last bytes are written back to back; otherwise
-/// request `i` is sent `i * wait_ms` after the first. Timeouts and connection errors are
-/// recorded, never fatal.
+/// Fires one burst. With `wait_ms == 0` and the default last-byte release, every
+/// connection is opened first, every request written but its last byte, then the last
+/// bytes are written back to back; with the barrier release the opened connections wait
+/// at a barrier and then write whole requests; with the sequential release each request
+/// connects and sends on its own, one task after another (what a thread-pool script
+/// does). With `wait_ms > 0` the connections are opened first and request `i` is sent
+/// `i * wait_ms` after the first. Timeouts and connection errors are recorded, never
+/// fatal.
 pub async fn fire(spec: &BurstSpec, repetition: u32) -> BurstResult {
     let n = spec.requests as usize;
     let bytes = &spec.request.bytes;

@@ -476,9 +476,7 @@ async fn up(
 /// containers, networks and volumes of those runs.
 async fn remove_runs(only_up: bool) -> Result<Verdict, Failure> {
     let engine = connect().await?;
-    let mut labelled = engine.labelled_containers(RUN_LABEL).await.engine()?;
-    labelled.extend(engine.labelled_networks(RUN_LABEL).await.engine()?);
-    labelled.extend(engine.labelled_volumes(RUN_LABEL).await.engine()?);
+    let labelled = engine.labelled_all(RUN_LABEL).await.engine()?;
     let mut ids: Vec<String> = labelled
         .iter()
         .filter_map(|(_, l)| l.get(RUN_LABEL).cloned())

@@ -129,6 +129,41 @@ pub struct ContainerState {
     pub restart_count: i64,
 }
 
+/// A kind of object racy-matrix creates and labels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Object {
+    /// A container.
+    Container,
+    /// A network.
+    Network,
+    /// A named volume.
+    Volume,
+}
+
+impl Object {
+    /// Every kind, in the order a removal goes (containers first: they hold the others).
+    pub const ALL: [Object; 3] = [Object::Container, Object::Network, Object::Volume];
+}
+
+/// Whether an engine error says the object does not exist (HTTP 404).
+fn is_missing(e: &bollard::errors::Error) -> bool {
+    matches!(
+        e,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+/// A removal's result where an object already gone counts as removed.
+fn gone_is_fine(r: Result<(), bollard::errors::Error>) -> Result<(), bollard::errors::Error> {
+    match r {
+        Err(e) if is_missing(&e) => Ok(()),
+        other => other,
+    }
+}
+
 impl Engine {
     /// Connects to the local engine and negotiates the API version; fails with one clear
     /// message when the daemon is missing, dead or too old.
@@ -182,9 +217,7 @@ impl Engine {
     pub async fn image_exists(&self, reference: &str) -> Result<bool> {
         match self.docker.inspect_image(reference).await {
             Ok(_) => Ok(true),
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => Ok(false),
+            Err(e) if is_missing(&e) => Ok(false),
             Err(e) => Err(e).context("inspecting image"),
         }
     }
@@ -274,7 +307,7 @@ impl Engine {
         Ok(())
     }
 
-    /// Creates a labelled bridge network and returns its name.
+    /// Creates a labelled bridge network named `name`.
     pub async fn create_network(&self, name: &str, labels: HashMap<String, String>) -> Result<()> {
         let docker = self.docker.clone();
         let request = NetworkCreateRequest {
@@ -465,44 +498,62 @@ impl Engine {
             .force(true)
             .v(true)
             .build();
-        match self.docker.remove_container(id, Some(opts)).await {
-            Ok(()) => Ok(()),
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => Ok(()),
-            Err(e) => Err(e).with_context(|| format!("removing container {id}")),
+        gone_is_fine(self.docker.remove_container(id, Some(opts)).await)
+            .with_context(|| format!("removing container {id}"))
+    }
+
+    /// Objects of one kind carrying a label filter (`key` or `key=value`): each one's
+    /// id (containers) or name (networks, volumes) with its labels.
+    pub async fn labelled(
+        &self,
+        kind: Object,
+        filter: &str,
+    ) -> Result<Vec<(String, HashMap<String, String>)>> {
+        let filters = HashMap::from([("label", vec![filter])]);
+        Ok(match kind {
+            Object::Container => {
+                let opts = ListContainersOptionsBuilder::default()
+                    .all(true)
+                    .filters(&filters)
+                    .build();
+                let list = self.docker.list_containers(Some(opts)).await?;
+                list.into_iter()
+                    .filter_map(|c| Some((c.id?, c.labels.unwrap_or_default())))
+                    .collect()
+            }
+            Object::Network => {
+                let opts = ListNetworksOptionsBuilder::default()
+                    .filters(&filters)
+                    .build();
+                let list = self.docker.list_networks(Some(opts)).await?;
+                list.into_iter()
+                    .filter_map(|n| Some((n.name?, n.labels.unwrap_or_default())))
+                    .collect()
+            }
+            Object::Volume => {
+                let opts = ListVolumesOptionsBuilder::default()
+                    .filters(&filters)
+                    .build();
+                let list = self.docker.list_volumes(Some(opts)).await?;
+                list.volumes
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|v| (v.name, v.labels))
+                    .collect()
+            }
+        })
+    }
+
+    /// Objects of every kind carrying a label filter, with their labels.
+    pub async fn labelled_all(
+        &self,
+        filter: &str,
+    ) -> Result<Vec<(String, HashMap<String, String>)>> {
+        let mut all = Vec::new();
+        for kind in Object::ALL {
+            all.extend(self.labelled(kind, filter).await?);
         }
-    }
-
-    /// Containers carrying a label filter (`key` or `key=value`), with their labels.
-    pub async fn labelled_containers(
-        &self,
-        filter: &str,
-    ) -> Result<Vec<(String, HashMap<String, String>)>> {
-        let opts = ListContainersOptionsBuilder::default()
-            .all(true)
-            .filters(&HashMap::from([("label", vec![filter])]))
-            .build();
-        let list = self.docker.list_containers(Some(opts)).await?;
-        Ok(list
-            .into_iter()
-            .filter_map(|c| Some((c.id?, c.labels.unwrap_or_default())))
-            .collect())
-    }
-
-    /// Networks carrying a label filter, with their labels.
-    pub async fn labelled_networks(
-        &self,
-        filter: &str,
-    ) -> Result<Vec<(String, HashMap<String, String>)>> {
-        let opts = ListNetworksOptionsBuilder::default()
-            .filters(&HashMap::from([("label", vec![filter])]))
-            .build();
-        let list = self.docker.list_networks(Some(opts)).await?;
-        Ok(list
-            .into_iter()
-            .filter_map(|n| Some((n.name?, n.labels.unwrap_or_default())))
-            .collect())
+        Ok(all)
     }
 
     /// The host interface of a bridge network: the name the network gives its bridge, else
@@ -529,29 +580,24 @@ impl Engine {
 
     /// Removes a network; missing is fine.
     pub async fn remove_network(&self, name: &str) -> Result<()> {
-        match self.docker.remove_network(name).await {
-            Ok(()) => Ok(()),
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => Ok(()),
-            Err(e) => Err(e).with_context(|| format!("removing network {name}")),
-        }
+        gone_is_fine(self.docker.remove_network(name).await)
+            .with_context(|| format!("removing network {name}"))
     }
 
     /// Removes every container, network and volume whose labels match `filter`; returns
     /// how many containers and networks went.
     pub async fn remove_labelled(&self, filter: &str) -> Result<(usize, usize)> {
         self.creations_settled(Duration::from_secs(30)).await;
-        let containers = self.labelled_containers(filter).await?;
+        let containers = self.labelled(Object::Container, filter).await?;
         let removals = containers.iter().map(|(id, _)| self.remove_container(id));
         for r in futures_util::future::join_all(removals).await {
             r?;
         }
-        let networks = self.labelled_networks(filter).await?;
+        let networks = self.labelled(Object::Network, filter).await?;
         for (name, _) in &networks {
             self.remove_network(name).await?;
         }
-        for (name, _) in self.labelled_volumes(filter).await? {
+        for (name, _) in self.labelled(Object::Volume, filter).await? {
             self.remove_volume(&name).await?;
         }
         Ok((containers.len(), networks.len()))
@@ -570,33 +616,11 @@ impl Engine {
             .with_context(|| format!("creating volume {name}"))
     }
 
-    /// Volumes carrying a label filter, with their labels.
-    pub async fn labelled_volumes(
-        &self,
-        filter: &str,
-    ) -> Result<Vec<(String, HashMap<String, String>)>> {
-        let opts = ListVolumesOptionsBuilder::default()
-            .filters(&HashMap::from([("label", vec![filter])]))
-            .build();
-        let list = self.docker.list_volumes(Some(opts)).await?;
-        Ok(list
-            .volumes
-            .unwrap_or_default()
-            .into_iter()
-            .map(|v| (v.name, v.labels))
-            .collect())
-    }
-
     /// Removes a volume; missing is fine.
     pub async fn remove_volume(&self, name: &str) -> Result<()> {
         let opts = RemoveVolumeOptionsBuilder::default().force(true).build();
-        match self.docker.remove_volume(name, Some(opts)).await {
-            Ok(()) => Ok(()),
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => Ok(()),
-            Err(e) => Err(e).with_context(|| format!("removing volume {name}")),
-        }
+        gone_is_fine(self.docker.remove_volume(name, Some(opts)).await)
+            .with_context(|| format!("removing volume {name}"))
     }
 
     /// Runs a command inside a running container (as its user) and collects its output,
@@ -637,6 +661,26 @@ impl Engine {
             .await
             .map_err(|_| anyhow!("`{}` did not finish within {limit:?}", cmd.join(" ")))?
             .with_context(|| format!("running `{}` in container {id}", cmd.join(" ")))
+    }
+
+    /// Removes the containers and networks of runs whose racy-matrix process died (killed,
+    /// crashed) on this host; returns the run ids it cleaned. Live runs, runs of other
+    /// hosts and `up` stacks are left alone.
+    pub async fn reap_orphans(&self) -> Result<Vec<String>> {
+        let host = host_name();
+        let mut runs: Vec<String> = self
+            .labelled_all(RUN_LABEL)
+            .await?
+            .into_iter()
+            .filter(|(_, l)| is_orphan(l, &host, &run_process_alive))
+            .filter_map(|(_, l)| l.get(RUN_LABEL).cloned())
+            .collect();
+        runs.sort();
+        runs.dedup();
+        for run in &runs {
+            self.remove_labelled(&format!("{RUN_LABEL}={run}")).await?;
+        }
+        Ok(runs)
     }
 }
 
@@ -701,30 +745,6 @@ pub fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .unwrap_or_default()
-}
-
-impl Engine {
-    /// Removes the containers and networks of runs whose racy-matrix process died (killed,
-    /// crashed) on this host; returns the run ids it cleaned. Live runs, runs of other
-    /// hosts and `up` stacks are left alone.
-    pub async fn reap_orphans(&self) -> Result<Vec<String>> {
-        let host = host_name();
-        let mut runs: Vec<String> = self
-            .labelled_containers(RUN_LABEL)
-            .await?
-            .into_iter()
-            .chain(self.labelled_networks(RUN_LABEL).await?)
-            .chain(self.labelled_volumes(RUN_LABEL).await?)
-            .filter(|(_, l)| is_orphan(l, &host, &run_process_alive))
-            .filter_map(|(_, l)| l.get(RUN_LABEL).cloned())
-            .collect();
-        runs.sort();
-        runs.dedup();
-        for run in &runs {
-            self.remove_labelled(&format!("{RUN_LABEL}={run}")).await?;
-        }
-        Ok(runs)
-    }
 }
 
 /// Converts a compose duration (`1s`, `500ms`, `1m30s`) to nanoseconds.
