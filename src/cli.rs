@@ -591,7 +591,7 @@ fn check_resumable(
 fn check_expectations(
     file: &Path,
     m: &Matrix,
-    cells: &[export::CellResult],
+    cells: &[results::CellResult],
     complete: bool,
 ) -> Verdict {
     if m.expect.is_empty() {

@@ -1,8 +1,9 @@
 //! Expectations (`expect:` in a matrix): selectors over axes and bounds over metric
 //! columns, checked against the measured cells. A miss makes the run exit 1.
 
-use crate::export::{self, CellResult};
+use crate::export;
 use crate::matrix::Expectation;
+use crate::results::CellResult;
 
 /// One bound a selected cell did not meet.
 #[derive(Clone, Debug, PartialEq)]

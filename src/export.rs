@@ -4,37 +4,12 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::matrix::Cell;
-use crate::measure::{CellMetrics, Repetition};
-
-/// One cell of a run: its axes, its metrics (or why it failed), and every record.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct CellResult {
-    /// The cell.
-    pub cell: Cell,
-    /// Repetitions asked for.
-    pub repetitions: u32,
-    /// Requests per repetition.
-    pub requests: u32,
-    /// Metrics; `None` when the cell failed.
-    pub metrics: Option<CellMetrics>,
-    /// Why it failed (with the services' last log lines).
-    pub error: Option<String>,
-    /// Attempts it took (1 unless it was retried on a fresh stack).
-    #[serde(default = "one")]
-    pub attempts: u32,
-    /// Every repetition with its request records.
-    pub reps: Vec<Repetition>,
-}
-
-fn one() -> u32 {
-    1
-}
+use crate::measure::CellMetrics;
+use crate::results::CellResult;
 
 /// What exporters render.
 pub struct RunReport<'a> {
@@ -96,10 +71,7 @@ pub fn exporter(f: Format) -> Box<dyn Exporter> {
 pub fn write_all(dir: &Path, run: &RunReport) -> Result<()> {
     for f in Format::ALL {
         let bytes = exporter(f).render(run)?;
-        let path = dir.join(f.file_name());
-        let tmp = dir.join(format!(".{}.tmp", f.file_name()));
-        std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+        crate::results::write_atomically(&dir.join(f.file_name()), &bytes)?;
     }
     Ok(())
 }
@@ -381,7 +353,8 @@ pub fn terminal_table(run: &RunReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::measure::{Observation, Outcome, RequestRecord};
+    use crate::matrix::Cell;
+    use crate::measure::{Observation, Outcome, Repetition, RequestRecord};
     use std::collections::BTreeMap;
 
     fn sample() -> Vec<CellResult> {

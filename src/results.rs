@@ -13,8 +13,12 @@ use anyhow::{Context, Result, bail};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{Row, SqlitePool};
 
-use crate::export::{self, CellResult, RunReport};
+use serde::{Deserialize, Serialize};
+
+use crate::export::{self, RunReport};
+use crate::matrix::Cell;
 use crate::measure::RequestRecord;
+use crate::measure::{CellMetrics, Repetition};
 
 /// The copy of the matrix file a run directory keeps.
 pub const MATRIX_FILE: &str = "matrix.yaml";
@@ -36,6 +40,30 @@ const SCHEMA: &[&str] = &[
         record TEXT NOT NULL,
         PRIMARY KEY (cell_key, repetition, idx))",
 ];
+
+/// One cell of a run: its axes, its metrics (or why it failed), and every record.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CellResult {
+    /// The cell.
+    pub cell: Cell,
+    /// Repetitions asked for.
+    pub repetitions: u32,
+    /// Requests per repetition.
+    pub requests: u32,
+    /// Metrics; `None` when the cell failed.
+    pub metrics: Option<CellMetrics>,
+    /// Why it failed (with the services' last log lines).
+    pub error: Option<String>,
+    /// Attempts it took (1 unless it was retried on a fresh stack).
+    #[serde(default = "one")]
+    pub attempts: u32,
+    /// Every repetition with its request records.
+    pub reps: Vec<Repetition>,
+}
+
+fn one() -> u32 {
+    1
+}
 
 /// A run directory, its store, and the cells it holds.
 pub struct RunDir {

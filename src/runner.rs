@@ -10,9 +10,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::burst::{self, BurstSpec, HttpRequest};
 use crate::deploy::{Deployment, RunId};
 use crate::engine::Engine;
-use crate::export::CellResult;
 use crate::matrix::{Cell, Matrix, parse_delay};
 use crate::measure::{self, Outcome, Repetition};
+use crate::results::CellResult;
 use crate::results::RunDir;
 use crate::stack::{Stack, StackCatalog};
 
