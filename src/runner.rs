@@ -246,6 +246,14 @@ struct Slice<'a> {
     password: &'a str,
 }
 
+/// How a cell ended after all its attempts.
+struct Attempted {
+    /// What is recorded for it.
+    result: CellResult,
+    /// Every attempt failed to start the stack, the last two for this same reason.
+    unstartable: Option<String>,
+}
+
 impl Slice<'_> {
     /// Runs `cells` in order on one stack instance.
     async fn run<S: Slot>(&self, slot: &mut S, cells: &[Cell]) -> Result<()> {
@@ -260,106 +268,32 @@ impl Slice<'_> {
                 .stacks
                 .get(&cell.stack)
                 .ok_or_else(|| anyhow!("unknown stack {}", cell.stack))?;
-            let vars = cell_vars(cell, m, self.base, self.password);
-            if let Some(reason) = unstartable.get(&cell.stack) {
-                let err = format!(
-                    "not run: stack {} failed to start twice for the same reason: {reason}",
-                    cell.stack
-                );
-                bar.suspend(|| eprintln!("cell {} {}", cell.label(), first_line(&err)));
-                self.dir
-                    .lock()
-                    .await
-                    .push(failed_cell(cell, m, err, 0))
-                    .await?;
-                bar.inc(u64::from(m.repetitions));
-                continue;
-            }
-            let secrets = [
-                self.password.to_string(),
-                stack
-                    .driver(&vars)
-                    .map(|x| x.database.password)
-                    .unwrap_or_default(),
-            ];
-            let scrub = |text: String| {
-                secrets
-                    .iter()
-                    .fold(text, |t, secret| crate::probe::scrub(&t, secret))
-            };
-            let mut start_failures: Vec<String> = Vec::new();
-            let mut attempt = 0;
-            let result = loop {
-                attempt += 1;
-                bar.set_message(cell.label());
-                let mut counted = 0;
-                let outcome = slot.measure(stack, cell, &vars, &mut counted).await;
-                match outcome {
-                    Ok(Measured { reps, handlers }) => {
-                        break CellResult {
-                            cell: cell.clone(),
-                            repetitions: m.repetitions,
-                            requests: m.requests,
-                            metrics: Some(measure::compute(
-                                &reps,
-                                m.amount,
-                                cell.wait_ms(),
-                                stack
-                                    .x
-                                    .endpoints
-                                    .get(cell.endpoint())
-                                    .map(|e| e.check)
-                                    .unwrap_or_default(),
-                                handlers,
-                            )),
-                            error: None,
-                            attempts: attempt,
-                            reps,
-                        };
+            let result = match unstartable.get(&cell.stack) {
+                Some(reason) => {
+                    let err = format!(
+                        "not run: stack {} failed to start twice for the same reason: {reason}",
+                        cell.stack
+                    );
+                    bar.suspend(|| eprintln!("cell {} {}", cell.label(), first_line(&err)));
+                    failed_cell(cell, m, err, 0)
+                }
+                None => {
+                    let done = self.attempt(slot, stack, cell).await?;
+                    if let Some(reason) = done.unstartable {
+                        unstartable.insert(cell.stack.clone(), reason);
                     }
-                    Err((stage, e)) => {
-                        bar.dec(counted);
-                        if stage == Stage::Start {
-                            start_failures.push(reason_of(&e));
-                        }
-                        // Whatever broke, the next attempt (or cell) starts on a fresh stack.
-                        let logs = slot.discard().await;
-                        let err = scrub(format!("{e:#}\n{logs}"));
-                        slot.engine_answers()
-                            .await
-                            .with_context(|| format!("cell {} failed: {err}", cell.label()))?;
-                        if attempt <= opts.retries {
-                            bar.suspend(|| {
-                                eprintln!(
-                                    "cell {} failed (attempt {attempt}), retrying on a fresh stack: {}",
-                                    cell.label(),
-                                    first_line(&err)
-                                )
-                            });
-                            continue;
-                        }
-                        if let [.., a, b] = start_failures.as_slice()
-                            && a == b
-                            && attempt == start_failures.len() as u32
-                        {
-                            unstartable.insert(cell.stack.clone(), scrub(a.clone()));
-                        }
-                        let failed = failed_cell(cell, m, err.clone(), attempt);
-                        if opts.fail_fast {
-                            self.dir.lock().await.push(failed).await?;
-                            bar.abandon();
-                            bail!("cell {} failed (--fail-fast): {err}", cell.label());
-                        }
-                        bar.suspend(|| {
-                            eprintln!("cell {} failed: {}", cell.label(), first_line(&err))
-                        });
-                        break failed;
-                    }
+                    done.result
                 }
             };
-            let done = result.metrics.is_some();
+            let measured = result.metrics.is_some();
+            let failed_fast = !measured && opts.fail_fast;
+            let error = result.error.clone().unwrap_or_default();
             self.dir.lock().await.push(result).await?;
-            if !done {
+            if failed_fast {
+                bar.abandon();
+                bail!("cell {} failed (--fail-fast): {error}", cell.label());
+            }
+            if !measured {
                 // a failed cell's repetitions count as done for the progress bar
                 bar.inc(u64::from(m.repetitions));
             }
@@ -368,6 +302,113 @@ impl Slice<'_> {
             bar.suspend(|| println!("{note}"));
         }
         Ok(())
+    }
+
+    /// Measures one cell, retrying a failed attempt on a fresh instance up to
+    /// `--retries` times. Only an engine that stops answering is an error.
+    async fn attempt<S: Slot>(
+        &self,
+        slot: &mut S,
+        stack: &Stack,
+        cell: &Cell,
+    ) -> Result<Attempted> {
+        let (opts, bar) = (self.opts, self.bar);
+        let m = &opts.matrix;
+        let vars = cell_vars(cell, m, self.base, self.password);
+        let secrets = [
+            self.password.to_string(),
+            stack
+                .driver(&vars)
+                .map(|x| x.database.password)
+                .unwrap_or_default(),
+        ];
+        let scrub = |text: String| {
+            secrets
+                .iter()
+                .fold(text, |t, secret| crate::probe::scrub(&t, secret))
+        };
+        let mut start_failures: Vec<String> = Vec::new();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            bar.set_message(cell.label());
+            let mut counted = 0;
+            let (stage, e) = match slot.measure(stack, cell, &vars, &mut counted).await {
+                Ok(measured) => {
+                    let result = measured_cell(stack, cell, m, measured, attempt);
+                    return Ok(Attempted {
+                        result,
+                        unstartable: None,
+                    });
+                }
+                Err(failure) => failure,
+            };
+            bar.dec(counted);
+            if stage == Stage::Start {
+                start_failures.push(reason_of(&e));
+            }
+            // Whatever broke, the next attempt (or cell) starts on a fresh stack.
+            let logs = slot.discard().await;
+            let err = scrub(format!("{e:#}\n{logs}"));
+            slot.engine_answers()
+                .await
+                .with_context(|| format!("cell {} failed: {err}", cell.label()))?;
+            if attempt <= opts.retries {
+                bar.suspend(|| {
+                    eprintln!(
+                        "cell {} failed (attempt {attempt}), retrying on a fresh stack: {}",
+                        cell.label(),
+                        first_line(&err)
+                    )
+                });
+                continue;
+            }
+            let unstartable = match start_failures.as_slice() {
+                [.., a, b] if a == b && attempt == start_failures.len() as u32 => {
+                    Some(scrub(a.clone()))
+                }
+                _ => None,
+            };
+            if !opts.fail_fast {
+                bar.suspend(|| eprintln!("cell {} failed: {}", cell.label(), first_line(&err)));
+            }
+            return Ok(Attempted {
+                result: failed_cell(cell, m, err, attempt),
+                unstartable,
+            });
+        }
+    }
+}
+
+/// The record of a measured cell, with its metrics.
+fn measured_cell(
+    stack: &Stack,
+    cell: &Cell,
+    m: &Matrix,
+    measured: Measured,
+    attempts: u32,
+) -> CellResult {
+    let check = stack
+        .x
+        .endpoints
+        .get(cell.endpoint())
+        .map(|e| e.check)
+        .unwrap_or_default();
+    let metrics = measure::compute(
+        &measured.reps,
+        m.amount,
+        cell.wait_ms(),
+        check,
+        measured.handlers,
+    );
+    CellResult {
+        cell: cell.clone(),
+        repetitions: m.repetitions,
+        requests: m.requests,
+        metrics: Some(metrics),
+        error: None,
+        attempts,
+        reps: measured.reps,
     }
 }
 
