@@ -247,107 +247,122 @@ impl Exporter for Json {
 
 /// The terminal summary: the axes that vary, then the counts and rates that matter.
 pub fn terminal_table(run: &RunReport) -> String {
-    let cols = columns(run.cells);
-    let axes: Vec<&String> = cols
-        .iter()
-        .take_while(|c| c.as_str() != "repetitions")
-        .filter(|c| {
-            let vals: BTreeSet<Option<&str>> = run.cells.iter().map(|x| x.cell.get(c)).collect();
-            c.as_str() == "endpoint" || (c.as_str() != "stack" && vals.len() > 1)
-        })
-        .collect();
-    let multi_stack = run
-        .cells
-        .iter()
-        .map(|c| &c.cell.stack)
-        .collect::<BTreeSet<_>>()
-        .len()
-        > 1;
-    // an excess is rare and must stand out: its column appears when some cell has one
-    let any_excess = run
-        .cells
-        .iter()
-        .any(|c| c.metrics.as_ref().is_some_and(|m| m.excess_applied != 0));
-    let mut header: Vec<String> = Vec::new();
-    if multi_stack {
-        header.push("stack".into());
-    }
-    header.extend(axes.iter().map(|s| s.to_string()));
-    header.extend(
-        [
-            "acked",
-            "errors (ser/lock/busy/dup/gw/other)",
-            "rows",
-            "applied",
-            "anomalies",
-            "rate [95% CI]",
-        ]
-        .map(String::from),
-    );
-    if any_excess {
-        header.push("excess".into());
-    }
-    header.extend(["pids", "spread µs", "skew ms", "p50 ms"].map(String::from));
+    let shape = SummaryShape::of(run);
     let mut t = Table::new();
     t.load_style(UTF8_FULL_CONDENSED);
-    t.set_header(header);
+    t.set_header(shape.header());
     for c in run.cells {
-        let mut r: Vec<String> = Vec::new();
-        if multi_stack {
-            r.push(c.cell.stack.clone());
-        }
-        r.extend(axes.iter().map(|a| c.cell.get(a).unwrap_or("").to_string()));
-        match &c.metrics {
-            Some(m) => {
-                let ms = |v: Option<f64>| v.map(|x| format!("{x:.1}")).unwrap_or_default();
-                r.extend([
-                    m.acked.to_string(),
-                    format!(
-                        "{} ({}/{}/{}/{}/{}/{})",
-                        m.failed + m.timeouts + m.conn_errors,
-                        m.serialization_failures,
-                        m.lock_timeouts,
-                        m.database_locked,
-                        m.integrity_errors,
-                        m.worker_timeouts,
-                        m.other_errors + m.timeouts + m.conn_errors
-                    ),
-                    m.ledger_rows.to_string(),
-                    m.applied.to_string(),
-                    // for counters the anomalies are the lost updates
-                    format!("{} {}", m.anomalies, m.anomaly_kind),
-                    format!(
-                        "{:.3} [{:.3}, {:.3}]",
-                        m.anomaly_rate, m.anomaly_rate_lo, m.anomaly_rate_hi
-                    ),
-                ]);
-                if any_excess {
-                    r.push(m.excess_applied.to_string());
-                }
-                r.extend([
-                    m.distinct_pids.to_string(),
-                    ms(m.release_spread_us),
-                    m.start_skew_ms
-                        .map(|x| format!("{x:.3}"))
-                        .unwrap_or_default(),
-                    ms(m.p50_ms),
-                ]);
-            }
-            None => {
-                r.push(format!(
-                    "failed: {}",
-                    c.error
-                        .as_deref()
-                        .unwrap_or("")
-                        .lines()
-                        .next()
-                        .unwrap_or("")
-                ));
-            }
-        }
-        t.add_row(r);
+        t.add_row(shape.row(c));
     }
     t.to_string()
+}
+
+/// Which columns the summary of a run shows.
+struct SummaryShape {
+    /// The stack column, when the run has several stacks.
+    multi_stack: bool,
+    /// The endpoint and every other axis whose value varies.
+    axes: Vec<String>,
+    /// The excess column, when some cell has an excess: rare, and it must stand out.
+    excess: bool,
+}
+
+impl SummaryShape {
+    fn of(run: &RunReport) -> Self {
+        let axes = columns(run.cells)
+            .into_iter()
+            .take_while(|c| c.as_str() != "repetitions")
+            .filter(|c| {
+                let vals: BTreeSet<Option<&str>> =
+                    run.cells.iter().map(|x| x.cell.get(c)).collect();
+                c.as_str() == "endpoint" || (c.as_str() != "stack" && vals.len() > 1)
+            })
+            .collect();
+        let stacks: BTreeSet<&String> = run.cells.iter().map(|c| &c.cell.stack).collect();
+        SummaryShape {
+            multi_stack: stacks.len() > 1,
+            axes,
+            excess: run
+                .cells
+                .iter()
+                .any(|c| c.metrics.as_ref().is_some_and(|m| m.excess_applied != 0)),
+        }
+    }
+
+    fn header(&self) -> Vec<String> {
+        let mut header: Vec<String> = Vec::new();
+        if self.multi_stack {
+            header.push("stack".into());
+        }
+        header.extend(self.axes.iter().cloned());
+        header.extend(
+            [
+                "acked",
+                "errors (ser/lock/busy/dup/gw/other)",
+                "rows",
+                "applied",
+                "anomalies",
+                "rate [95% CI]",
+            ]
+            .map(String::from),
+        );
+        if self.excess {
+            header.push("excess".into());
+        }
+        header.extend(["pids", "spread µs", "skew ms", "p50 ms"].map(String::from));
+        header
+    }
+
+    fn row(&self, c: &CellResult) -> Vec<String> {
+        let mut r: Vec<String> = Vec::new();
+        if self.multi_stack {
+            r.push(c.cell.stack.clone());
+        }
+        r.extend(
+            self.axes
+                .iter()
+                .map(|a| c.cell.get(a).unwrap_or("").to_string()),
+        );
+        let Some(m) = &c.metrics else {
+            let reason = c.error.as_deref().unwrap_or("").lines().next();
+            r.push(format!("failed: {}", reason.unwrap_or("")));
+            return r;
+        };
+        let ms = |v: Option<f64>| v.map(|x| format!("{x:.1}")).unwrap_or_default();
+        r.extend([
+            m.acked.to_string(),
+            format!(
+                "{} ({}/{}/{}/{}/{}/{})",
+                m.failed + m.timeouts + m.conn_errors,
+                m.serialization_failures,
+                m.lock_timeouts,
+                m.database_locked,
+                m.integrity_errors,
+                m.worker_timeouts,
+                m.other_errors + m.timeouts + m.conn_errors
+            ),
+            m.ledger_rows.to_string(),
+            m.applied.to_string(),
+            // for counters the anomalies are the lost updates
+            format!("{} {}", m.anomalies, m.anomaly_kind),
+            format!(
+                "{:.3} [{:.3}, {:.3}]",
+                m.anomaly_rate, m.anomaly_rate_lo, m.anomaly_rate_hi
+            ),
+        ]);
+        if self.excess {
+            r.push(m.excess_applied.to_string());
+        }
+        r.extend([
+            m.distinct_pids.to_string(),
+            ms(m.release_spread_us),
+            m.start_skew_ms
+                .map(|x| format!("{x:.3}"))
+                .unwrap_or_default(),
+            ms(m.p50_ms),
+        ]);
+        r
+    }
 }
 
 #[cfg(test)]
