@@ -402,14 +402,12 @@ async fn reconfigure(engine: &Engine, run: &RunId, report: &mut Report) -> Resul
 }
 
 async fn skew(engine: &Engine, run: &RunId, report: &mut Report) -> Result<()> {
-    const REPS: usize = 8;
     let stack = load("django-postgres")?;
     // 4 processes x 64 threads: 128 requests can all be in the app at once even though
     // Gunicorn's processes accept unevenly (up to 59 of 128 went to one process)
     let v = vars(engine, &[("workers", "4"), ("threads", "64")]).await?;
     let d = Deployment::start(engine, &stack, run, v, &mut |_| {}).await?;
     let measured = async {
-        let db = d.db.as_ref().context("no database")?;
         let ep = &d.driver.endpoints["non_atomic_long_delay"];
         let fields = vec![
             ("account".to_string(), "1".to_string()),
@@ -435,103 +433,7 @@ async fn skew(engine: &Engine, run: &RunId, report: &mut Report) -> Result<()> {
                     timeout: Duration::from_secs(60),
                     release,
                 };
-                // one untimed burst first: each handler thread opens its database
-                // connection on its first request and keeps it (conn_max_age), so the
-                // figures are those of a stack that has served a burst of this size
-                db.reset().await?;
-                burst::fire(&spec, REPS as u32).await;
-                let capture = match wire.as_ref().map(Wire::start).transpose() {
-                    Ok(c) => c,
-                    Err(e) => {
-                        println!("  {WIRE_SKIPPED}: {e:#}");
-                        wire = None;
-                        None
-                    }
-                };
-                let (mut skews, mut at_proxy, mut windows) = (vec![], vec![], vec![]);
-                for r in 0..REPS {
-                    db.reset().await?;
-                    let from = unix_ns();
-                    let shot = burst::fire(&spec, r as u32).await;
-                    windows.push((from, unix_ns()));
-                    let answered: Vec<_> = shot
-                        .records
-                        .iter()
-                        .filter(|x| matches!(x.status, Some(200..=299)))
-                        .collect();
-                    if answered.len() < n as usize {
-                        bail!(
-                            "{n} requests, {}: only {} answered 2xx",
-                            release.name(),
-                            answered.len()
-                        );
-                    }
-                    let spread = |field: &str| -> f64 {
-                        let v: Vec<i64> =
-                            answered.iter().filter_map(|x| x.server_ns(field)).collect();
-                        match (v.iter().min(), v.iter().max()) {
-                            (Some(lo), Some(hi)) => (hi - lo) as f64 / 1e6,
-                            _ => f64::NAN,
-                        }
-                    };
-                    skews.push(spread("t_read"));
-                    at_proxy.push(spread("t_proxy"));
-                }
-                let target = (n == 32 && release == Release::LastByte).then_some(("<=", 1.0));
-                let name = release.name();
-                report.add(
-                    &format!("skew at t_read, {n} requests, {name}: median"),
-                    median(&skews),
-                    "ms",
-                    target,
-                    "",
-                );
-                report.add(
-                    &format!("skew at t_read, {n} requests, {name}: p95"),
-                    percentile(&skews, 0.95),
-                    "ms",
-                    None,
-                    "",
-                );
-                report.add(
-                    &format!("arrival at nginx, {n} requests, {name}: median"),
-                    median(&at_proxy),
-                    "ms",
-                    None,
-                    "ms resolution",
-                );
-                report.add(
-                    &format!("arrival at nginx, {n} requests, {name}: p95"),
-                    percentile(&at_proxy, 0.95),
-                    "ms",
-                    None,
-                    "ms resolution",
-                );
-                let spreads = capture.map(|c| c.spreads(&windows, n)).transpose();
-                let spreads = spreads.unwrap_or_else(|e| {
-                    println!("  {WIRE_SKIPPED} at {n} requests, {name}: {e:#}");
-                    None
-                });
-                if let Some(spreads) = spreads {
-                    let note = spreads.note();
-                    if spreads.miscounted > 0 || spreads.dropped > 0 {
-                        println!("  on the wire, {n} requests, {name}: {note}");
-                    }
-                    report.add(
-                        &format!("last bytes on the wire, {n} requests, {name}: median"),
-                        median(&spreads.ms),
-                        "ms",
-                        None,
-                        &note,
-                    );
-                    report.add(
-                        &format!("last bytes on the wire, {n} requests, {name}: max"),
-                        spreads.ms.iter().copied().fold(f64::NAN, f64::max),
-                        "ms",
-                        None,
-                        &note,
-                    );
-                }
+                skew_case(&d, &spec, &mut wire, report).await?;
             }
         }
         Ok::<_, anyhow::Error>(())
@@ -540,6 +442,99 @@ async fn skew(engine: &Engine, run: &RunId, report: &mut Report) -> Result<()> {
     let down = d.shutdown().await;
     measured?;
     down
+}
+
+/// The skew figures of one burst size and release method: at the app (`t_read`), at
+/// nginx (`t_proxy`) and, when the capture runs, on the wire.
+async fn skew_case(
+    d: &Deployment,
+    spec: &BurstSpec,
+    wire: &mut Option<Wire>,
+    report: &mut Report,
+) -> Result<()> {
+    const REPS: usize = 8;
+    let (n, name) = (spec.requests, spec.release.name());
+    let db = d.db.as_ref().context("no database")?;
+    // one untimed burst first: each handler thread opens its database connection on its
+    // first request and keeps it (conn_max_age), so the figures are those of a stack that
+    // has served a burst of this size
+    db.reset().await?;
+    burst::fire(spec, REPS as u32).await;
+    let capture = match wire.as_ref().map(Wire::start).transpose() {
+        Ok(c) => c,
+        Err(e) => {
+            println!("  {WIRE_SKIPPED}: {e:#}");
+            *wire = None;
+            None
+        }
+    };
+    let (mut skews, mut at_proxy, mut windows) = (vec![], vec![], vec![]);
+    for r in 0..REPS {
+        db.reset().await?;
+        let from = unix_ns();
+        let shot = burst::fire(spec, r as u32).await;
+        windows.push((from, unix_ns()));
+        let answered: Vec<_> = shot
+            .records
+            .iter()
+            .filter(|x| matches!(x.status, Some(200..=299)))
+            .collect();
+        if answered.len() < n as usize {
+            bail!("{n} requests, {name}: only {} answered 2xx", answered.len());
+        }
+        let spread = |field: &str| -> f64 {
+            let v: Vec<i64> = answered.iter().filter_map(|x| x.server_ns(field)).collect();
+            match (v.iter().min(), v.iter().max()) {
+                (Some(lo), Some(hi)) => (hi - lo) as f64 / 1e6,
+                _ => f64::NAN,
+            }
+        };
+        skews.push(spread("t_read"));
+        at_proxy.push(spread("t_proxy"));
+    }
+    let target = (n == 32 && spec.release == Release::LastByte).then_some(("<=", 1.0));
+    for (what, values, target, note) in [
+        ("skew at t_read", &skews, target, ""),
+        ("arrival at nginx", &at_proxy, None, "ms resolution"),
+    ] {
+        let label = format!("{what}, {n} requests, {name}");
+        report.add(
+            &format!("{label}: median"),
+            median(values),
+            "ms",
+            target,
+            note,
+        );
+        report.add(
+            &format!("{label}: p95"),
+            percentile(values, 0.95),
+            "ms",
+            None,
+            note,
+        );
+    }
+    let spreads = capture.map(|c| c.spreads(&windows, n)).transpose();
+    let spreads = spreads.unwrap_or_else(|e| {
+        println!("  {WIRE_SKIPPED} at {n} requests, {name}: {e:#}");
+        None
+    });
+    if let Some(spreads) = spreads {
+        let note = spreads.note();
+        if spreads.miscounted > 0 || spreads.dropped > 0 {
+            println!("  on the wire, {n} requests, {name}: {note}");
+        }
+        let label = format!("last bytes on the wire, {n} requests, {name}");
+        let max = spreads.ms.iter().copied().fold(f64::NAN, f64::max);
+        report.add(
+            &format!("{label}: median"),
+            median(&spreads.ms),
+            "ms",
+            None,
+            &note,
+        );
+        report.add(&format!("{label}: max"), max, "ms", None, &note);
+    }
+    Ok(())
 }
 
 /// Printed when the capture cannot run; only the on-the-wire figures are left out.
