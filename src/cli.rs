@@ -451,7 +451,7 @@ async fn up(
             let _ = engine
                 .remove_labelled(&format!("{RUN_LABEL}={}", run.id))
                 .await;
-            let e = anyhow!("{}", crate::probe::scrub(&format!("{e:#}"), &password));
+            let e = anyhow!("{}", crate::database::scrub(&format!("{e:#}"), &password));
             return Err(Failure::Engine(e));
         }
     };
@@ -465,7 +465,7 @@ async fn up(
     }
     println!(
         "  database: {} (password not shown; choose one with --set db_password=...)",
-        crate::probe::redact(&dep.db_url)
+        crate::database::redact(&dep.db_url)
     );
     println!("  containers: {:?}", dep.container_names());
     println!("remove it with: racy-matrix down");

@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use bollard::models::HealthConfig;
 
+use crate::database::{self, Db, Sqlite};
 use crate::engine::{
     ContainerSpec, Engine, HOST_LABEL, KEEP_LABEL, PID_LABEL, RUN_LABEL, SERVICE_LABEL,
     STACK_LABEL, STARTED_LABEL, compose_duration_ns,
 };
 use crate::image;
-use crate::probe::{self, Db, Sqlite};
 use crate::ready::{Probe, wait_ready};
 use crate::stack::{Build, Condition, Engine as DbEngine, Stack, XRacy, parse_bytes};
 
@@ -466,7 +466,7 @@ impl Deployment {
                     service: svc.clone(),
                     replica: (n > 1).then_some(i + 1),
                     what,
-                    logs: crate::probe::scrub(logs.trim_end(), &self.driver.database.password),
+                    logs: crate::database::scrub(logs.trim_end(), &self.driver.database.password),
                 });
             }
         }
@@ -694,7 +694,7 @@ impl Launcher {
                 _ = cancelled.wait_for(|c| *c) => bail!("stopped waiting: the start failed"),
             };
             if let Err(e) = waited {
-                let logs = crate::probe::scrub(
+                let logs = crate::database::scrub(
                     self.engine.logs_tail(id, 20).await.trim_end(),
                     &x.database.password,
                 );
@@ -774,7 +774,7 @@ impl Launcher {
         }
         if x.database.service == svc {
             let port = self.engine.published_port(id, x.database.port).await?;
-            let url = probe::url(
+            let url = database::url(
                 x.database.engine,
                 &x.database.user,
                 &x.database.password,

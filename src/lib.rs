@@ -5,6 +5,7 @@
 
 pub mod burst;
 pub mod cli;
+pub mod database;
 pub mod deploy;
 pub mod engine;
 pub mod expect;
@@ -13,7 +14,6 @@ pub mod image;
 pub mod matrix;
 pub mod measure;
 pub mod plan;
-pub mod probe;
 pub mod ready;
 pub mod results;
 pub mod runner;

@@ -56,7 +56,7 @@ impl std::fmt::Display for Probe {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Probe::Tcp(addr) => write!(f, "a TCP connection to {addr}"),
-            Probe::Sql(url) => write!(f, "SELECT 1 at {}", crate::probe::redact(url)),
+            Probe::Sql(url) => write!(f, "SELECT 1 at {}", crate::database::redact(url)),
             Probe::Http { addr, path } => write!(f, "GET http://{addr}{path} answering 200"),
             Probe::Running(_) => write!(f, "the container running"),
             Probe::Completed(_) => write!(f, "the container exiting with status 0"),
@@ -76,7 +76,7 @@ impl Probe {
                     .map_err(|_| anyhow!("connect to {addr} timed out"))??;
                 Ok(())
             }
-            Probe::Sql(url) => crate::probe::ping(url).await,
+            Probe::Sql(url) => crate::database::ping(url).await,
             Probe::Http { addr, path } => {
                 let r = send(
                     *addr,

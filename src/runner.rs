@@ -325,7 +325,7 @@ impl Slice<'_> {
         let scrub = |text: String| {
             secrets
                 .iter()
-                .fold(text, |t, secret| crate::probe::scrub(&t, secret))
+                .fold(text, |t, secret| crate::database::scrub(&t, secret))
         };
         let mut start_failures: Vec<String> = Vec::new();
         let mut attempt = 0;
