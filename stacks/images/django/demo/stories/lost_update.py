@@ -1,0 +1,143 @@
+"""Lost updates (seed 001): read the account, wait `delay_ms` (the read -> write window),
+add the amount, record a Transaction and save the account. The endpoints differ only in
+the countermeasure the database provides: none, a transaction, a row lock, no read at all,
+a compare-and-swap, or (SQLite) a transaction that takes the write lock first.
+"""
+import time
+
+from django.db import connection, transaction
+from django.db.models import F
+
+from lab.sqlite.base import immediate
+
+from ..envelope import GaveUp, error
+from ..models import Account, Transaction
+from ..registry import EVERY, SQLITE, endpoint
+
+# optimistic_version's attempts after the first
+MAX_RETRIES = 20
+
+
+def increment(call, account_id, amount, delay, accounts=None):
+    """Read, wait, write: the read-modify-write the seed lab demonstrates, reading through
+    `accounts` (a locking queryset) when given. Returns the balances read and written."""
+    account = (Account.objects if accounts is None else accounts).get(pk=account_id)
+    call.mark_read()
+    read_balance = account.balance
+    if delay:
+        time.sleep(delay)
+    account.balance += amount
+    Transaction.objects.create(account=account, amount=amount)
+    account.save()
+    return read_balance, account.balance
+
+
+@endpoint("atomic_long_delay", check="counter", countermeasure="atomic() only", engines=EVERY)
+def atomic_long_delay(call, account, amount, delay):
+    with transaction.atomic():
+        read, written = increment(call, account, amount, delay)
+    return call.balances(read, written)
+
+
+@endpoint(
+    "non_atomic_long_delay", check="counter", countermeasure="none (autocommit)", engines=EVERY
+)
+def non_atomic_long_delay(call, account, amount, delay):
+    return call.balances(*increment(call, account, amount, delay))
+
+
+@endpoint("atomic_no_delay", check="counter", countermeasure="atomic() only")
+def atomic_no_delay(call, account, amount, delay):
+    with transaction.atomic():
+        read, written = increment(call, account, amount, 0)
+    return call.balances(read, written)
+
+
+@endpoint("non_atomic_no_delay", check="counter", countermeasure="none (autocommit)")
+def non_atomic_no_delay(call, account, amount, delay):
+    return call.balances(*increment(call, account, amount, 0))
+
+
+@endpoint(
+    "row_locking_atomic_long_delay",
+    check="counter",
+    countermeasure="select_for_update() in atomic(): a row lock held until the commit",
+)
+def row_locking_atomic_long_delay(call, account, amount, delay):
+    with transaction.atomic():
+        read, written = increment(
+            call, account, amount, delay, Account.objects.select_for_update()
+        )
+    return call.balances(read, written)
+
+
+@endpoint(
+    "row_locking_nowait",
+    check="counter",
+    countermeasure="select_for_update(nowait=True) in atomic(): a second request fails at "
+    "once (409) instead of waiting",
+)
+def row_locking_nowait(call, account, amount, delay):
+    with transaction.atomic():
+        read, written = increment(
+            call, account, amount, delay, Account.objects.select_for_update(nowait=True)
+        )
+    return call.balances(read, written)
+
+
+@endpoint(
+    "f_expression",
+    check="counter",
+    countermeasure="no read: the database adds (UPDATE ... SET balance = balance + amount)",
+)
+def f_expression(call, account, amount, delay):
+    if delay:
+        time.sleep(delay)
+    with transaction.atomic():
+        call.mark_read()
+        updated = Account.objects.filter(pk=account).update(balance=F("balance") + amount)
+        if not updated:
+            raise Account.DoesNotExist
+        Transaction.objects.create(account_id=account, amount=amount)
+        written = Account.objects.values_list("balance", flat=True).get(pk=account)
+    return call.balances(None, written)
+
+
+@endpoint(
+    "optimistic_version",
+    check="counter",
+    countermeasure=f"compare-and-swap on a version column, retried up to {MAX_RETRIES} times",
+)
+def optimistic_version(call, account, amount, delay):
+    for attempt in range(MAX_RETRIES + 1):
+        current = Account.objects.get(pk=account)
+        call.mark_read(keep_first=True)
+        if delay:
+            time.sleep(delay)
+        with transaction.atomic():
+            swapped = Account.objects.filter(pk=account, version=current.version).update(
+                balance=current.balance + amount, version=current.version + 1
+            )
+            if swapped:
+                Transaction.objects.create(account_id=account, amount=amount)
+                # answered inside the transaction: t_write is the swap, not its commit
+                return call.balances(
+                    current.balance, current.balance + amount, retries=attempt
+                )
+    raise GaveUp(f"version kept changing: gave up after {MAX_RETRIES} retries", MAX_RETRIES)
+
+
+@endpoint(
+    "immediate_long_delay",
+    check="counter",
+    countermeasure="atomic() begun with BEGIN IMMEDIATE: SQLite's write lock before the read",
+    engines=SQLITE,
+)
+def immediate_long_delay(call, account, amount, delay):
+    """The read-modify-writes run one after another; a writer waits up to the busy
+    timeout, 20 s, then fails with SQLITE_BUSY."""
+    if connection.vendor != "sqlite":
+        return error("immediate_long_delay needs DB_ENGINE=sqlite", 400)
+    with immediate(), transaction.atomic():
+        read, written = increment(call, account, amount, delay)
+    return call.balances(read, written)
