@@ -4,10 +4,12 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
+
+use crate::input::{InputError, Source, parse_yaml, read_text, referenced};
 
 /// What the matrix needs to know about the stacks it names.
 pub trait Catalog {
@@ -50,38 +52,6 @@ const KEYS: &[&str] = &[
     "exclude",
     "expect",
 ];
-
-/// A bad-input error: where (file, 1-based line and column), what, and the valid choices.
-#[derive(Debug, thiserror::Error)]
-pub struct InputError {
-    /// The file.
-    pub file: PathBuf,
-    /// 1-based line (0 when unknown).
-    pub line: usize,
-    /// 1-based column (0 when unknown).
-    pub column: usize,
-    /// What is wrong.
-    pub message: String,
-    /// Valid choices, when there is a fixed set.
-    pub choices: Vec<String>,
-}
-
-impl fmt::Display for InputError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file.display(),
-            self.line,
-            self.column,
-            self.message
-        )?;
-        if !self.choices.is_empty() {
-            write!(f, "\n  valid: {}", self.choices.join(", "))?;
-        }
-        Ok(())
-    }
-}
 
 /// Values of one axis.
 #[derive(Clone, Debug, PartialEq)]
@@ -292,61 +262,13 @@ struct RawMatrix {
 
 /// Reads and validates a matrix file.
 pub fn load(path: &Path, catalog: &dyn Catalog) -> Result<Matrix, InputError> {
-    let bytes = std::fs::read(path).map_err(|e| InputError {
-        file: path.to_path_buf(),
-        line: 0,
-        column: 0,
-        message: format!("cannot read the matrix file: {e}"),
-        choices: vec![],
-    })?;
-    let text = String::from_utf8(bytes).map_err(|e| {
-        let upto = &e.as_bytes()[..e.utf8_error().valid_up_to()];
-        let line = upto.iter().filter(|b| **b == b'\n').count() + 1;
-        let column = upto.iter().rev().take_while(|b| **b != b'\n').count() + 1;
-        InputError {
-            file: path.to_path_buf(),
-            line,
-            column,
-            message: "the matrix file is not UTF-8 text".into(),
-            choices: vec![],
-        }
-    })?;
+    let text = read_text(path, "the matrix file")?;
     parse(&text, path, catalog)
-}
-
-struct Ctx<'a> {
-    file: &'a Path,
-}
-
-impl Ctx<'_> {
-    fn at<T>(&self, s: &Spanned<T>, message: impl Into<String>) -> InputError {
-        InputError {
-            file: self.file.to_path_buf(),
-            line: s.referenced.line() as usize,
-            column: s.referenced.column() as usize,
-            message: message.into(),
-            choices: vec![],
-        }
-    }
-    fn top(&self, message: impl Into<String>) -> InputError {
-        InputError {
-            file: self.file.to_path_buf(),
-            line: 1,
-            column: 1,
-            message: message.into(),
-            choices: vec![],
-        }
-    }
-}
-
-fn with_choices(mut e: InputError, choices: Vec<String>) -> InputError {
-    e.choices = choices;
-    e
 }
 
 /// Parses and validates matrix text; `path` is used in errors.
 pub fn parse(text: &str, path: &Path, catalog: &dyn Catalog) -> Result<Matrix, InputError> {
-    let cx = Ctx { file: path };
+    let cx = Source { file: path, text };
     // Unknown top-level keys first, with a location, before the typed parse.
     check_top_keys(text, path)?;
     let raw: RawMatrix = parse_yaml(text, path)?;
@@ -372,10 +294,9 @@ pub fn parse(text: &str, path: &Path, catalog: &dyn Catalog) -> Result<Matrix, I
     let mut stacks = Vec::new();
     for s in &raw.stacks.value {
         if catalog.endpoints(&s.value).is_none() {
-            return Err(with_choices(
-                cx.at(s, format!("unknown stack '{}'", s.value)),
-                known.clone(),
-            ));
+            return Err(cx
+                .at(s, format!("unknown stack '{}'", s.value))
+                .with_choices(known.clone()));
         }
         if stacks.contains(&s.value) {
             return Err(cx.at(s, format!("stack '{}' is listed twice", s.value)));
@@ -440,13 +361,10 @@ pub fn parse(text: &str, path: &Path, catalog: &dyn Catalog) -> Result<Matrix, I
                 ));
             }
             if !REQUEST_AXES.contains(&n) && !stack_vars.contains_key(n) {
-                return Err(with_choices(
-                    cx.at(
+                return Err(cx.at(
                         name,
                         format!("axis '{n}' is not used by any listed stack (no ${{{n}}} in their compose files)"),
-                    ),
-                    axis_choices.clone(),
-                ));
+                    ).with_choices(axis_choices.clone()));
             }
             let vals = match &values.value {
                 RawAxis::One(s) if n == "endpoint" && s == "all" => AxisValues::AllEndpoints,
@@ -472,13 +390,9 @@ pub fn parse(text: &str, path: &Path, catalog: &dyn Catalog) -> Result<Matrix, I
                             for s in &stacks {
                                 let eps = catalog.endpoints(s).unwrap_or_default();
                                 if !eps.contains(&text) {
-                                    return Err(with_choices(
-                                        cx.at(
-                                            v,
-                                            format!("unknown endpoint '{text}' for stack {s}"),
-                                        ),
-                                        eps,
-                                    ));
+                                    return Err(cx
+                                        .at(v, format!("unknown endpoint '{text}' for stack {s}"))
+                                        .with_choices(eps));
                                 }
                             }
                         }
@@ -509,14 +423,8 @@ pub fn parse(text: &str, path: &Path, catalog: &dyn Catalog) -> Result<Matrix, I
         });
     }
     // Errors about the matrix as a whole point at its axes (or its start).
-    let at_axes = |message: String| InputError {
-        message,
-        ..raw
-            .axes
-            .as_ref()
-            .map(|a| cx.at(a, ""))
-            .unwrap_or_else(|| cx.top(""))
-    };
+    let axes_at = raw.axes.as_ref().map_or((1, 1), referenced);
+    let at_axes = |message: String| InputError::new(path, axes_at, message);
     // Every variable without a default must come from an axis or the tool.
     for (s, vars) in &per_stack {
         for (v, default) in vars {
@@ -544,35 +452,32 @@ pub fn parse(text: &str, path: &Path, catalog: &dyn Catalog) -> Result<Matrix, I
             for (k, v) in in_file_order(&e.value) {
                 let text = v.to_string();
                 if k.value != "stack" && !axis_names.contains(&k.value) && what == "exclude" {
-                    return Err(with_choices(
-                        cx.at(
+                    return Err(cx
+                        .at(
                             k,
                             format!("exclude names '{}', which is not an axis", k.value),
-                        ),
-                        axis_names.clone(),
-                    ));
+                        )
+                        .with_choices(axis_names.clone()));
                 }
                 if k.value == "stack" && !stacks.contains(&text) {
-                    return Err(with_choices(
-                        cx.at(
+                    return Err(cx
+                        .at(
                             k,
                             format!("{what} names stack '{text}', which the matrix does not list"),
-                        ),
-                        stacks.clone(),
-                    ));
+                        )
+                        .with_choices(stacks.clone()));
                 }
                 if k.value != "stack" {
                     if what == "include"
                         && !axis_names.contains(&k.value)
                         && !stack_vars.contains_key(&k.value)
                     {
-                        return Err(with_choices(
-                            cx.at(
+                        return Err(cx
+                            .at(
                                 k,
                                 format!("include names '{}', which no listed stack uses", k.value),
-                            ),
-                            axis_choices.clone(),
-                        ));
+                            )
+                            .with_choices(axis_choices.clone()));
                     }
                     check_value(&k.value, &text).map_err(|m| cx.at(k, m))?;
                 }
@@ -600,10 +505,9 @@ pub fn parse(text: &str, path: &Path, catalog: &dyn Catalog) -> Result<Matrix, I
                     })?;
                 for (axis, sel) in map {
                     if axis != "stack" && !axis_names.contains(&axis) {
-                        return Err(with_choices(
-                            cx.at(v, format!("where names '{axis}', which is not an axis")),
-                            axis_names.clone(),
-                        ));
+                        return Err(cx
+                            .at(v, format!("where names '{axis}', which is not an axis"))
+                            .with_choices(axis_names.clone()));
                     }
                     let vals = match sel {
                         RawSelector::One(s) => vec![s.to_string()],
@@ -666,35 +570,6 @@ pub fn parse(text: &str, path: &Path, catalog: &dyn Catalog) -> Result<Matrix, I
     Ok(m)
 }
 
-/// Parses YAML text of a user's file into `T` within a budget (alias bombs and huge
-/// documents are refused); errors carry the file, line and column.
-pub fn parse_yaml<T: serde::de::DeserializeOwned>(
-    text: &str,
-    file: &Path,
-) -> Result<T, InputError> {
-    // Only true/false are booleans: `OFF` stays the string a stack variable wants.
-    let options = serde_saphyr::options! {
-        strict_booleans: true,
-        budget: serde_saphyr::budget! {
-            max_aliases: 1000,
-            max_nodes: 1_000_000,
-        },
-    };
-    serde_saphyr::from_str_with_options(text, options).map_err(|e| {
-        let (line, column) = e
-            .location()
-            .map(|l| (l.line() as usize, l.column() as usize))
-            .unwrap_or((0, 0));
-        InputError {
-            file: file.to_path_buf(),
-            line,
-            column,
-            message: e.without_snippet().to_string(),
-            choices: vec![],
-        }
-    })
-}
-
 fn check_top_keys(text: &str, path: &Path) -> Result<(), InputError> {
     #[derive(Deserialize)]
     struct Keys(SMap<serde::de::IgnoredAny>);
@@ -703,13 +578,10 @@ fn check_top_keys(text: &str, path: &Path) -> Result<(), InputError> {
     };
     for (k, _) in in_file_order(&keys) {
         if !KEYS.contains(&k.value.as_str()) {
-            return Err(InputError {
-                file: path.to_path_buf(),
-                line: k.referenced.line() as usize,
-                column: k.referenced.column() as usize,
-                message: format!("unknown key '{}'", k.value),
-                choices: KEYS.iter().map(|s| s.to_string()).collect(),
-            });
+            let src = Source { file: path, text };
+            return Err(src
+                .at(k, format!("unknown key '{}'", k.value))
+                .with_choices(KEYS.iter().map(|s| s.to_string()).collect()));
         }
     }
     Ok(())

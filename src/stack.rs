@@ -10,7 +10,8 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::matrix::{Catalog, InputError, parse_yaml};
+use crate::input::{InputError, Source, parse_yaml};
+use crate::matrix::Catalog;
 use crate::measure::Check;
 
 mod checks;
@@ -441,22 +442,10 @@ impl Stack {
             .as_ref()
             .map(|v| v.keys().cloned().collect())
             .unwrap_or_default();
-        let err = |message: String| InputError {
-            file: file.to_path_buf(),
-            line: 1,
-            column: 1,
-            message,
-            choices: vec![],
-        };
+        let src = Source { file, text };
+        let err = |message: String| src.whole(message);
         // An error about a value of the file, located at its first occurrence.
-        let err_at = |needle: &str, message: String| {
-            let (line, column) = locate(text, needle);
-            InputError {
-                line,
-                column,
-                ..err(message)
-            }
-        };
+        let err_at = |needle: &str, message: String| src.at_text(needle, message);
         if let Some((s, e)) = bad_interpolation(&raw) {
             return Err(err_at(
                 &s,
@@ -477,15 +466,13 @@ impl Stack {
                 let (source, _, _) =
                     parse_mount(m).map_err(|e| err_at(m, format!("service '{svc}': {e}")))?;
                 if !volumes.contains(&source) {
-                    return Err(InputError {
-                        choices: volumes.clone(),
-                        ..err_at(
-                            m,
-                            format!(
-                                "service '{svc}' mounts volume '{source}', which the top-level `volumes` does not declare"
-                            ),
-                        )
-                    });
+                    return Err(err_at(
+                        m,
+                        format!(
+                            "service '{svc}' mounts volume '{source}', which the top-level `volumes` does not declare"
+                        ),
+                    )
+                    .with_choices(volumes.clone()));
                 }
             }
             if s.build.is_none() && s.image.is_none() {
@@ -493,12 +480,10 @@ impl Stack {
             }
             for (dep, _) in dependencies(s) {
                 if !parsed.services.contains_key(&dep) {
-                    return Err(InputError {
-                        choices: names.clone(),
-                        ..err(format!(
-                            "service '{svc}' depends on unknown service '{dep}'"
-                        ))
-                    });
+                    return Err(err(format!(
+                        "service '{svc}' depends on unknown service '{dep}'"
+                    ))
+                    .with_choices(names.clone()));
                 }
             }
         }
@@ -507,21 +492,17 @@ impl Stack {
             ("x-racy.database.service", &parsed.x_racy.database.service),
         ] {
             if !parsed.services.contains_key(svc) {
-                return Err(InputError {
-                    choices: names.clone(),
-                    ..err(format!("{what} names unknown service '{svc}'"))
-                });
+                return Err(err(format!("{what} names unknown service '{svc}'"))
+                    .with_choices(names.clone()));
             }
         }
         for (var, live) in &parsed.x_racy.live {
             if !parsed.services.contains_key(&live.service) {
-                return Err(InputError {
-                    choices: names.clone(),
-                    ..err_at(
-                        &format!("service: {}", live.service),
-                        format!("x-racy.live.{var} names unknown service '{}'", live.service),
-                    )
-                });
+                return Err(err_at(
+                    &format!("service: {}", live.service),
+                    format!("x-racy.live.{var} names unknown service '{}'", live.service),
+                )
+                .with_choices(names.clone()));
             }
             if live.count.is_empty() || live.apply.is_empty() {
                 return Err(err(format!(
@@ -745,15 +726,6 @@ impl Service {
             .flatten()
             .map(|m| parse_mount(m))
             .collect()
-    }
-}
-
-/// The 1-based line and column of the first occurrence of `needle` in `text` (1:1 when
-/// it does not occur).
-fn locate(text: &str, needle: &str) -> (usize, usize) {
-    match text.find(needle) {
-        Some(at) => checks::position(text, at),
-        None => (1, 1),
     }
 }
 

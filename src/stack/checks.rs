@@ -13,7 +13,7 @@ use serde_saphyr::Spanned;
 
 use super::{Engine, interpolate, references};
 use crate::engine::compose_duration_ns;
-use crate::matrix::InputError;
+use crate::input::{InputError, Source, start};
 
 /// The smallest memory limit Docker accepts (6 MiB); below it container creation fails.
 const MIN_MEMORY: i64 = 6 << 20;
@@ -141,13 +141,7 @@ impl Setting {
     }
 
     fn error(&self, file: &Path, message: String) -> InputError {
-        InputError {
-            file: file.to_path_buf(),
-            line: self.line,
-            column: self.column,
-            message,
-            choices: vec![],
-        }
+        InputError::new(file, (self.line, self.column), message)
     }
 
     /// Refuses a literal value the engine would refuse.
@@ -258,16 +252,8 @@ pub(super) fn check_sql(
                 .map(|(k, s)| (format!("x-racy.observe.{k}"), s)),
         );
     for (what, stmt) in statements {
-        let error = |needle: &str, message: String| {
-            let (line, column) = find_in(stmt, text, needle);
-            InputError {
-                file: file.to_path_buf(),
-                line,
-                column,
-                message,
-                choices: vec![],
-            }
-        };
+        let src = Source { file, text };
+        let error = |needle: &str, message: String| src.within(stmt, needle, message);
         if let Some(reference) = first_reference(&stmt.value) {
             return Err(error(
                 reference,
@@ -320,40 +306,6 @@ fn first_reference(s: &str) -> Option<&str> {
         i += 1;
     }
     None
-}
-
-/// The 1-based line and column of byte `at` of `text` (columns count characters).
-pub(super) fn position(text: &str, at: usize) -> (usize, usize) {
-    let before = &text[..at.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before[before.rfind('\n').map_or(0, |i| i + 1)..]
-        .chars()
-        .count()
-        + 1;
-    (line, column)
-}
-
-/// Where a spanned value starts.
-fn start<T>(v: &Spanned<T>, text: &str) -> (usize, usize) {
-    match v.referenced.span().byte_offset() {
-        Some(at) => position(text, at as usize),
-        None => (v.referenced.line() as usize, v.referenced.column() as usize),
-    }
-}
-
-/// Where `needle` occurs inside the source of a spanned value (its start when the source
-/// spells it otherwise, e.g. with escapes).
-fn find_in<T>(v: &Spanned<T>, text: &str, needle: &str) -> (usize, usize) {
-    let span = v.defined.span();
-    if let (Some(at), Some(len)) = (span.byte_offset(), span.byte_len()) {
-        let (at, len) = (at as usize, len as usize);
-        if let Some(source) = text.get(at..at + len)
-            && let Some(found) = source.find(needle)
-        {
-            return position(text, at + found);
-        }
-    }
-    start(v, text)
 }
 
 /// Parses a compose byte size (`512m`, `1g`, `1GB`, `1073741824`): a positive number with
@@ -415,13 +367,5 @@ mod tests {
         assert_eq!(first_reference("${open"), Some("${open"));
         assert_eq!(first_reference("$$ $$x $1"), Some("$1"));
         assert_eq!(first_reference("cost $$5, $ alone, a$"), None);
-    }
-
-    #[test]
-    fn positions_count_characters() {
-        let text = "a: 1\nbé: ${x}\n";
-        assert_eq!(position(text, 0), (1, 1));
-        assert_eq!(position(text, text.find('$').unwrap()), (2, 5));
-        assert_eq!(position(text, text.len()), (3, 1));
     }
 }
