@@ -907,21 +907,62 @@ fn matches(cell: &Cell, entry: &BTreeMap<String, String>) -> bool {
 pub fn expand(m: &Matrix, catalog: &dyn Catalog) -> Vec<Cell> {
     let mut out = Vec::new();
     for stack in &m.stacks {
+        let order = RunOrder::new(m, stack, catalog);
+        let mut cells = order.product();
+        cells.retain(|c| !m.exclude.iter().any(|e| matches(c, e)));
+        for inc in &m.include {
+            if inc.get("stack").is_none_or(|s| s == stack) {
+                order.include(&mut cells, inc);
+            }
+        }
+        // Stable sort by the restart axes only, so added cells join their group.
+        cells.sort_by_key(|c| order.restart_key(c));
+        out.extend(cells);
+    }
+    out
+}
+
+/// The axes of one stack's cells in run order, and the expansion steps that follow it.
+struct RunOrder<'a> {
+    stack: &'a str,
+    catalog: &'a dyn Catalog,
+    /// Axes that recreate a service, dearest first, then the others in file order.
+    axes: Vec<&'a Axis>,
+    /// Names of the axes that recreate a service.
+    restart: BTreeSet<String>,
+}
+
+impl<'a> RunOrder<'a> {
+    fn new(m: &'a Matrix, stack: &'a str, catalog: &'a dyn Catalog) -> Self {
         let by_cost = catalog.restart_variables(stack);
         let restart: BTreeSet<String> = by_cost.iter().cloned().collect();
-        let mut ordered: Vec<&Axis> = m
+        let mut axes: Vec<&Axis> = m
             .axes
             .iter()
             .filter(|a| restart.contains(&a.name))
             .collect();
-        ordered.sort_by_key(|a| by_cost.iter().position(|v| *v == a.name));
-        ordered.extend(m.axes.iter().filter(|a| !restart.contains(&a.name)));
+        axes.sort_by_key(|a| by_cost.iter().position(|v| *v == a.name));
+        axes.extend(m.axes.iter().filter(|a| !restart.contains(&a.name)));
+        RunOrder {
+            stack,
+            catalog,
+            axes,
+            restart,
+        }
+    }
+
+    fn values(&self, axis: &Axis) -> Vec<String> {
+        axis_values(axis, self.stack, self.catalog)
+    }
+
+    /// The cartesian product of the axes, the first axis varying slowest.
+    fn product(&self) -> Vec<Cell> {
         let mut cells = vec![Cell {
-            stack: stack.clone(),
+            stack: self.stack.to_string(),
             axes: BTreeMap::new(),
         }];
-        for axis in &ordered {
-            let values = axis_values(axis, stack, catalog);
+        for axis in &self.axes {
+            let values = self.values(axis);
             let mut next = Vec::with_capacity(cells.len() * values.len());
             for c in &cells {
                 for v in &values {
@@ -932,66 +973,72 @@ pub fn expand(m: &Matrix, catalog: &dyn Catalog) -> Vec<Cell> {
             }
             cells = next;
         }
-        cells.retain(|c| !m.exclude.iter().any(|e| matches(c, e)));
-        let originals: BTreeSet<&str> = m.axes.iter().map(|a| a.name.as_str()).collect();
-        for inc in &m.include {
-            if inc.get("stack").is_some_and(|s| s != stack) {
-                continue;
-            }
-            let mut extended = false;
-            for c in cells.iter_mut() {
-                // compatible: it changes none of the cell's original axis values
-                let compatible = inc.iter().all(|(k, v)| {
-                    k == "stack" || !originals.contains(k.as_str()) || c.axes.get(k) == Some(v)
-                });
-                if compatible {
-                    for (k, v) in inc {
-                        if k != "stack" {
-                            c.axes.insert(k.clone(), v.clone());
-                        }
-                    }
-                    extended = true;
-                }
-            }
-            if !extended {
-                let mut c = Cell {
-                    stack: stack.clone(),
-                    axes: BTreeMap::new(),
-                };
-                for axis in &ordered {
-                    if let Some(v) = axis_values(axis, stack, catalog).first() {
-                        c.axes.insert(axis.name.clone(), v.clone());
-                    }
-                }
-                for (k, v) in inc {
-                    if k != "stack" {
-                        c.axes.insert(k.clone(), v.clone());
-                    }
-                }
-                if !cells.contains(&c) {
-                    cells.push(c);
-                }
+        cells
+    }
+
+    /// Applies one include entry: it extends every cell whose axis values it does not
+    /// change, or, when there is none, adds a cell of its own.
+    fn include(&self, cells: &mut Vec<Cell>, inc: &BTreeMap<String, String>) {
+        let mut extended = false;
+        for c in cells.iter_mut() {
+            // compatible: it changes none of the cell's original axis values
+            let compatible = inc.iter().all(|(k, v)| {
+                k == "stack" || !self.axes.iter().any(|a| a.name == *k) || c.axes.get(k) == Some(v)
+            });
+            if compatible {
+                extend(c, inc);
+                extended = true;
             }
         }
-        // Stable sort by the restart axes only, so added cells join their group.
-        let key = |c: &Cell| -> Vec<(usize, String)> {
-            ordered
-                .iter()
-                .filter(|a| restart.contains(&a.name))
-                .map(|a| {
-                    let v = c.get(&a.name).unwrap_or("").to_string();
-                    let pos = axis_values(a, stack, catalog)
-                        .iter()
-                        .position(|x| *x == v)
-                        .unwrap_or(usize::MAX);
-                    (pos, v)
-                })
-                .collect()
-        };
-        cells.sort_by_key(|c| key(c));
-        out.extend(cells);
+        if !extended {
+            let c = self.included_cell(inc);
+            if !cells.contains(&c) {
+                cells.push(c);
+            }
+        }
     }
-    out
+
+    /// The cell an include entry adds: its values, and the first value of every axis it
+    /// does not name.
+    fn included_cell(&self, inc: &BTreeMap<String, String>) -> Cell {
+        let mut c = Cell {
+            stack: self.stack.to_string(),
+            axes: BTreeMap::new(),
+        };
+        for axis in &self.axes {
+            if let Some(v) = self.values(axis).first() {
+                c.axes.insert(axis.name.clone(), v.clone());
+            }
+        }
+        extend(&mut c, inc);
+        c
+    }
+
+    /// Where a cell sorts: by the position of its value on each restart axis, in order.
+    fn restart_key(&self, c: &Cell) -> Vec<(usize, String)> {
+        self.axes
+            .iter()
+            .filter(|a| self.restart.contains(&a.name))
+            .map(|a| {
+                let v = c.get(&a.name).unwrap_or("").to_string();
+                let pos = self
+                    .values(a)
+                    .iter()
+                    .position(|x| *x == v)
+                    .unwrap_or(usize::MAX);
+                (pos, v)
+            })
+            .collect()
+    }
+}
+
+/// Sets a cell's axes to an include entry's values (all but its `stack`).
+fn extend(c: &mut Cell, inc: &BTreeMap<String, String>) {
+    for (k, v) in inc {
+        if k != "stack" {
+            c.axes.insert(k.clone(), v.clone());
+        }
+    }
 }
 
 /// How many times consecutive cells differ in a restart variable of the same stack.
