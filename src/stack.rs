@@ -434,6 +434,7 @@ impl Stack {
 
     /// Parses a compose file's text; errors carry the file, line and column.
     pub fn parse(name: &str, file: &Path, text: &str) -> Result<Stack, InputError> {
+        let src = Source { file, text };
         let parsed: ComposeFile = parse_yaml(text, file)?;
         let raw: serde_json::Value = parse_yaml(text, file)?;
         let _ = (&parsed.name, &parsed.networks);
@@ -442,117 +443,19 @@ impl Stack {
             .as_ref()
             .map(|v| v.keys().cloned().collect())
             .unwrap_or_default();
-        let src = Source { file, text };
-        let err = |message: String| src.whole(message);
-        // An error about a value of the file, located at its first occurrence.
-        let err_at = |needle: &str, message: String| src.at_text(needle, message);
         if let Some((s, e)) = bad_interpolation(&raw) {
-            return Err(err_at(
+            return Err(src.at_text(
                 &s,
                 format!("{e}: write ${{name}}, ${{name:-default}}, or $$ for a literal '$'"),
             ));
         }
         let mut variables = BTreeMap::new();
         collect_vars(&raw, &mut variables);
-        let mut direct: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        for svc in parsed.services.keys() {
-            let mut vars = BTreeMap::new();
-            collect_vars(&raw["services"][svc], &mut vars);
-            direct.insert(svc.clone(), vars.into_keys().collect());
-        }
-        let names: Vec<String> = parsed.services.keys().cloned().collect();
-        for (svc, s) in &parsed.services {
-            for m in s.volumes.iter().flatten() {
-                let (source, _, _) =
-                    parse_mount(m).map_err(|e| err_at(m, format!("service '{svc}': {e}")))?;
-                if !volumes.contains(&source) {
-                    return Err(err_at(
-                        m,
-                        format!(
-                            "service '{svc}' mounts volume '{source}', which the top-level `volumes` does not declare"
-                        ),
-                    )
-                    .with_choices(volumes.clone()));
-                }
-            }
-            if s.build.is_none() && s.image.is_none() {
-                return Err(err(format!("service '{svc}' has neither build nor image")));
-            }
-            for (dep, _) in dependencies(s) {
-                if !parsed.services.contains_key(&dep) {
-                    return Err(err(format!(
-                        "service '{svc}' depends on unknown service '{dep}'"
-                    ))
-                    .with_choices(names.clone()));
-                }
-            }
-        }
-        for (what, svc) in [
-            ("x-racy.target.service", &parsed.x_racy.target.service),
-            ("x-racy.database.service", &parsed.x_racy.database.service),
-        ] {
-            if !parsed.services.contains_key(svc) {
-                return Err(err(format!("{what} names unknown service '{svc}'"))
-                    .with_choices(names.clone()));
-            }
-        }
-        for (var, live) in &parsed.x_racy.live {
-            if !parsed.services.contains_key(&live.service) {
-                return Err(err_at(
-                    &format!("service: {}", live.service),
-                    format!("x-racy.live.{var} names unknown service '{}'", live.service),
-                )
-                .with_choices(names.clone()));
-            }
-            if live.count.is_empty() || live.apply.is_empty() {
-                return Err(err(format!(
-                    "x-racy.live.{var} needs both an apply and a count command"
-                )));
-            }
-        }
-        let db = &parsed.x_racy.database;
-        if db.engine != Engine::Sqlite && db.port == 0 {
-            return Err(err(
-                "x-racy.database.port is required for mysql and postgres".into(),
-            ));
-        }
-        if parsed.x_racy.endpoints.is_empty() {
-            return Err(err("x-racy.endpoints is empty".into()));
-        }
-        for (name, ep) in &parsed.x_racy.endpoints {
-            if ep.check != Check::Counter && !parsed.x_racy.observe.checks.contains_key(&ep.check) {
-                return Err(err(format!(
-                    "endpoint '{name}' checks '{}', but x-racy.observe has no '{}' query (columns: {})",
-                    ep.check.name(),
-                    ep.check.name(),
-                    ep.check.columns().join(", ")
-                )));
-            }
-        }
-        let order = start_order(&parsed.services).map_err(|e| err(e.to_string()))?;
-        // The same file once more with locations, for the values checked against what
-        // they reach: SQL, the sqlite3 shell, the engine.
-        let spans: checks::Spans = parse_yaml(text, file)?;
-        checks::check_sql(&spans, db.engine, text, file)?;
-        let single = [
-            parsed.x_racy.target.service.as_str(),
-            parsed.x_racy.database.service.as_str(),
-        ];
-        let mut settings = checks::settings(&spans, text, &single);
-        for s in settings.iter().filter(|s| !s.varies()) {
-            s.check_literal(file)?;
-        }
-        settings.retain(checks::Setting::varies);
-        // A service is recreated when its own variables change or when a service it
-        // depends on is recreated: fold those variables in, dependencies first.
-        let mut service_vars: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        for svc in &order {
-            let mut vars = direct[svc].clone();
-            for (dep, _) in dependencies(&parsed.services[svc]) {
-                vars.extend(service_vars[&dep].iter().cloned());
-            }
-            service_vars.insert(svc.clone(), vars);
-        }
+        check_services(src, &parsed.services, &volumes)?;
+        check_driver(src, &parsed.x_racy, &parsed.services)?;
+        let order = start_order(&parsed.services).map_err(|e| src.whole(e.to_string()))?;
+        let settings = checks::check_file(src, &parsed.x_racy)?;
+        let service_vars = service_vars(&raw, &parsed.services, &order);
         Ok(Stack {
             name: name.to_string(),
             file: file.to_path_buf(),
@@ -807,6 +710,119 @@ impl Catalog for StackCatalog {
             None => Ok(()),
         }
     }
+}
+
+/// Refuses a service that cannot be made: a mount of an undeclared volume (or a bind
+/// mount), neither `build` nor `image`, a dependency on an unknown service.
+fn check_services(
+    src: Source,
+    services: &BTreeMap<String, Service>,
+    volumes: &[String],
+) -> Result<(), InputError> {
+    let names: Vec<String> = services.keys().cloned().collect();
+    for (svc, s) in services {
+        for m in s.volumes.iter().flatten() {
+            let (source, _, _) =
+                parse_mount(m).map_err(|e| src.at_text(m, format!("service '{svc}': {e}")))?;
+            if !volumes.contains(&source) {
+                return Err(src
+                    .at_text(
+                        m,
+                        format!(
+                            "service '{svc}' mounts volume '{source}', which the top-level `volumes` does not declare"
+                        ),
+                    )
+                    .with_choices(volumes.to_vec()));
+            }
+        }
+        if s.build.is_none() && s.image.is_none() {
+            return Err(src.whole(format!("service '{svc}' has neither build nor image")));
+        }
+        for (dep, _) in dependencies(s) {
+            if !services.contains_key(&dep) {
+                return Err(src
+                    .whole(format!(
+                        "service '{svc}' depends on unknown service '{dep}'"
+                    ))
+                    .with_choices(names.clone()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Refuses an `x-racy` block the driver cannot use: unknown services, a live variable
+/// without its commands, a database without a port, no endpoints, an endpoint whose
+/// check has no query.
+fn check_driver(
+    src: Source,
+    x: &XRacy,
+    services: &BTreeMap<String, Service>,
+) -> Result<(), InputError> {
+    let names: Vec<String> = services.keys().cloned().collect();
+    for (what, svc) in [
+        ("x-racy.target.service", &x.target.service),
+        ("x-racy.database.service", &x.database.service),
+    ] {
+        if !services.contains_key(svc) {
+            return Err(src
+                .whole(format!("{what} names unknown service '{svc}'"))
+                .with_choices(names.clone()));
+        }
+    }
+    for (var, live) in &x.live {
+        if !services.contains_key(&live.service) {
+            return Err(src
+                .at_text(
+                    &format!("service: {}", live.service),
+                    format!("x-racy.live.{var} names unknown service '{}'", live.service),
+                )
+                .with_choices(names.clone()));
+        }
+        if live.count.is_empty() || live.apply.is_empty() {
+            return Err(src.whole(format!(
+                "x-racy.live.{var} needs both an apply and a count command"
+            )));
+        }
+    }
+    if x.database.engine != Engine::Sqlite && x.database.port == 0 {
+        return Err(src.whole("x-racy.database.port is required for mysql and postgres"));
+    }
+    if x.endpoints.is_empty() {
+        return Err(src.whole("x-racy.endpoints is empty"));
+    }
+    for (name, ep) in &x.endpoints {
+        if ep.check != Check::Counter && !x.observe.checks.contains_key(&ep.check) {
+            return Err(src.whole(format!(
+                "endpoint '{name}' checks '{}', but x-racy.observe has no '{}' query (columns: {})",
+                ep.check.name(),
+                ep.check.name(),
+                ep.check.columns().join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The variables whose change recreates each service: its own, and those of every
+/// service it depends on, since a service is recreated with what it depends on (folded
+/// in start order, so dependencies come first).
+fn service_vars(
+    raw: &serde_json::Value,
+    services: &BTreeMap<String, Service>,
+    order: &[String],
+) -> BTreeMap<String, BTreeSet<String>> {
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for svc in order {
+        let mut own = BTreeMap::new();
+        collect_vars(&raw["services"][svc], &mut own);
+        let mut vars: BTreeSet<String> = own.into_keys().collect();
+        for (dep, _) in dependencies(&services[svc]) {
+            vars.extend(out[&dep].iter().cloned());
+        }
+        out.insert(svc.clone(), vars);
+    }
+    out
 }
 
 fn dependencies(s: &Service) -> Vec<(String, DependsOnLong)> {

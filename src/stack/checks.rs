@@ -11,9 +11,9 @@ use anyhow::{Result, anyhow, bail};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::{Engine, interpolate, references};
+use super::{Engine, XRacy, interpolate, references};
 use crate::engine::compose_duration_ns;
-use crate::input::{InputError, Source, start};
+use crate::input::{InputError, Source, parse_yaml, start};
 
 /// The smallest memory limit Docker accepts (6 MiB); below it container creation fails.
 const MIN_MEMORY: i64 = 6 << 20;
@@ -23,7 +23,7 @@ const MAX_REPLICAS: u32 = 64;
 /// Where the checked values are written: the typed parse of the file drops locations, so
 /// these are read a second time with their spans.
 #[derive(Debug, Deserialize)]
-pub(super) struct Spans {
+struct Spans {
     #[serde(default)]
     services: BTreeMap<String, ServiceSpans>,
     #[serde(rename = "x-racy")]
@@ -97,7 +97,7 @@ impl Setting {
     }
 
     /// Whether it takes a variable (and so can only be checked once a cell sets it).
-    pub(super) fn varies(&self) -> bool {
+    fn varies(&self) -> bool {
         !references(&self.raw).is_empty()
     }
 
@@ -145,7 +145,7 @@ impl Setting {
     }
 
     /// Refuses a literal value the engine would refuse.
-    pub(super) fn check_literal(&self, file: &Path) -> Result<(), InputError> {
+    fn check_literal(&self, file: &Path) -> Result<(), InputError> {
         match self.problem(&self.raw) {
             None => Ok(()),
             Some((what, fix)) => Err(self.error(
@@ -190,9 +190,27 @@ impl Setting {
     }
 }
 
+/// Checks a stack file's values against what they reach: refuses SQL that takes a
+/// variable (or, for SQLite, holds a dot-command) and service settings whose literal
+/// value the engine would refuse; returns the settings that take a variable, to be
+/// checked once per cell.
+pub(super) fn check_file(src: Source, x: &XRacy) -> Result<Vec<Setting>, InputError> {
+    // The same file once more with locations, for the values checked against what
+    // they reach: SQL, the sqlite3 shell, the engine.
+    let spans: Spans = parse_yaml(src.text, src.file)?;
+    check_sql(&spans, x.database.engine, src)?;
+    let single = [x.target.service.as_str(), x.database.service.as_str()];
+    let mut settings = settings(&spans, src.text, &single);
+    for s in settings.iter().filter(|s| !s.varies()) {
+        s.check_literal(src.file)?;
+    }
+    settings.retain(Setting::varies);
+    Ok(settings)
+}
+
 /// The checked service settings of a file, with their locations. `single` names the
 /// services that must run as one container.
-pub(super) fn settings(spans: &Spans, text: &str, single: &[&str]) -> Vec<Setting> {
+fn settings(spans: &Spans, text: &str, single: &[&str]) -> Vec<Setting> {
     let mut out = Vec::new();
     for (svc, s) in &spans.services {
         let mut add = |key: Key, raw: String, at: (usize, usize)| {
@@ -234,12 +252,7 @@ pub(super) fn settings(spans: &Spans, text: &str, single: &[&str]) -> Vec<Settin
 /// text: a `${...}` there would put a matrix value into SQL, and for SQLite a line that
 /// starts with `.` is a command of the sqlite3 shell the statements run through
 /// (`.shell`, `.system` and `.output` run programs and write files), not SQL.
-pub(super) fn check_sql(
-    spans: &Spans,
-    engine: Engine,
-    text: &str,
-    file: &Path,
-) -> Result<(), InputError> {
+fn check_sql(spans: &Spans, engine: Engine, src: Source) -> Result<(), InputError> {
     let sql = &spans.x_racy;
     let statements = sql
         .reset
@@ -252,7 +265,6 @@ pub(super) fn check_sql(
                 .map(|(k, s)| (format!("x-racy.observe.{k}"), s)),
         );
     for (what, stmt) in statements {
-        let src = Source { file, text };
         let error = |needle: &str, message: String| src.within(stmt, needle, message);
         if let Some(reference) = first_reference(&stmt.value) {
             return Err(error(
