@@ -10,12 +10,14 @@ use bollard::models::HealthConfig;
 
 use crate::engine::{
     ContainerSpec, Engine, HOST_LABEL, KEEP_LABEL, PID_LABEL, RUN_LABEL, SERVICE_LABEL,
-    STACK_LABEL, STARTED_LABEL, compose_duration_ns,
+    STACK_LABEL, STARTED_LABEL,
 };
 use crate::image;
 use crate::probe::{self, Db, Sqlite};
 use crate::ready::{Probe, wait_ready};
-use crate::stack::{Build, Condition, Engine as DbEngine, Stack, XRacy, parse_bytes};
+use crate::stack::{
+    Build, Condition, Engine as DbEngine, Stack, XRacy, parse_bytes, parse_duration_ns,
+};
 
 /// A number unique within this process, so that no name is reused even when a stack is
 /// recreated while pieces of the old one could not be removed yet.
@@ -618,13 +620,13 @@ impl Launcher {
                     crate::stack::StrOrList::One(s) => vec!["CMD-SHELL".into(), s.clone()],
                     l => l.words(),
                 }),
-                interval: h.interval.as_deref().map(compose_duration_ns).transpose()?,
-                timeout: h.timeout.as_deref().map(compose_duration_ns).transpose()?,
+                interval: h.interval.as_deref().map(parse_duration_ns).transpose()?,
+                timeout: h.timeout.as_deref().map(parse_duration_ns).transpose()?,
                 retries: h.retries,
                 start_period: h
                     .start_period
                     .as_deref()
-                    .map(compose_duration_ns)
+                    .map(parse_duration_ns)
                     .transpose()?,
                 start_interval: None,
             }),

@@ -1,9 +1,9 @@
-//! Stack files: the compose-spec subset racy-matrix reads (`stacks/<name>/compose.yaml`),
-//! `${var}` interpolation, the `x-racy` block, and which services a change of variables
-//! forces to be recreated.
+//! Stack files (`stacks/<name>/compose.yaml`): the services (whose compose subset and
+//! meaning live in `compose`), `${var}` interpolation, the `x-racy` block, and which
+//! services a change of variables forces to be recreated. `checks` refuses the values
+//! that would only fail once something runs.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -15,217 +15,12 @@ use crate::matrix::Catalog;
 use crate::measure::Check;
 
 mod checks;
+mod compose;
 
-pub use checks::parse_bytes;
-
-/// A YAML scalar as compose allows it where a string is meant (`"3306"`, `3306`, `true`).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(untagged)]
-pub enum Scalar {
-    /// Text.
-    Str(String),
-    /// Whole number.
-    Int(i64),
-    /// Decimal number.
-    Float(f64),
-    /// Boolean.
-    Bool(bool),
-}
-
-impl fmt::Display for Scalar {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Scalar::Str(s) => f.write_str(s),
-            Scalar::Int(i) => write!(f, "{i}"),
-            Scalar::Float(x) => write!(f, "{x}"),
-            Scalar::Bool(b) => write!(f, "{b}"),
-        }
-    }
-}
-
-/// A string or a list of strings (compose `command`, `entrypoint`, healthcheck `test`).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(untagged)]
-pub enum StrOrList {
-    /// One string, split on white space.
-    One(String),
-    /// An exec-form list.
-    List(Vec<Scalar>),
-}
-
-impl StrOrList {
-    /// The exec-form words.
-    pub fn words(&self) -> Vec<String> {
-        match self {
-            StrOrList::One(s) => s.split_whitespace().map(str::to_string).collect(),
-            StrOrList::List(l) => l.iter().map(ToString::to_string).collect(),
-        }
-    }
-}
-
-/// A mapping or a `KEY=VALUE` list (compose `environment`, build `args`).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(untagged)]
-pub enum KeyValues {
-    /// `KEY: value` entries.
-    Map(BTreeMap<String, Option<Scalar>>),
-    /// `KEY=value` entries.
-    List(Vec<String>),
-}
-
-impl KeyValues {
-    /// The entries as ordered pairs (a key without value maps to the empty string).
-    pub fn pairs(&self) -> BTreeMap<String, String> {
-        match self {
-            KeyValues::Map(m) => m
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        v.as_ref().map(ToString::to_string).unwrap_or_default(),
-                    )
-                })
-                .collect(),
-            KeyValues::List(l) => l
-                .iter()
-                .map(|e| match e.split_once('=') {
-                    Some((k, v)) => (k.to_string(), v.to_string()),
-                    None => (e.clone(), String::new()),
-                })
-                .collect(),
-        }
-    }
-}
-
-/// Compose `build`: a context path or the long form.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(untagged)]
-pub enum Build {
-    /// Only the context directory.
-    Context(String),
-    /// Context, Dockerfile and build args.
-    Long {
-        /// Build context directory, relative to the compose file.
-        context: String,
-        /// Dockerfile path inside the context.
-        #[serde(default)]
-        dockerfile: Option<String>,
-        /// Build arguments.
-        #[serde(default)]
-        args: Option<KeyValues>,
-    },
-}
-
-/// One `depends_on` entry in long form.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct DependsOnLong {
-    /// `service_started` (default), `service_healthy` or `service_completed_successfully`.
-    #[serde(default)]
-    pub condition: Option<String>,
-    /// Compose v2's "restart with the dependency"; racy-matrix always does (DESIGN §3).
-    #[serde(default)]
-    pub restart: bool,
-    /// Ignored (compose: whether the dependency must exist).
-    #[serde(default)]
-    pub required: Option<bool>,
-}
-
-/// Compose `depends_on`: a list of names or a mapping.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(untagged)]
-pub enum DependsOn {
-    /// Names only; condition `service_started`.
-    List(Vec<String>),
-    /// Name → condition.
-    Map(BTreeMap<String, DependsOnLong>),
-}
-
-/// What a service waits for before it starts.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Condition {
-    /// The dependency's container runs.
-    Started,
-    /// The dependency answers its readiness probe.
-    Healthy,
-    /// The dependency exited with status 0.
-    Completed,
-}
-
-/// Compose `healthcheck` (only passed on to the engine).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct Healthcheck {
-    /// `["CMD", ...]`, `["CMD-SHELL", "..."]` or a shell string.
-    pub test: StrOrList,
-    /// Interval between checks, e.g. `2s`.
-    #[serde(default)]
-    pub interval: Option<String>,
-    /// Timeout of one check.
-    #[serde(default)]
-    pub timeout: Option<String>,
-    /// Failures before unhealthy.
-    #[serde(default)]
-    pub retries: Option<i64>,
-    /// Grace period after start.
-    #[serde(default)]
-    pub start_period: Option<String>,
-}
-
-/// Compose `deploy` (only `replicas` is read).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct Deploy {
-    /// Number of containers of the service.
-    #[serde(default)]
-    pub replicas: Option<Scalar>,
-}
-
-/// One compose service, as written (before interpolation).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Service {
-    /// How to build its image.
-    #[serde(default)]
-    pub build: Option<Build>,
-    /// Image to run when there is no `build`.
-    #[serde(default)]
-    pub image: Option<String>,
-    /// Command override.
-    #[serde(default)]
-    pub command: Option<StrOrList>,
-    /// Entrypoint override.
-    #[serde(default)]
-    pub entrypoint: Option<StrOrList>,
-    /// Environment variables.
-    #[serde(default)]
-    pub environment: Option<KeyValues>,
-    /// Start-up dependencies.
-    #[serde(default)]
-    pub depends_on: Option<DependsOn>,
-    /// Engine-side health check.
-    #[serde(default)]
-    pub healthcheck: Option<Healthcheck>,
-    /// Published ports; racy-matrix publishes only the target and the database, on 127.0.0.1.
-    #[serde(default)]
-    pub ports: Option<Vec<Scalar>>,
-    /// Named volumes, short syntax `name:/path` or `name:/path:ro` (no bind mounts).
-    #[serde(default)]
-    pub volumes: Option<Vec<String>>,
-    /// Replicas.
-    #[serde(default)]
-    pub deploy: Option<Deploy>,
-    /// Memory limit, e.g. `512m`.
-    #[serde(default)]
-    pub mem_limit: Option<String>,
-    /// User to run as.
-    #[serde(default)]
-    pub user: Option<String>,
-    /// Capabilities to drop (e.g. `[ALL]`).
-    #[serde(default)]
-    pub cap_drop: Option<Vec<String>>,
-    /// Capabilities to add back.
-    #[serde(default)]
-    pub cap_add: Option<Vec<String>>,
-}
+pub use compose::{
+    Build, Condition, DependsOn, DependsOnLong, Deploy, Healthcheck, KeyValues, Scalar, Service,
+    StrOrList, parse_bytes, parse_duration_ns, parse_mount,
+};
 
 /// The service and port that receive bursts.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -610,52 +405,6 @@ impl Stack {
     pub fn service(&self, svc: &str, vars: &BTreeMap<String, String>) -> Result<Service> {
         interpolate_typed(&self.services[svc], vars).with_context(|| format!("service '{svc}'"))
     }
-}
-
-impl Service {
-    /// How many containers of this service run (`deploy.replicas`, 1 when unset); call on
-    /// an interpolated service.
-    pub fn replicas(&self) -> Result<u32> {
-        let Some(r) = self.deploy.as_ref().and_then(|d| d.replicas.as_ref()) else {
-            return Ok(1);
-        };
-        checks::parse_replicas(&r.to_string())
-    }
-
-    /// The named volumes it mounts: (volume, path in the container, read-only).
-    pub fn mounts(&self) -> Result<Vec<(String, String, bool)>> {
-        self.volumes
-            .iter()
-            .flatten()
-            .map(|m| parse_mount(m))
-            .collect()
-    }
-}
-
-/// Parses a short-syntax volume entry `name:/path[:ro|rw]`; bind mounts are refused.
-pub fn parse_mount(m: &str) -> Result<(String, String, bool)> {
-    let parts: Vec<&str> = m.split(':').collect();
-    let (source, target, mode) = match parts.as_slice() {
-        [s, t] => (*s, *t, "rw"),
-        [s, t, mode] => (*s, *t, *mode),
-        _ => bail!("volume '{m}': expected NAME:/PATH or NAME:/PATH:ro"),
-    };
-    if source.is_empty()
-        || source.starts_with('.')
-        || source.starts_with('/')
-        || source.starts_with('~')
-    {
-        bail!("volume '{m}': only named volumes are supported, not bind mounts");
-    }
-    if !target.starts_with('/') {
-        bail!("volume '{m}': the path in the container must be absolute");
-    }
-    let read_only = match mode {
-        "ro" => true,
-        "rw" => false,
-        other => bail!("volume '{m}': unknown mode '{other}' (ro or rw)"),
-    };
-    Ok((source.to_string(), target.to_string(), read_only))
 }
 
 /// Every stack under `root` (directories holding a compose.yaml), by name.

@@ -7,18 +7,16 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::Result;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use super::compose::{MAX_REPLICAS, parse_bytes, parse_duration_ns, parse_replicas};
 use super::{Engine, XRacy, interpolate, references};
-use crate::engine::compose_duration_ns;
 use crate::input::{InputError, Source, parse_yaml, start};
 
 /// The smallest memory limit Docker accepts (6 MiB); below it container creation fails.
 const MIN_MEMORY: i64 = 6 << 20;
-/// The most containers one service may run.
-const MAX_REPLICAS: u32 = 64;
 
 /// Where the checked values are written: the typed parse of the file drops locations, so
 /// these are read a second time with their spans.
@@ -126,7 +124,7 @@ impl Setting {
                 )),
                 Ok(_) => None,
             },
-            Key::Duration(_) => match compose_duration_ns(value) {
+            Key::Duration(_) => match parse_duration_ns(value) {
                 Err(_) => Some((
                     "not a duration".into(),
                     "a number with the unit ns, us, ms, s, m or h (e.g. 1s, 500ms)".into(),
@@ -320,57 +318,9 @@ fn first_reference(s: &str) -> Option<&str> {
     None
 }
 
-/// Parses a compose byte size (`512m`, `1g`, `1GB`, `1073741824`): a positive number with
-/// an optional unit b, k, m or g.
-pub fn parse_bytes(s: &str) -> Result<i64> {
-    let t = s.trim().to_ascii_lowercase();
-    let t = t.strip_suffix('b').unwrap_or(&t);
-    let (num, mult) = match t.chars().last() {
-        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
-        Some('m') => (&t[..t.len() - 1], 1 << 20),
-        Some('g') => (&t[..t.len() - 1], 1 << 30),
-        _ => (t, 1),
-    };
-    let n: f64 = num
-        .trim()
-        .parse()
-        .ok()
-        .filter(|n: &f64| n.is_finite() && *n > 0.0)
-        .ok_or_else(|| anyhow!("bad memory size '{s}'"))?;
-    Ok((n * mult as f64) as i64)
-}
-
-/// Parses a replica count: a whole number from 1 to [`MAX_REPLICAS`].
-pub fn parse_replicas(s: &str) -> Result<u32> {
-    match s.trim().parse::<u32>() {
-        Ok(n) if (1..=MAX_REPLICAS).contains(&n) => Ok(n),
-        _ => bail!("deploy.replicas must be a whole number from 1 to {MAX_REPLICAS}, got '{s}'"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn byte_sizes() {
-        assert_eq!(parse_bytes("512m").unwrap(), 512 << 20);
-        assert_eq!(parse_bytes("1g").unwrap(), 1 << 30);
-        assert_eq!(parse_bytes("1GB").unwrap(), 1 << 30);
-        assert_eq!(parse_bytes("1.5k").unwrap(), 1536);
-        assert_eq!(parse_bytes("100").unwrap(), 100);
-        for bad in ["lots", "", "m", "-5m", "0", "NaNm", "infg", "1t"] {
-            assert!(parse_bytes(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn replica_counts() {
-        assert_eq!(parse_replicas(" 3 ").unwrap(), 3);
-        for bad in ["-3", "0", "65", "2.5", "two", ""] {
-            assert!(parse_replicas(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn references_as_written() {
