@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
-use bollard::models::HealthConfig;
 
 use crate::engine::{
     ContainerSpec, Engine, HOST_LABEL, KEEP_LABEL, PID_LABEL, RUN_LABEL, SERVICE_LABEL,
@@ -15,9 +14,7 @@ use crate::engine::{
 use crate::image;
 use crate::probe::{self, Db, Sqlite};
 use crate::ready::{Probe, wait_ready};
-use crate::stack::{
-    Build, Condition, Engine as DbEngine, Stack, XRacy, parse_bytes, parse_duration_ns,
-};
+use crate::stack::{Build, Condition, Engine as DbEngine, Stack, XRacy, parse_bytes};
 
 /// A number unique within this process, so that no name is reused even when a stack is
 /// recreated while pieces of the old one could not be removed yet.
@@ -614,24 +611,7 @@ impl Launcher {
         let mut labels = self.run.labels();
         labels.insert(STACK_LABEL.into(), self.stack.name.clone());
         labels.insert(SERVICE_LABEL.into(), svc.to_string());
-        let healthcheck = match &def.healthcheck {
-            Some(h) => Some(HealthConfig {
-                test: Some(match &h.test {
-                    crate::stack::StrOrList::One(s) => vec!["CMD-SHELL".into(), s.clone()],
-                    l => l.words(),
-                }),
-                interval: h.interval.as_deref().map(parse_duration_ns).transpose()?,
-                timeout: h.timeout.as_deref().map(parse_duration_ns).transpose()?,
-                retries: h.retries,
-                start_period: h
-                    .start_period
-                    .as_deref()
-                    .map(parse_duration_ns)
-                    .transpose()?,
-                start_interval: None,
-            }),
-            None => None,
-        };
+        let healthcheck = def.health()?.map(|h| h.engine_config());
         let mut mounts = Vec::new();
         for (vol, path, read_only) in def.mounts()? {
             let name = self
@@ -745,27 +725,11 @@ impl Launcher {
         let health = self
             .stack
             .service(svc, &self.vars)?
-            .healthcheck
-            .and_then(|h| {
-                let cmd = match &h.test {
-                    crate::stack::StrOrList::One(s) => {
-                        vec!["/bin/sh".into(), "-c".into(), s.clone()]
-                    }
-                    l => {
-                        let w = l.words();
-                        match w.first().map(String::as_str) {
-                            Some("CMD") => w[1..].to_vec(),
-                            Some("CMD-SHELL") => {
-                                vec!["/bin/sh".into(), "-c".into(), w[1..].join(" ")]
-                            }
-                            _ => return None,
-                        }
-                    }
-                };
-                (!cmd.is_empty()).then(|| Probe::Exec {
-                    id: id.to_string(),
-                    cmd,
-                })
+            .health()?
+            .and_then(|h| h.test.probe_command())
+            .map(|cmd| Probe::Exec {
+                id: id.to_string(),
+                cmd,
             });
         if x.database.service == svc && x.database.engine == DbEngine::Sqlite {
             let check = Probe::Exec {

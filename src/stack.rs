@@ -18,8 +18,8 @@ mod checks;
 mod compose;
 
 pub use compose::{
-    Build, Condition, DependsOn, DependsOnLong, Deploy, Healthcheck, KeyValues, Scalar, Service,
-    StrOrList, parse_bytes, parse_duration_ns, parse_mount,
+    Build, Condition, DependsOn, DependsOnLong, Deploy, Health, HealthTest, Healthcheck, KeyValues,
+    Scalar, Service, StrOrList, parse_bytes, parse_mount,
 };
 
 /// The service and port that receive bursts.

@@ -1,11 +1,12 @@
 //! Compose services as racy-matrix reads them: the subset of the compose spec a stack
 //! file's `services` may use, and what their values mean for a container (durations,
-//! byte sizes, replica counts, volume mounts).
+//! byte sizes, replica counts, volume mounts, the health check).
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use anyhow::{Result, anyhow, bail};
+use bollard::models::HealthConfig;
 use serde::{Deserialize, Serialize};
 
 /// The most containers one service may run.
@@ -145,7 +146,8 @@ pub enum Condition {
     Completed,
 }
 
-/// Compose `healthcheck` (only passed on to the engine).
+/// Compose `healthcheck`, as written: given to the engine, and run by racy-matrix itself
+/// to see the service ready (both read it through [`Healthcheck::interpret`]).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Healthcheck {
     /// `["CMD", ...]`, `["CMD-SHELL", "..."]` or a shell string.
@@ -194,7 +196,7 @@ pub struct Service {
     /// Start-up dependencies.
     #[serde(default)]
     pub depends_on: Option<DependsOn>,
-    /// Engine-side health check.
+    /// Health check.
     #[serde(default)]
     pub healthcheck: Option<Healthcheck>,
     /// Published ports; racy-matrix publishes only the target and the database, on 127.0.0.1.
@@ -237,6 +239,111 @@ impl Service {
             .flatten()
             .map(|m| parse_mount(m))
             .collect()
+    }
+
+    /// Its health check, interpreted (call on an interpolated service); `None` when it
+    /// has no `healthcheck`.
+    pub fn health(&self) -> Result<Option<Health>> {
+        self.healthcheck
+            .as_ref()
+            .map(Healthcheck::interpret)
+            .transpose()
+    }
+}
+
+/// What a health check runs: compose's `test`, read once for both the engine and the
+/// readiness probe racy-matrix runs itself, so that the two never disagree.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HealthTest {
+    /// Nothing: `[NONE]`, or a list that names nothing to run (empty, `[CMD]` alone, or a
+    /// first word other than CMD, CMD-SHELL and NONE).
+    Disabled,
+    /// A program and its arguments, run without a shell: `[CMD, program, args...]`.
+    Command(Vec<String>),
+    /// A command line for the shell: a string, or `[CMD-SHELL, line]` (further words are
+    /// joined to the line with spaces).
+    Shell(String),
+}
+
+impl HealthTest {
+    /// Reads compose's `test`.
+    pub fn of(test: &StrOrList) -> HealthTest {
+        let words = match test {
+            StrOrList::One(line) => return HealthTest::Shell(line.clone()),
+            StrOrList::List(_) => test.words(),
+        };
+        match words.split_first() {
+            Some((kind, args)) if kind == "CMD" && !args.is_empty() => {
+                HealthTest::Command(args.to_vec())
+            }
+            Some((kind, args)) if kind == "CMD-SHELL" => HealthTest::Shell(args.join(" ")),
+            _ => HealthTest::Disabled,
+        }
+    }
+
+    /// The engine's form of the test: `[NONE]`, `[CMD, ...]` or `[CMD-SHELL, line]`.
+    pub fn engine_test(&self) -> Vec<String> {
+        match self {
+            HealthTest::Disabled => vec!["NONE".into()],
+            HealthTest::Command(argv) => std::iter::once("CMD".to_string())
+                .chain(argv.iter().cloned())
+                .collect(),
+            HealthTest::Shell(line) => vec!["CMD-SHELL".into(), line.clone()],
+        }
+    }
+
+    /// The command racy-matrix runs in the container to see it ready, a shell line
+    /// through `/bin/sh -c`; `None` when there is nothing to run.
+    pub fn probe_command(&self) -> Option<Vec<String>> {
+        match self {
+            HealthTest::Disabled => None,
+            HealthTest::Command(argv) => Some(argv.clone()),
+            HealthTest::Shell(line) => Some(vec!["/bin/sh".into(), "-c".into(), line.clone()]),
+        }
+    }
+}
+
+/// A health check, interpreted: what it runs, and the engine's timings (unset ones take
+/// the engine's defaults).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Health {
+    /// What it runs.
+    pub test: HealthTest,
+    /// Nanoseconds between two checks.
+    pub interval_ns: Option<i64>,
+    /// Nanoseconds one check may take.
+    pub timeout_ns: Option<i64>,
+    /// Nanoseconds after start during which failures do not count.
+    pub start_period_ns: Option<i64>,
+    /// Failures in a row before the container counts as unhealthy.
+    pub retries: Option<i64>,
+}
+
+impl Healthcheck {
+    /// What the check runs and its timings; an error names a timing that is no duration.
+    pub fn interpret(&self) -> Result<Health> {
+        let ns = |d: &Option<String>| d.as_deref().map(parse_duration_ns).transpose();
+        Ok(Health {
+            test: HealthTest::of(&self.test),
+            interval_ns: ns(&self.interval)?,
+            timeout_ns: ns(&self.timeout)?,
+            start_period_ns: ns(&self.start_period)?,
+            retries: self.retries,
+        })
+    }
+}
+
+impl Health {
+    /// The check as the engine takes it.
+    pub fn engine_config(&self) -> HealthConfig {
+        HealthConfig {
+            test: Some(self.test.engine_test()),
+            interval: self.interval_ns,
+            timeout: self.timeout_ns,
+            retries: self.retries,
+            start_period: self.start_period_ns,
+            start_interval: None,
+        }
     }
 }
 
@@ -367,5 +474,79 @@ mod tests {
         assert_eq!(parse_duration_ns("1m30s").unwrap(), 90_000_000_000);
         assert!(parse_duration_ns("3 parsecs").is_err());
         assert!(parse_duration_ns("").is_err());
+    }
+
+    fn list(words: &[&str]) -> StrOrList {
+        StrOrList::List(words.iter().map(|w| Scalar::Str(w.to_string())).collect())
+    }
+
+    fn strings(words: &[&str]) -> Vec<String> {
+        words.iter().map(|w| w.to_string()).collect()
+    }
+
+    #[test]
+    fn health_tests_mean_the_same_to_the_engine_and_the_probe() {
+        // a program without a shell
+        let t = HealthTest::of(&StrOrList::List(vec![
+            Scalar::Str("CMD".into()),
+            Scalar::Str("sleep".into()),
+            Scalar::Int(1),
+        ]));
+        assert_eq!(t, HealthTest::Command(strings(&["sleep", "1"])));
+        assert_eq!(t.engine_test(), strings(&["CMD", "sleep", "1"]));
+        assert_eq!(t.probe_command(), Some(strings(&["sleep", "1"])));
+        // a shell line, written as a string or after CMD-SHELL (whose words are joined)
+        let line = "curl -f localhost || exit 1";
+        for test in [
+            StrOrList::One(line.into()),
+            list(&["CMD-SHELL", line]),
+            list(&["CMD-SHELL", "curl -f", "localhost || exit 1"]),
+        ] {
+            let t = HealthTest::of(&test);
+            assert_eq!(t, HealthTest::Shell(line.into()), "{test:?}");
+            assert_eq!(t.engine_test(), strings(&["CMD-SHELL", line]));
+            assert_eq!(t.probe_command(), Some(strings(&["/bin/sh", "-c", line])));
+        }
+        // nothing to run: the engine is told so, and the probe runs nothing
+        for test in [
+            list(&["NONE"]),
+            list(&[]),
+            list(&["CMD"]),
+            list(&["curl", "-f", "localhost"]),
+        ] {
+            let t = HealthTest::of(&test);
+            assert_eq!(t, HealthTest::Disabled, "{test:?}");
+            assert_eq!(t.engine_test(), strings(&["NONE"]));
+            assert_eq!(t.probe_command(), None);
+        }
+    }
+
+    #[test]
+    fn health_timings_are_read_once() {
+        let check = Healthcheck {
+            test: list(&["CMD", "true"]),
+            interval: Some("1s".into()),
+            timeout: Some("1m30s".into()),
+            retries: Some(60),
+            start_period: None,
+        };
+        let health = check.interpret().unwrap();
+        assert_eq!(
+            health.engine_config(),
+            HealthConfig {
+                test: Some(strings(&["CMD", "true"])),
+                interval: Some(1_000_000_000),
+                timeout: Some(90_000_000_000),
+                retries: Some(60),
+                start_period: None,
+                start_interval: None,
+            }
+        );
+        let soon = Healthcheck {
+            start_period: Some("soon".into()),
+            ..check
+        };
+        let e = soon.interpret().unwrap_err().to_string();
+        assert!(e.contains("'soon'"), "{e}");
     }
 }
