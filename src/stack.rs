@@ -18,8 +18,8 @@ mod checks;
 mod compose;
 
 pub use compose::{
-    Build, Condition, DependsOn, DependsOnLong, Deploy, Health, HealthTest, Healthcheck, KeyValues,
-    Scalar, Service, StrOrList, parse_bytes, parse_mount,
+    Build, Condition, DEFAULT_MEMORY, DependsOn, DependsOnLong, Deploy, Health, HealthTest,
+    Healthcheck, KeyValues, Placement, Scalar, Service, StrOrList, parse_bytes, parse_mount,
 };
 
 /// The service and port that receive bursts.

@@ -1,16 +1,21 @@
 //! Compose services as racy-matrix reads them: the subset of the compose spec a stack
-//! file's `services` may use, and what their values mean for a container (durations,
-//! byte sizes, replica counts, volume mounts, the health check).
+//! file's `services` may use, what their values mean (durations, byte sizes, replica
+//! counts, volume mounts, the health check), and a service turned into the engine's
+//! description of its container.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use anyhow::{Result, anyhow, bail};
 use bollard::models::HealthConfig;
 use serde::{Deserialize, Serialize};
 
+use crate::engine::ContainerSpec;
+
 /// The most containers one service may run.
 pub const MAX_REPLICAS: u32 = 64;
+/// Memory limit for services that set none.
+pub const DEFAULT_MEMORY: i64 = 1 << 30;
 
 /// A YAML scalar as compose allows it where a string is meant (`"3306"`, `3306`, `true`).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -241,6 +246,50 @@ impl Service {
             .collect()
     }
 
+    /// The engine's description of its container `name` (call on an interpolated
+    /// service), placed as `at` says; the memory limit is [`DEFAULT_MEMORY`] when the
+    /// service sets none.
+    pub fn container_spec(&self, name: &str, at: &Placement) -> Result<ContainerSpec> {
+        let healthcheck = self.health()?.map(|h| h.engine_config());
+        let mut mounts = Vec::new();
+        for (vol, path, read_only) in self.mounts()? {
+            let volume = at
+                .volumes
+                .get(&vol)
+                .ok_or_else(|| anyhow!("volume '{vol}' was not created"))?;
+            mounts.push((volume.clone(), path, read_only));
+        }
+        Ok(ContainerSpec {
+            name: name.to_string(),
+            image: at.image.clone(),
+            cmd: self.command.as_ref().map(|c| c.words()),
+            entrypoint: self.entrypoint.as_ref().map(|c| c.words()),
+            env: self
+                .environment
+                .as_ref()
+                .map(|e| {
+                    e.pairs()
+                        .into_iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            labels: at.labels.clone(),
+            network: at.network.clone(),
+            aliases: vec![at.alias.clone()],
+            publish: at.publish.clone(),
+            healthcheck,
+            memory: Some(match &self.mem_limit {
+                Some(m) => parse_bytes(m)?,
+                None => DEFAULT_MEMORY,
+            }),
+            user: self.user.clone(),
+            cap_drop: self.cap_drop.clone(),
+            cap_add: self.cap_add.clone(),
+            mounts,
+        })
+    }
+
     /// Its health check, interpreted (call on an interpolated service); `None` when it
     /// has no `healthcheck`.
     pub fn health(&self) -> Result<Option<Health>> {
@@ -249,6 +298,23 @@ impl Service {
             .map(Healthcheck::interpret)
             .transpose()
     }
+}
+
+/// Where a deployment puts the containers of a service: what the stack file leaves to it.
+#[derive(Clone, Debug)]
+pub struct Placement<'a> {
+    /// Image to run (built or found for the service).
+    pub image: String,
+    /// Labels every container carries.
+    pub labels: HashMap<String, String>,
+    /// Network to join.
+    pub network: String,
+    /// DNS alias on that network (the service's name).
+    pub alias: String,
+    /// Container ports published on 127.0.0.1.
+    pub publish: Vec<u16>,
+    /// Engine volume name by the stack's volume name.
+    pub volumes: &'a BTreeMap<String, String>,
 }
 
 /// What a health check runs: compose's `test`, read once for both the engine and the
@@ -548,5 +614,86 @@ mod tests {
         };
         let e = soon.interpret().unwrap_err().to_string();
         assert!(e.contains("'soon'"), "{e}");
+    }
+
+    /// A service with every field the spec reads, and the volumes its deployment made.
+    fn app() -> (Service, BTreeMap<String, String>) {
+        let service = serde_json::from_value(serde_json::json!({
+            "image": "app",
+            "command": ["serve", "--workers", 3],
+            "environment": ["MODE=rc", "EMPTY"],
+            "volumes": ["shared:/shared", "data:/data:ro"],
+            "healthcheck": {"test": "true", "interval": "2s"},
+            "mem_limit": "512m",
+            "cap_drop": ["ALL"],
+        }))
+        .unwrap();
+        let volumes = BTreeMap::from([
+            ("shared".to_string(), "net-shared".to_string()),
+            ("data".to_string(), "net-data".to_string()),
+        ]);
+        (service, volumes)
+    }
+
+    fn placement(volumes: &BTreeMap<String, String>) -> Placement<'_> {
+        Placement {
+            image: "app:1".into(),
+            labels: HashMap::from([("k".to_string(), "v".to_string())]),
+            network: "net".into(),
+            alias: "app".into(),
+            publish: vec![8000],
+            volumes,
+        }
+    }
+
+    #[test]
+    fn a_service_becomes_its_container_spec() {
+        let (service, volumes) = app();
+        let spec = service
+            .container_spec("app-1", &placement(&volumes))
+            .unwrap();
+        assert_eq!(
+            (spec.name.as_str(), spec.image.as_str()),
+            ("app-1", "app:1")
+        );
+        assert_eq!(spec.cmd, Some(strings(&["serve", "--workers", "3"])));
+        assert_eq!(spec.entrypoint, None);
+        assert_eq!(spec.env, strings(&["EMPTY=", "MODE=rc"]));
+        assert_eq!(
+            (spec.aliases, spec.publish),
+            (strings(&["app"]), vec![8000])
+        );
+        assert_eq!(spec.memory, Some(512 << 20));
+        assert_eq!(spec.cap_drop, Some(strings(&["ALL"])));
+        assert_eq!(
+            spec.mounts,
+            vec![
+                ("net-shared".into(), "/shared".into(), false),
+                ("net-data".into(), "/data".into(), true)
+            ]
+        );
+        let health = spec.healthcheck.unwrap();
+        assert_eq!(health.test, Some(strings(&["CMD-SHELL", "true"])));
+        assert_eq!(health.interval, Some(2_000_000_000));
+    }
+
+    #[test]
+    fn what_a_service_leaves_out_takes_the_defaults() {
+        let (service, volumes) = app();
+        let bare = Service {
+            mem_limit: None,
+            healthcheck: None,
+            volumes: None,
+            ..service.clone()
+        };
+        let spec = bare.container_spec("app-2", &placement(&volumes)).unwrap();
+        assert_eq!(spec.memory, Some(DEFAULT_MEMORY));
+        assert!(spec.healthcheck.is_none() && spec.mounts.is_empty());
+        // a volume the deployment did not create is refused
+        let few = BTreeMap::from([("shared".to_string(), "net-shared".to_string())]);
+        let e = service
+            .container_spec("app-3", &placement(&few))
+            .unwrap_err();
+        assert_eq!(e.to_string(), "volume 'data' was not created");
     }
 }
