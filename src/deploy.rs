@@ -6,16 +6,14 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
-use bollard::models::HealthConfig;
 
 use crate::database::{self, Db, Sqlite};
 use crate::engine::{
-    ContainerSpec, Engine, HOST_LABEL, KEEP_LABEL, PID_LABEL, RUN_LABEL, SERVICE_LABEL,
-    STACK_LABEL, STARTED_LABEL, compose_duration_ns,
+    Engine, HOST_LABEL, KEEP_LABEL, PID_LABEL, RUN_LABEL, SERVICE_LABEL, STACK_LABEL, STARTED_LABEL,
 };
 use crate::image;
 use crate::ready::{Probe, wait_ready};
-use crate::stack::{Build, Condition, Engine as DbEngine, Stack, XRacy, parse_bytes};
+use crate::stack::{Build, Condition, Engine as DbEngine, Placement, Stack, XRacy};
 
 /// A number unique within this process, so that no name is reused even when a stack is
 /// recreated while pieces of the old one could not be removed yet.
@@ -28,8 +26,6 @@ fn next_serial() -> u64 {
 pub const READY_TIMEOUT: Duration = Duration::from_secs(180);
 /// How long a live change may take.
 const LIVE_TIMEOUT: Duration = Duration::from_secs(60);
-/// Memory limit for services that set none.
-const DEFAULT_MEMORY: i64 = 1 << 30;
 /// How often a starting stack's containers are checked for one that died.
 pub const WATCH_EVERY: Duration = Duration::from_millis(250);
 
@@ -612,32 +608,14 @@ impl Launcher {
         let mut labels = self.run.labels();
         labels.insert(STACK_LABEL.into(), self.stack.name.clone());
         labels.insert(SERVICE_LABEL.into(), svc.to_string());
-        let healthcheck = match &def.healthcheck {
-            Some(h) => Some(HealthConfig {
-                test: Some(match &h.test {
-                    crate::stack::StrOrList::One(s) => vec!["CMD-SHELL".into(), s.clone()],
-                    l => l.words(),
-                }),
-                interval: h.interval.as_deref().map(compose_duration_ns).transpose()?,
-                timeout: h.timeout.as_deref().map(compose_duration_ns).transpose()?,
-                retries: h.retries,
-                start_period: h
-                    .start_period
-                    .as_deref()
-                    .map(compose_duration_ns)
-                    .transpose()?,
-                start_interval: None,
-            }),
-            None => None,
+        let placement = Placement {
+            image,
+            labels,
+            network: self.network.clone(),
+            alias: svc.to_string(),
+            publish,
+            volumes: &self.volumes,
         };
-        let mut mounts = Vec::new();
-        for (vol, path, read_only) in def.mounts()? {
-            let name = self
-                .volumes
-                .get(&vol)
-                .ok_or_else(|| anyhow!("volume '{vol}' was not created"))?;
-            mounts.push((name.clone(), path, read_only));
-        }
         let mut started = Vec::new();
         for _ in 0..replicas {
             let name = format!(
@@ -646,35 +624,7 @@ impl Launcher {
                 self.stack.name,
                 next_serial()
             );
-            let spec = ContainerSpec {
-                name: name.clone(),
-                image: image.clone(),
-                cmd: def.command.as_ref().map(|c| c.words()),
-                entrypoint: def.entrypoint.as_ref().map(|c| c.words()),
-                env: def
-                    .environment
-                    .as_ref()
-                    .map(|e| {
-                        e.pairs()
-                            .into_iter()
-                            .map(|(k, v)| format!("{k}={v}"))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                labels: labels.clone(),
-                network: self.network.clone(),
-                aliases: vec![svc.to_string()],
-                publish: publish.clone(),
-                healthcheck: healthcheck.clone(),
-                memory: Some(match &def.mem_limit {
-                    Some(m) => parse_bytes(m)?,
-                    None => DEFAULT_MEMORY,
-                }),
-                user: def.user.clone(),
-                cap_drop: def.cap_drop.clone(),
-                cap_add: def.cap_add.clone(),
-                mounts: mounts.clone(),
-            };
+            let spec = def.container_spec(&name, &placement)?;
             let id = self.engine.run_container(&spec).await?;
             out.containers.push(Running {
                 id: id.clone(),
@@ -743,27 +693,11 @@ impl Launcher {
         let health = self
             .stack
             .service(svc, &self.vars)?
-            .healthcheck
-            .and_then(|h| {
-                let cmd = match &h.test {
-                    crate::stack::StrOrList::One(s) => {
-                        vec!["/bin/sh".into(), "-c".into(), s.clone()]
-                    }
-                    l => {
-                        let w = l.words();
-                        match w.first().map(String::as_str) {
-                            Some("CMD") => w[1..].to_vec(),
-                            Some("CMD-SHELL") => {
-                                vec!["/bin/sh".into(), "-c".into(), w[1..].join(" ")]
-                            }
-                            _ => return None,
-                        }
-                    }
-                };
-                (!cmd.is_empty()).then(|| Probe::Exec {
-                    id: id.to_string(),
-                    cmd,
-                })
+            .health()?
+            .and_then(|h| h.test.probe_command())
+            .map(|cmd| Probe::Exec {
+                id: id.to_string(),
+                cmd,
             });
         if x.database.service == svc && x.database.engine == DbEngine::Sqlite {
             let check = Probe::Exec {

@@ -747,47 +747,6 @@ pub fn host_name() -> String {
         .unwrap_or_default()
 }
 
-/// Converts a compose duration (`1s`, `500ms`, `1m30s`) to nanoseconds.
-pub fn compose_duration_ns(s: &str) -> Result<i64> {
-    let mut total: f64 = 0.0;
-    let mut num = String::new();
-    let mut chars = s.trim().chars().peekable();
-    if s.trim().is_empty() {
-        bail!("empty duration");
-    }
-    while let Some(c) = chars.next() {
-        if c.is_ascii_digit() || c == '.' {
-            num.push(c);
-            continue;
-        }
-        let mut unit = c.to_string();
-        while let Some(&n) = chars.peek() {
-            if n.is_ascii_alphabetic() {
-                unit.push(n);
-                chars.next();
-            } else {
-                break;
-            }
-        }
-        let v: f64 = num.parse().map_err(|_| anyhow!("bad duration '{s}'"))?;
-        num.clear();
-        total += v * match unit.as_str() {
-            "ns" => 1.0,
-            "us" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => bail!("bad duration unit '{unit}' in '{s}'"),
-        };
-    }
-    if !num.is_empty() {
-        let v: f64 = num.parse().map_err(|_| anyhow!("bad duration '{s}'"))?;
-        total += v * 1e9;
-    }
-    Ok(total as i64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -844,14 +803,5 @@ mod tests {
             "without a start time: a racy-matrix command line (this test binary's)"
         );
         assert!(!run_process_alive(u32::MAX, Some(&started)));
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(compose_duration_ns("1s").unwrap(), 1_000_000_000);
-        assert_eq!(compose_duration_ns("500ms").unwrap(), 500_000_000);
-        assert_eq!(compose_duration_ns("1m30s").unwrap(), 90_000_000_000);
-        assert!(compose_duration_ns("3 parsecs").is_err());
-        assert!(compose_duration_ns("").is_err());
     }
 }

@@ -4,10 +4,12 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
+
+use crate::input::{InputError, Source, parse_yaml, read_text, referenced};
 
 /// What the matrix needs to know about the stacks it names.
 pub trait Catalog {
@@ -50,38 +52,6 @@ const KEYS: &[&str] = &[
     "exclude",
     "expect",
 ];
-
-/// A bad-input error: where (file, 1-based line and column), what, and the valid choices.
-#[derive(Debug, thiserror::Error)]
-pub struct InputError {
-    /// The file.
-    pub file: PathBuf,
-    /// 1-based line (0 when unknown).
-    pub line: usize,
-    /// 1-based column (0 when unknown).
-    pub column: usize,
-    /// What is wrong.
-    pub message: String,
-    /// Valid choices, when there is a fixed set.
-    pub choices: Vec<String>,
-}
-
-impl fmt::Display for InputError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file.display(),
-            self.line,
-            self.column,
-            self.message
-        )?;
-        if !self.choices.is_empty() {
-            write!(f, "\n  valid: {}", self.choices.join(", "))?;
-        }
-        Ok(())
-    }
-}
 
 /// Values of one axis.
 #[derive(Clone, Debug, PartialEq)]
@@ -292,407 +262,539 @@ struct RawMatrix {
 
 /// Reads and validates a matrix file.
 pub fn load(path: &Path, catalog: &dyn Catalog) -> Result<Matrix, InputError> {
-    let bytes = std::fs::read(path).map_err(|e| InputError {
-        file: path.to_path_buf(),
-        line: 0,
-        column: 0,
-        message: format!("cannot read the matrix file: {e}"),
-        choices: vec![],
-    })?;
-    let text = String::from_utf8(bytes).map_err(|e| {
-        let upto = &e.as_bytes()[..e.utf8_error().valid_up_to()];
-        let line = upto.iter().filter(|b| **b == b'\n').count() + 1;
-        let column = upto.iter().rev().take_while(|b| **b != b'\n').count() + 1;
-        InputError {
-            file: path.to_path_buf(),
-            line,
-            column,
-            message: "the matrix file is not UTF-8 text".into(),
-            choices: vec![],
-        }
-    })?;
+    let text = read_text(path, "the matrix file")?;
     parse(&text, path, catalog)
 }
 
-struct Ctx<'a> {
-    file: &'a Path,
-}
-
-impl Ctx<'_> {
-    fn at<T>(&self, s: &Spanned<T>, message: impl Into<String>) -> InputError {
-        InputError {
-            file: self.file.to_path_buf(),
-            line: s.referenced.line() as usize,
-            column: s.referenced.column() as usize,
-            message: message.into(),
-            choices: vec![],
-        }
-    }
-    fn top(&self, message: impl Into<String>) -> InputError {
-        InputError {
-            file: self.file.to_path_buf(),
-            line: 1,
-            column: 1,
-            message: message.into(),
-            choices: vec![],
-        }
-    }
-}
-
-fn with_choices(mut e: InputError, choices: Vec<String>) -> InputError {
-    e.choices = choices;
-    e
-}
-
 /// Parses and validates matrix text; `path` is used in errors.
+///
+/// One section after another, each checked against what the ones before it established
+/// (the stacks, then their variables, then the axes); the first error is returned.
 pub fn parse(text: &str, path: &Path, catalog: &dyn Catalog) -> Result<Matrix, InputError> {
-    let cx = Ctx { file: path };
     // Unknown top-level keys first, with a location, before the typed parse.
     check_top_keys(text, path)?;
     let raw: RawMatrix = parse_yaml(text, path)?;
-
-    if raw.name.value.trim().is_empty() {
-        return Err(cx.at(&raw.name, "name must not be empty"));
-    }
-    if !raw
-        .name
-        .value
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
-    {
-        return Err(cx.at(
-            &raw.name,
-            "name may hold only letters, digits, '-', '_' and '.' (it names the output folder)",
-        ));
-    }
-    if raw.stacks.value.is_empty() {
-        return Err(cx.at(&raw.stacks, "stacks must name at least one stack"));
-    }
-    let known = catalog.stacks();
-    let mut stacks = Vec::new();
-    for s in &raw.stacks.value {
-        if catalog.endpoints(&s.value).is_none() {
-            return Err(with_choices(
-                cx.at(s, format!("unknown stack '{}'", s.value)),
-                known.clone(),
-            ));
-        }
-        if stacks.contains(&s.value) {
-            return Err(cx.at(s, format!("stack '{}' is listed twice", s.value)));
-        }
-        stacks.push(s.value.clone());
-    }
-
-    let positive =
-        |v: &Option<Spanned<i64>>, what: &str, default: i64| -> Result<i64, InputError> {
-            match v {
-                None => Ok(default),
-                Some(s) if s.value >= 1 && s.value <= u32::MAX as i64 => Ok(s.value),
-                Some(s) => Err(cx.at(
-                    s,
-                    format!("{what} must be a whole number >= 1, got {}", s.value),
-                )),
-            }
-        };
-    let requests = positive(&raw.requests, "requests", 8)? as u32;
-    if requests > 10_000 {
-        return Err(cx.at(
-            raw.requests.as_ref().unwrap(),
-            "requests must be at most 10000",
-        ));
-    }
-    let amount = positive(&raw.amount, "amount", 100)?;
-    let repetitions = positive(&raw.repetitions, "repetitions", 3)? as u32;
-    let timeout_ms = match &raw.timeout_ms {
-        None => None,
-        Some(_) => Some(positive(&raw.timeout_ms, "timeout_ms", 0)? as u64),
+    let r = Reader {
+        src: Source { file: path, text },
+        catalog,
     };
-
-    // Variables the listed stacks use.
-    let mut stack_vars: BTreeMap<String, Option<String>> = BTreeMap::new();
-    let mut per_stack: BTreeMap<&str, BTreeMap<String, Option<String>>> = BTreeMap::new();
-    for s in &stacks {
-        let vars: BTreeMap<_, _> = catalog.variables(s).into_iter().collect();
-        for (k, v) in &vars {
-            stack_vars.entry(k.clone()).or_insert(v.clone());
-        }
-        per_stack.insert(s, vars);
-    }
-    let axis_choices: Vec<String> = REQUEST_AXES
-        .iter()
-        .map(|s| s.to_string())
-        .chain(
-            stack_vars
-                .keys()
-                .filter(|k| !PROVIDED.contains(&k.as_str()))
-                .cloned(),
-        )
-        .collect();
-
-    let mut axes = Vec::new();
-    if let Some(raw_axes) = &raw.axes {
-        for (name, values) in in_file_order(&raw_axes.value) {
-            let n = name.value.as_str();
-            if PROVIDED.contains(&n) {
-                return Err(cx.at(
-                    name,
-                    format!("'{n}' is set by racy-matrix itself and cannot be an axis"),
-                ));
-            }
-            if !REQUEST_AXES.contains(&n) && !stack_vars.contains_key(n) {
-                return Err(with_choices(
-                    cx.at(
-                        name,
-                        format!("axis '{n}' is not used by any listed stack (no ${{{n}}} in their compose files)"),
-                    ),
-                    axis_choices.clone(),
-                ));
-            }
-            let vals = match &values.value {
-                RawAxis::One(s) if n == "endpoint" && s == "all" => AxisValues::AllEndpoints,
-                RawAxis::One(_) => {
-                    return Err(cx.at(
-                        values,
-                        format!(
-                            "axis '{n}' must be a list of values{}",
-                            if n == "endpoint" { " or `all`" } else { "" }
-                        ),
-                    ));
-                }
-                RawAxis::List(list) => {
-                    if list.is_empty() {
-                        return Err(cx.at(values, format!("axis '{n}' has no values")));
-                    }
-                    let mut seen = BTreeSet::new();
-                    let mut out = Vec::new();
-                    for v in list {
-                        let text = v.value.to_string();
-                        check_value(n, &text).map_err(|m| cx.at(v, m))?;
-                        if n == "endpoint" {
-                            for s in &stacks {
-                                let eps = catalog.endpoints(s).unwrap_or_default();
-                                if !eps.contains(&text) {
-                                    return Err(with_choices(
-                                        cx.at(
-                                            v,
-                                            format!("unknown endpoint '{text}' for stack {s}"),
-                                        ),
-                                        eps,
-                                    ));
-                                }
-                            }
-                        }
-                        if !seen.insert(text.clone()) {
-                            return Err(cx.at(v, format!("axis '{n}' lists '{text}' twice")));
-                        }
-                        out.push(text);
-                    }
-                    AxisValues::List(out)
-                }
-            };
-            axes.push(Axis {
-                name: n.to_string(),
-                values: vals,
-            });
-        }
-    }
-    if !axes.iter().any(|a| a.name == "endpoint") {
-        axes.push(Axis {
-            name: "endpoint".into(),
-            values: AxisValues::AllEndpoints,
-        });
-    }
-    if !axes.iter().any(|a| a.name == "wait_ms") {
-        axes.push(Axis {
-            name: "wait_ms".into(),
-            values: AxisValues::List(vec!["0".into()]),
-        });
-    }
+    let name = r.name(&raw.name)?;
+    let stacks = r.stacks(&raw.stacks)?;
+    let numbers = r.numbers(&raw)?;
+    let vars = Variables::of(&stacks, catalog);
+    let axes = r.axes(raw.axes.as_ref(), &stacks, &vars)?;
     // Errors about the matrix as a whole point at its axes (or its start).
-    let at_axes = |message: String| InputError {
-        message,
-        ..raw
-            .axes
-            .as_ref()
-            .map(|a| cx.at(a, ""))
-            .unwrap_or_else(|| cx.top(""))
+    let whole = raw.axes.as_ref().map_or((1, 1), referenced);
+    r.required_variables(&vars, &axes, whole)?;
+    let names = Names {
+        stacks: &stacks,
+        axes: axes.iter().map(|a| a.name.clone()).collect(),
+        vars: &vars,
     };
-    // Every variable without a default must come from an axis or the tool.
-    for (s, vars) in &per_stack {
-        for (v, default) in vars {
-            if default.is_none()
-                && !PROVIDED.contains(&v.as_str())
-                && !axes.iter().any(|a| &a.name == v)
-            {
-                return Err(at_axes(format!(
-                    "stack {s} needs a value for '{v}' (it has no default): add an axis '{v}'"
-                )));
-            }
-        }
-    }
-
-    let axis_names: Vec<String> = axes.iter().map(|a| a.name.clone()).collect();
-    let entries = |list: &[Spanned<SMap<Scalar>>],
-                   what: &str|
-     -> Result<Vec<BTreeMap<String, String>>, InputError> {
-        let mut out = Vec::new();
-        for e in list {
-            if e.value.is_empty() {
-                return Err(cx.at(e, format!("an {what} entry must name at least one axis")));
-            }
-            let mut m = BTreeMap::new();
-            for (k, v) in in_file_order(&e.value) {
-                let text = v.to_string();
-                if k.value != "stack" && !axis_names.contains(&k.value) && what == "exclude" {
-                    return Err(with_choices(
-                        cx.at(
-                            k,
-                            format!("exclude names '{}', which is not an axis", k.value),
-                        ),
-                        axis_names.clone(),
-                    ));
-                }
-                if k.value == "stack" && !stacks.contains(&text) {
-                    return Err(with_choices(
-                        cx.at(
-                            k,
-                            format!("{what} names stack '{text}', which the matrix does not list"),
-                        ),
-                        stacks.clone(),
-                    ));
-                }
-                if k.value != "stack" {
-                    if what == "include"
-                        && !axis_names.contains(&k.value)
-                        && !stack_vars.contains_key(&k.value)
-                    {
-                        return Err(with_choices(
-                            cx.at(
-                                k,
-                                format!("include names '{}', which no listed stack uses", k.value),
-                            ),
-                            axis_choices.clone(),
-                        ));
-                    }
-                    check_value(&k.value, &text).map_err(|m| cx.at(k, m))?;
-                }
-                m.insert(k.value.clone(), text);
-            }
-            out.push(m);
-        }
-        Ok(out)
-    };
-    let include = entries(&raw.include, "include")?;
-    let exclude = entries(&raw.exclude, "exclude")?;
-
-    let mut expect = Vec::new();
-    for e in &raw.expect {
-        let mut selector = BTreeMap::new();
-        let mut bounds = BTreeMap::new();
-        for (k, v) in in_file_order(&e.value) {
-            if k.value == "where" {
-                let map: BTreeMap<String, RawSelector> = serde_json::from_value(v.value.clone())
-                    .map_err(|_| {
-                        cx.at(
-                            v,
-                            "where must map axes to a value, a list, or a comparison like \">=2\"",
-                        )
-                    })?;
-                for (axis, sel) in map {
-                    if axis != "stack" && !axis_names.contains(&axis) {
-                        return Err(with_choices(
-                            cx.at(v, format!("where names '{axis}', which is not an axis")),
-                            axis_names.clone(),
-                        ));
-                    }
-                    let vals = match sel {
-                        RawSelector::One(s) => vec![s.to_string()],
-                        RawSelector::List(l) => l.iter().map(ToString::to_string).collect(),
-                    };
-                    selector.insert(axis, vals);
-                }
-            } else {
-                let bound = match &v.value {
-                    serde_json::Value::String(s) => s.clone(),
-                    serde_json::Value::Number(n) => n.to_string(),
-                    _ => {
-                        return Err(cx.at(
-                            v,
-                            format!(
-                                "bound of '{}' must be a number or a comparison like \">0\"",
-                                k.value
-                            ),
-                        ));
-                    }
-                };
-                bounds.insert(k.value.clone(), bound);
-            }
-        }
-        if bounds.is_empty() {
-            return Err(cx.at(e, "an expectation must bound at least one metric"));
-        }
-        expect.push(Expectation {
-            selector,
-            bounds,
-            line: e.referenced.line() as usize,
-        });
-    }
-
+    let include = r.entries(&raw.include, Entries::Include, &names)?;
+    let exclude = r.entries(&raw.exclude, Entries::Exclude, &names)?;
+    let expect = r.expectations(&raw.expect, &names.axes)?;
     let m = Matrix {
-        name: raw.name.value.clone(),
+        name,
         stacks,
         axes,
-        requests,
-        amount,
-        repetitions,
-        timeout_ms,
+        requests: numbers.requests,
+        amount: numbers.amount,
+        repetitions: numbers.repetitions,
+        timeout_ms: numbers.timeout_ms,
         include,
         exclude,
         expect,
     };
-    let count = count_cells(&m, catalog);
-    if count > MAX_CELLS {
-        return Err(at_axes(format!(
-            "the matrix expands to {count} cells; at most {MAX_CELLS} are allowed"
-        )));
-    }
-    // Axes reach the stacks' settings through `${var}`: each cell's values must give
-    // settings the stack can start with, or the run would fail at that cell's start.
-    for cell in expand(&m, catalog) {
-        let mut vars = cell.axes;
-        vars.insert("amount".into(), m.amount.to_string());
-        catalog.check_variables(&cell.stack, &vars)?;
-    }
+    r.check_cells(&m, whole)?;
     Ok(m)
 }
 
-/// Parses YAML text of a user's file into `T` within a budget (alias bombs and huge
-/// documents are refused); errors carry the file, line and column.
-pub fn parse_yaml<T: serde::de::DeserializeOwned>(
-    text: &str,
-    file: &Path,
-) -> Result<T, InputError> {
-    // Only true/false are booleans: `OFF` stays the string a stack variable wants.
-    let options = serde_saphyr::options! {
-        strict_booleans: true,
-        budget: serde_saphyr::budget! {
-            max_aliases: 1000,
-            max_nodes: 1_000_000,
-        },
-    };
-    serde_saphyr::from_str_with_options(text, options).map_err(|e| {
-        let (line, column) = e
-            .location()
-            .map(|l| (l.line() as usize, l.column() as usize))
-            .unwrap_or((0, 0));
-        InputError {
-            file: file.to_path_buf(),
-            line,
-            column,
-            message: e.without_snippet().to_string(),
-            choices: vec![],
+/// A matrix file being read: where its errors point, and the stacks it is checked against.
+struct Reader<'a> {
+    src: Source<'a>,
+    catalog: &'a dyn Catalog,
+}
+
+/// The numbers of a matrix, defaults filled in.
+struct Numbers {
+    requests: u32,
+    amount: i64,
+    repetitions: u32,
+    timeout_ms: Option<u64>,
+}
+
+/// The variables of the listed stacks.
+struct Variables {
+    /// Each stack's, with their `${x:-default}` default.
+    per_stack: BTreeMap<String, BTreeMap<String, Option<String>>>,
+    /// All of them; where stacks give one different defaults, the first stack's.
+    all: BTreeMap<String, Option<String>>,
+}
+
+impl Variables {
+    fn of(stacks: &[String], catalog: &dyn Catalog) -> Variables {
+        let mut all = BTreeMap::new();
+        let mut per_stack = BTreeMap::new();
+        for s in stacks {
+            let vars: BTreeMap<_, _> = catalog.variables(s).into_iter().collect();
+            for (k, v) in &vars {
+                all.entry(k.clone()).or_insert(v.clone());
+            }
+            per_stack.insert(s.clone(), vars);
         }
-    })
+        Variables { per_stack, all }
+    }
+
+    /// What an axis may be named: the request axes, then the variables the tool does not
+    /// set itself.
+    fn axis_choices(&self) -> Vec<String> {
+        REQUEST_AXES
+            .iter()
+            .map(|s| s.to_string())
+            .chain(
+                self.all
+                    .keys()
+                    .filter(|k| !PROVIDED.contains(&k.as_str()))
+                    .cloned(),
+            )
+            .collect()
+    }
+}
+
+/// The two lists that edit the product of the axes (GitHub Actions matrix semantics).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Entries {
+    /// Entries that extend cells, or add cells of their own.
+    Include,
+    /// Entries that remove the cells they match.
+    Exclude,
+}
+
+impl Entries {
+    /// The key the list is written under.
+    fn key(self) -> &'static str {
+        match self {
+            Entries::Include => "include",
+            Entries::Exclude => "exclude",
+        }
+    }
+}
+
+/// What the entries of a matrix may name, known once its axes are.
+struct Names<'a> {
+    stacks: &'a [String],
+    /// Axis names, in file order, then those every matrix has.
+    axes: Vec<String>,
+    vars: &'a Variables,
+}
+
+impl Reader<'_> {
+    /// `name`: it names the output folder, so it is a plain, non-empty word.
+    fn name(&self, name: &Spanned<String>) -> Result<String, InputError> {
+        if name.value.trim().is_empty() {
+            return Err(self.src.at(name, "name must not be empty"));
+        }
+        if !name
+            .value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        {
+            return Err(self.src.at(
+                name,
+                "name may hold only letters, digits, '-', '_' and '.' (it names the output folder)",
+            ));
+        }
+        Ok(name.value.clone())
+    }
+
+    /// `stacks`: known stacks, each once, at least one.
+    fn stacks(&self, raw: &Spanned<Vec<Spanned<String>>>) -> Result<Vec<String>, InputError> {
+        if raw.value.is_empty() {
+            return Err(self.src.at(raw, "stacks must name at least one stack"));
+        }
+        let mut stacks = Vec::new();
+        for s in &raw.value {
+            if self.catalog.endpoints(&s.value).is_none() {
+                return Err(self
+                    .src
+                    .at(s, format!("unknown stack '{}'", s.value))
+                    .with_choices(self.catalog.stacks()));
+            }
+            if stacks.contains(&s.value) {
+                return Err(self
+                    .src
+                    .at(s, format!("stack '{}' is listed twice", s.value)));
+            }
+            stacks.push(s.value.clone());
+        }
+        Ok(stacks)
+    }
+
+    /// `requests`, `amount`, `repetitions` and `timeout_ms`.
+    fn numbers(&self, raw: &RawMatrix) -> Result<Numbers, InputError> {
+        let requests = self.positive(&raw.requests, "requests", 8)? as u32;
+        if requests > 10_000 {
+            return Err(self.src.at(
+                raw.requests.as_ref().unwrap(),
+                "requests must be at most 10000",
+            ));
+        }
+        let amount = self.positive(&raw.amount, "amount", 100)?;
+        let repetitions = self.positive(&raw.repetitions, "repetitions", 3)? as u32;
+        let timeout_ms = match &raw.timeout_ms {
+            None => None,
+            Some(_) => Some(self.positive(&raw.timeout_ms, "timeout_ms", 0)? as u64),
+        };
+        Ok(Numbers {
+            requests,
+            amount,
+            repetitions,
+            timeout_ms,
+        })
+    }
+
+    /// A whole number from 1 to `u32::MAX`, or `default` when the file leaves it out.
+    fn positive(
+        &self,
+        v: &Option<Spanned<i64>>,
+        what: &str,
+        default: i64,
+    ) -> Result<i64, InputError> {
+        match v {
+            None => Ok(default),
+            Some(s) if s.value >= 1 && s.value <= u32::MAX as i64 => Ok(s.value),
+            Some(s) => Err(self.src.at(
+                s,
+                format!("{what} must be a whole number >= 1, got {}", s.value),
+            )),
+        }
+    }
+
+    /// `axes`, in file order, then the request axes the file leaves out (every endpoint,
+    /// and `wait_ms: [0]`).
+    fn axes(
+        &self,
+        raw: Option<&Spanned<SMap<Spanned<RawAxis>>>>,
+        stacks: &[String],
+        vars: &Variables,
+    ) -> Result<Vec<Axis>, InputError> {
+        let mut axes = Vec::new();
+        for (name, values) in raw.map(|r| in_file_order(&r.value)).unwrap_or_default() {
+            axes.push(self.axis(name, values, stacks, vars)?);
+        }
+        if !axes.iter().any(|a| a.name == "endpoint") {
+            axes.push(Axis {
+                name: "endpoint".into(),
+                values: AxisValues::AllEndpoints,
+            });
+        }
+        if !axes.iter().any(|a| a.name == "wait_ms") {
+            axes.push(Axis {
+                name: "wait_ms".into(),
+                values: AxisValues::List(vec!["0".into()]),
+            });
+        }
+        Ok(axes)
+    }
+
+    /// One axis: a variable of a listed stack (or a request axis) that the tool does not
+    /// set, with a list of values (or `endpoint: all`).
+    fn axis(
+        &self,
+        name: &Spanned<String>,
+        values: &Spanned<RawAxis>,
+        stacks: &[String],
+        vars: &Variables,
+    ) -> Result<Axis, InputError> {
+        let n = name.value.as_str();
+        if PROVIDED.contains(&n) {
+            return Err(self.src.at(
+                name,
+                format!("'{n}' is set by racy-matrix itself and cannot be an axis"),
+            ));
+        }
+        if !REQUEST_AXES.contains(&n) && !vars.all.contains_key(n) {
+            return Err(self
+                .src
+                .at(
+                    name,
+                    format!(
+                        "axis '{n}' is not used by any listed stack (no ${{{n}}} in their compose files)"
+                    ),
+                )
+                .with_choices(vars.axis_choices()));
+        }
+        let values = match &values.value {
+            RawAxis::One(s) if n == "endpoint" && s == "all" => AxisValues::AllEndpoints,
+            RawAxis::One(_) => {
+                return Err(self.src.at(
+                    values,
+                    format!(
+                        "axis '{n}' must be a list of values{}",
+                        if n == "endpoint" { " or `all`" } else { "" }
+                    ),
+                ));
+            }
+            RawAxis::List(list) => AxisValues::List(self.axis_list(n, values, list, stacks)?),
+        };
+        Ok(Axis {
+            name: n.to_string(),
+            values,
+        })
+    }
+
+    /// The values of axis `n`, written at `at`: at least one, each valid for the axis and
+    /// listed once; endpoints known to every listed stack.
+    fn axis_list(
+        &self,
+        n: &str,
+        at: &Spanned<RawAxis>,
+        list: &[Spanned<Scalar>],
+        stacks: &[String],
+    ) -> Result<Vec<String>, InputError> {
+        if list.is_empty() {
+            return Err(self.src.at(at, format!("axis '{n}' has no values")));
+        }
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::new();
+        for v in list {
+            let text = v.value.to_string();
+            check_value(n, &text).map_err(|m| self.src.at(v, m))?;
+            if n == "endpoint" {
+                self.endpoint(v, &text, stacks)?;
+            }
+            if !seen.insert(text.clone()) {
+                return Err(self.src.at(v, format!("axis '{n}' lists '{text}' twice")));
+            }
+            out.push(text);
+        }
+        Ok(out)
+    }
+
+    /// Refuses an endpoint that one of the listed stacks does not have.
+    fn endpoint(
+        &self,
+        v: &Spanned<Scalar>,
+        text: &str,
+        stacks: &[String],
+    ) -> Result<(), InputError> {
+        for s in stacks {
+            let eps = self.catalog.endpoints(s).unwrap_or_default();
+            if !eps.iter().any(|e| e == text) {
+                return Err(self
+                    .src
+                    .at(v, format!("unknown endpoint '{text}' for stack {s}"))
+                    .with_choices(eps));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every variable without a default must come from an axis or the tool.
+    fn required_variables(
+        &self,
+        vars: &Variables,
+        axes: &[Axis],
+        whole: (usize, usize),
+    ) -> Result<(), InputError> {
+        for (s, vars) in &vars.per_stack {
+            for (v, default) in vars {
+                if default.is_none()
+                    && !PROVIDED.contains(&v.as_str())
+                    && !axes.iter().any(|a| &a.name == v)
+                {
+                    return Err(InputError::new(
+                        self.src.file,
+                        whole,
+                        format!(
+                            "stack {s} needs a value for '{v}' (it has no default): add an axis '{v}'"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `include` or `exclude`: each entry names at least one key, listed stacks only.
+    fn entries(
+        &self,
+        list: &[Spanned<SMap<Scalar>>],
+        kind: Entries,
+        names: &Names,
+    ) -> Result<Vec<BTreeMap<String, String>>, InputError> {
+        list.iter().map(|e| self.entry(e, kind, names)).collect()
+    }
+
+    /// One entry of `include` or `exclude`, keys to values.
+    fn entry(
+        &self,
+        e: &Spanned<SMap<Scalar>>,
+        kind: Entries,
+        names: &Names,
+    ) -> Result<BTreeMap<String, String>, InputError> {
+        let what = kind.key();
+        if e.value.is_empty() {
+            return Err(self
+                .src
+                .at(e, format!("an {what} entry must name at least one axis")));
+        }
+        let mut m = BTreeMap::new();
+        for (k, v) in in_file_order(&e.value) {
+            let text = v.to_string();
+            if k.value == "stack" {
+                if !names.stacks.contains(&text) {
+                    return Err(self
+                        .src
+                        .at(
+                            k,
+                            format!("{what} names stack '{text}', which the matrix does not list"),
+                        )
+                        .with_choices(names.stacks.to_vec()));
+                }
+            } else {
+                self.entry_key(k, kind, names)?;
+                check_value(&k.value, &text).map_err(|m| self.src.at(k, m))?;
+            }
+            m.insert(k.value.clone(), text);
+        }
+        Ok(m)
+    }
+
+    /// An exclude entry removes cells, so it names axes only; an include entry may also
+    /// give cells a variable no axis sets, so it may name any variable of a listed stack.
+    fn entry_key(
+        &self,
+        k: &Spanned<String>,
+        kind: Entries,
+        names: &Names,
+    ) -> Result<(), InputError> {
+        let axis = names.axes.contains(&k.value);
+        match kind {
+            Entries::Exclude if !axis => Err(self
+                .src
+                .at(
+                    k,
+                    format!("exclude names '{}', which is not an axis", k.value),
+                )
+                .with_choices(names.axes.clone())),
+            Entries::Include if !axis && !names.vars.all.contains_key(&k.value) => Err(self
+                .src
+                .at(
+                    k,
+                    format!("include names '{}', which no listed stack uses", k.value),
+                )
+                .with_choices(names.vars.axis_choices())),
+            _ => Ok(()),
+        }
+    }
+
+    /// `expect`: selectors over the axes, bounds over the metrics.
+    fn expectations(
+        &self,
+        raw: &[Spanned<SMap<Spanned<serde_json::Value>>>],
+        axes: &[String],
+    ) -> Result<Vec<Expectation>, InputError> {
+        raw.iter().map(|e| self.expectation(e, axes)).collect()
+    }
+
+    /// One entry of `expect`: `where` plus at least one bound.
+    fn expectation(
+        &self,
+        e: &Spanned<SMap<Spanned<serde_json::Value>>>,
+        axes: &[String],
+    ) -> Result<Expectation, InputError> {
+        let mut selector = BTreeMap::new();
+        let mut bounds = BTreeMap::new();
+        for (k, v) in in_file_order(&e.value) {
+            if k.value == "where" {
+                selector.extend(self.selector(v, axes)?);
+            } else {
+                bounds.insert(k.value.clone(), self.bound(k, v)?);
+            }
+        }
+        if bounds.is_empty() {
+            return Err(self
+                .src
+                .at(e, "an expectation must bound at least one metric"));
+        }
+        Ok(Expectation {
+            selector,
+            bounds,
+            line: e.referenced.line() as usize,
+        })
+    }
+
+    /// `where`: axes (or `stack`) to a value, a list of values, or a comparison.
+    fn selector(
+        &self,
+        v: &Spanned<serde_json::Value>,
+        axes: &[String],
+    ) -> Result<BTreeMap<String, Vec<String>>, InputError> {
+        let map: BTreeMap<String, RawSelector> =
+            serde_json::from_value(v.value.clone()).map_err(|_| {
+                self.src.at(
+                    v,
+                    "where must map axes to a value, a list, or a comparison like \">=2\"",
+                )
+            })?;
+        let mut selector = BTreeMap::new();
+        for (axis, sel) in map {
+            if axis != "stack" && !axes.contains(&axis) {
+                return Err(self
+                    .src
+                    .at(v, format!("where names '{axis}', which is not an axis"))
+                    .with_choices(axes.to_vec()));
+            }
+            let vals = match sel {
+                RawSelector::One(s) => vec![s.to_string()],
+                RawSelector::List(l) => l.iter().map(ToString::to_string).collect(),
+            };
+            selector.insert(axis, vals);
+        }
+        Ok(selector)
+    }
+
+    /// The bound of metric `k`: a number or a comparison, kept as written.
+    fn bound(
+        &self,
+        k: &Spanned<String>,
+        v: &Spanned<serde_json::Value>,
+    ) -> Result<String, InputError> {
+        match &v.value {
+            serde_json::Value::String(s) => Ok(s.clone()),
+            serde_json::Value::Number(n) => Ok(n.to_string()),
+            _ => Err(self.src.at(
+                v,
+                format!(
+                    "bound of '{}' must be a number or a comparison like \">0\"",
+                    k.value
+                ),
+            )),
+        }
+    }
+
+    /// Refuses a matrix with more than [`MAX_CELLS`] cells, or with a cell whose values
+    /// give a stack a setting it cannot start with; both errors point at `whole`.
+    fn check_cells(&self, m: &Matrix, whole: (usize, usize)) -> Result<(), InputError> {
+        let count = count_cells(m, self.catalog);
+        if count > MAX_CELLS {
+            return Err(InputError::new(
+                self.src.file,
+                whole,
+                format!("the matrix expands to {count} cells; at most {MAX_CELLS} are allowed"),
+            ));
+        }
+        // Axes reach the stacks' settings through `${var}`: each cell's values must give
+        // settings the stack can start with, or the run would fail at that cell's start.
+        for cell in expand(m, self.catalog) {
+            let mut vars = cell.axes;
+            vars.insert("amount".into(), m.amount.to_string());
+            self.catalog.check_variables(&cell.stack, &vars)?;
+        }
+        Ok(())
+    }
 }
 
 fn check_top_keys(text: &str, path: &Path) -> Result<(), InputError> {
@@ -703,13 +805,10 @@ fn check_top_keys(text: &str, path: &Path) -> Result<(), InputError> {
     };
     for (k, _) in in_file_order(&keys) {
         if !KEYS.contains(&k.value.as_str()) {
-            return Err(InputError {
-                file: path.to_path_buf(),
-                line: k.referenced.line() as usize,
-                column: k.referenced.column() as usize,
-                message: format!("unknown key '{}'", k.value),
-                choices: KEYS.iter().map(|s| s.to_string()).collect(),
-            });
+            let src = Source { file: path, text };
+            return Err(src
+                .at(k, format!("unknown key '{}'", k.value))
+                .with_choices(KEYS.iter().map(|s| s.to_string()).collect()));
         }
     }
     Ok(())
@@ -830,21 +929,62 @@ fn matches(cell: &Cell, entry: &BTreeMap<String, String>) -> bool {
 pub fn expand(m: &Matrix, catalog: &dyn Catalog) -> Vec<Cell> {
     let mut out = Vec::new();
     for stack in &m.stacks {
+        let order = RunOrder::new(m, stack, catalog);
+        let mut cells = order.product();
+        cells.retain(|c| !m.exclude.iter().any(|e| matches(c, e)));
+        for inc in &m.include {
+            if inc.get("stack").is_none_or(|s| s == stack) {
+                order.include(&mut cells, inc);
+            }
+        }
+        // Stable sort by the restart axes only, so added cells join their group.
+        cells.sort_by_key(|c| order.restart_key(c));
+        out.extend(cells);
+    }
+    out
+}
+
+/// The axes of one stack's cells in run order, and the expansion steps that follow it.
+struct RunOrder<'a> {
+    stack: &'a str,
+    catalog: &'a dyn Catalog,
+    /// Axes that recreate a service, dearest first, then the others in file order.
+    axes: Vec<&'a Axis>,
+    /// Names of the axes that recreate a service.
+    restart: BTreeSet<String>,
+}
+
+impl<'a> RunOrder<'a> {
+    fn new(m: &'a Matrix, stack: &'a str, catalog: &'a dyn Catalog) -> Self {
         let by_cost = catalog.restart_variables(stack);
         let restart: BTreeSet<String> = by_cost.iter().cloned().collect();
-        let mut ordered: Vec<&Axis> = m
+        let mut axes: Vec<&Axis> = m
             .axes
             .iter()
             .filter(|a| restart.contains(&a.name))
             .collect();
-        ordered.sort_by_key(|a| by_cost.iter().position(|v| *v == a.name));
-        ordered.extend(m.axes.iter().filter(|a| !restart.contains(&a.name)));
+        axes.sort_by_key(|a| by_cost.iter().position(|v| *v == a.name));
+        axes.extend(m.axes.iter().filter(|a| !restart.contains(&a.name)));
+        RunOrder {
+            stack,
+            catalog,
+            axes,
+            restart,
+        }
+    }
+
+    fn values(&self, axis: &Axis) -> Vec<String> {
+        axis_values(axis, self.stack, self.catalog)
+    }
+
+    /// The cartesian product of the axes, the first axis varying slowest.
+    fn product(&self) -> Vec<Cell> {
         let mut cells = vec![Cell {
-            stack: stack.clone(),
+            stack: self.stack.to_string(),
             axes: BTreeMap::new(),
         }];
-        for axis in &ordered {
-            let values = axis_values(axis, stack, catalog);
+        for axis in &self.axes {
+            let values = self.values(axis);
             let mut next = Vec::with_capacity(cells.len() * values.len());
             for c in &cells {
                 for v in &values {
@@ -855,66 +995,72 @@ pub fn expand(m: &Matrix, catalog: &dyn Catalog) -> Vec<Cell> {
             }
             cells = next;
         }
-        cells.retain(|c| !m.exclude.iter().any(|e| matches(c, e)));
-        let originals: BTreeSet<&str> = m.axes.iter().map(|a| a.name.as_str()).collect();
-        for inc in &m.include {
-            if inc.get("stack").is_some_and(|s| s != stack) {
-                continue;
-            }
-            let mut extended = false;
-            for c in cells.iter_mut() {
-                // compatible: it changes none of the cell's original axis values
-                let compatible = inc.iter().all(|(k, v)| {
-                    k == "stack" || !originals.contains(k.as_str()) || c.axes.get(k) == Some(v)
-                });
-                if compatible {
-                    for (k, v) in inc {
-                        if k != "stack" {
-                            c.axes.insert(k.clone(), v.clone());
-                        }
-                    }
-                    extended = true;
-                }
-            }
-            if !extended {
-                let mut c = Cell {
-                    stack: stack.clone(),
-                    axes: BTreeMap::new(),
-                };
-                for axis in &ordered {
-                    if let Some(v) = axis_values(axis, stack, catalog).first() {
-                        c.axes.insert(axis.name.clone(), v.clone());
-                    }
-                }
-                for (k, v) in inc {
-                    if k != "stack" {
-                        c.axes.insert(k.clone(), v.clone());
-                    }
-                }
-                if !cells.contains(&c) {
-                    cells.push(c);
-                }
+        cells
+    }
+
+    /// Applies one include entry: it extends every cell whose axis values it does not
+    /// change, or, when there is none, adds a cell of its own.
+    fn include(&self, cells: &mut Vec<Cell>, inc: &BTreeMap<String, String>) {
+        let mut extended = false;
+        for c in cells.iter_mut() {
+            // compatible: it changes none of the cell's original axis values
+            let compatible = inc.iter().all(|(k, v)| {
+                k == "stack" || !self.axes.iter().any(|a| a.name == *k) || c.axes.get(k) == Some(v)
+            });
+            if compatible {
+                extend(c, inc);
+                extended = true;
             }
         }
-        // Stable sort by the restart axes only, so added cells join their group.
-        let key = |c: &Cell| -> Vec<(usize, String)> {
-            ordered
-                .iter()
-                .filter(|a| restart.contains(&a.name))
-                .map(|a| {
-                    let v = c.get(&a.name).unwrap_or("").to_string();
-                    let pos = axis_values(a, stack, catalog)
-                        .iter()
-                        .position(|x| *x == v)
-                        .unwrap_or(usize::MAX);
-                    (pos, v)
-                })
-                .collect()
-        };
-        cells.sort_by_key(|c| key(c));
-        out.extend(cells);
+        if !extended {
+            let c = self.included_cell(inc);
+            if !cells.contains(&c) {
+                cells.push(c);
+            }
+        }
     }
-    out
+
+    /// The cell an include entry adds: its values, and the first value of every axis it
+    /// does not name.
+    fn included_cell(&self, inc: &BTreeMap<String, String>) -> Cell {
+        let mut c = Cell {
+            stack: self.stack.to_string(),
+            axes: BTreeMap::new(),
+        };
+        for axis in &self.axes {
+            if let Some(v) = self.values(axis).first() {
+                c.axes.insert(axis.name.clone(), v.clone());
+            }
+        }
+        extend(&mut c, inc);
+        c
+    }
+
+    /// Where a cell sorts: by the position of its value on each restart axis, in order.
+    fn restart_key(&self, c: &Cell) -> Vec<(usize, String)> {
+        self.axes
+            .iter()
+            .filter(|a| self.restart.contains(&a.name))
+            .map(|a| {
+                let v = c.get(&a.name).unwrap_or("").to_string();
+                let pos = self
+                    .values(a)
+                    .iter()
+                    .position(|x| *x == v)
+                    .unwrap_or(usize::MAX);
+                (pos, v)
+            })
+            .collect()
+    }
+}
+
+/// Sets a cell's axes to an include entry's values (all but its `stack`).
+fn extend(c: &mut Cell, inc: &BTreeMap<String, String>) {
+    for (k, v) in inc {
+        if k != "stack" {
+            c.axes.insert(k.clone(), v.clone());
+        }
+    }
 }
 
 /// How many times consecutive cells differ in a restart variable of the same stack.

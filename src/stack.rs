@@ -1,230 +1,26 @@
-//! Stack files: the compose-spec subset racy-matrix reads (`stacks/<name>/compose.yaml`),
-//! `${var}` interpolation, the `x-racy` block, and which services a change of variables
-//! forces to be recreated.
+//! Stack files (`stacks/<name>/compose.yaml`): the services (whose compose subset and
+//! meaning live in `compose`), `${var}` interpolation, the `x-racy` block, and which
+//! services a change of variables forces to be recreated. `checks` refuses the values
+//! that would only fail once something runs.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::matrix::{Catalog, InputError, parse_yaml};
+use crate::input::{InputError, Source, parse_yaml};
+use crate::matrix::Catalog;
 use crate::measure::Check;
 
 mod checks;
+mod compose;
 
-pub use checks::parse_bytes;
-
-/// A YAML scalar as compose allows it where a string is meant (`"3306"`, `3306`, `true`).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(untagged)]
-pub enum Scalar {
-    /// Text.
-    Str(String),
-    /// Whole number.
-    Int(i64),
-    /// Decimal number.
-    Float(f64),
-    /// Boolean.
-    Bool(bool),
-}
-
-impl fmt::Display for Scalar {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Scalar::Str(s) => f.write_str(s),
-            Scalar::Int(i) => write!(f, "{i}"),
-            Scalar::Float(x) => write!(f, "{x}"),
-            Scalar::Bool(b) => write!(f, "{b}"),
-        }
-    }
-}
-
-/// A string or a list of strings (compose `command`, `entrypoint`, healthcheck `test`).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(untagged)]
-pub enum StrOrList {
-    /// One string, split on white space.
-    One(String),
-    /// An exec-form list.
-    List(Vec<Scalar>),
-}
-
-impl StrOrList {
-    /// The exec-form words.
-    pub fn words(&self) -> Vec<String> {
-        match self {
-            StrOrList::One(s) => s.split_whitespace().map(str::to_string).collect(),
-            StrOrList::List(l) => l.iter().map(ToString::to_string).collect(),
-        }
-    }
-}
-
-/// A mapping or a `KEY=VALUE` list (compose `environment`, build `args`).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(untagged)]
-pub enum KeyValues {
-    /// `KEY: value` entries.
-    Map(BTreeMap<String, Option<Scalar>>),
-    /// `KEY=value` entries.
-    List(Vec<String>),
-}
-
-impl KeyValues {
-    /// The entries as ordered pairs (a key without value maps to the empty string).
-    pub fn pairs(&self) -> BTreeMap<String, String> {
-        match self {
-            KeyValues::Map(m) => m
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        v.as_ref().map(ToString::to_string).unwrap_or_default(),
-                    )
-                })
-                .collect(),
-            KeyValues::List(l) => l
-                .iter()
-                .map(|e| match e.split_once('=') {
-                    Some((k, v)) => (k.to_string(), v.to_string()),
-                    None => (e.clone(), String::new()),
-                })
-                .collect(),
-        }
-    }
-}
-
-/// Compose `build`: a context path or the long form.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(untagged)]
-pub enum Build {
-    /// Only the context directory.
-    Context(String),
-    /// Context, Dockerfile and build args.
-    Long {
-        /// Build context directory, relative to the compose file.
-        context: String,
-        /// Dockerfile path inside the context.
-        #[serde(default)]
-        dockerfile: Option<String>,
-        /// Build arguments.
-        #[serde(default)]
-        args: Option<KeyValues>,
-    },
-}
-
-/// One `depends_on` entry in long form.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct DependsOnLong {
-    /// `service_started` (default), `service_healthy` or `service_completed_successfully`.
-    #[serde(default)]
-    pub condition: Option<String>,
-    /// Compose v2's "restart with the dependency"; racy-matrix always does (DESIGN §3).
-    #[serde(default)]
-    pub restart: bool,
-    /// Ignored (compose: whether the dependency must exist).
-    #[serde(default)]
-    pub required: Option<bool>,
-}
-
-/// Compose `depends_on`: a list of names or a mapping.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(untagged)]
-pub enum DependsOn {
-    /// Names only; condition `service_started`.
-    List(Vec<String>),
-    /// Name → condition.
-    Map(BTreeMap<String, DependsOnLong>),
-}
-
-/// What a service waits for before it starts.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Condition {
-    /// The dependency's container runs.
-    Started,
-    /// The dependency answers its readiness probe.
-    Healthy,
-    /// The dependency exited with status 0.
-    Completed,
-}
-
-/// Compose `healthcheck` (only passed on to the engine).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct Healthcheck {
-    /// `["CMD", ...]`, `["CMD-SHELL", "..."]` or a shell string.
-    pub test: StrOrList,
-    /// Interval between checks, e.g. `2s`.
-    #[serde(default)]
-    pub interval: Option<String>,
-    /// Timeout of one check.
-    #[serde(default)]
-    pub timeout: Option<String>,
-    /// Failures before unhealthy.
-    #[serde(default)]
-    pub retries: Option<i64>,
-    /// Grace period after start.
-    #[serde(default)]
-    pub start_period: Option<String>,
-}
-
-/// Compose `deploy` (only `replicas` is read).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct Deploy {
-    /// Number of containers of the service.
-    #[serde(default)]
-    pub replicas: Option<Scalar>,
-}
-
-/// One compose service, as written (before interpolation).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Service {
-    /// How to build its image.
-    #[serde(default)]
-    pub build: Option<Build>,
-    /// Image to run when there is no `build`.
-    #[serde(default)]
-    pub image: Option<String>,
-    /// Command override.
-    #[serde(default)]
-    pub command: Option<StrOrList>,
-    /// Entrypoint override.
-    #[serde(default)]
-    pub entrypoint: Option<StrOrList>,
-    /// Environment variables.
-    #[serde(default)]
-    pub environment: Option<KeyValues>,
-    /// Start-up dependencies.
-    #[serde(default)]
-    pub depends_on: Option<DependsOn>,
-    /// Engine-side health check.
-    #[serde(default)]
-    pub healthcheck: Option<Healthcheck>,
-    /// Published ports; racy-matrix publishes only the target and the database, on 127.0.0.1.
-    #[serde(default)]
-    pub ports: Option<Vec<Scalar>>,
-    /// Named volumes, short syntax `name:/path` or `name:/path:ro` (no bind mounts).
-    #[serde(default)]
-    pub volumes: Option<Vec<String>>,
-    /// Replicas.
-    #[serde(default)]
-    pub deploy: Option<Deploy>,
-    /// Memory limit, e.g. `512m`.
-    #[serde(default)]
-    pub mem_limit: Option<String>,
-    /// User to run as.
-    #[serde(default)]
-    pub user: Option<String>,
-    /// Capabilities to drop (e.g. `[ALL]`).
-    #[serde(default)]
-    pub cap_drop: Option<Vec<String>>,
-    /// Capabilities to add back.
-    #[serde(default)]
-    pub cap_add: Option<Vec<String>>,
-}
+pub use compose::{
+    Build, Condition, DEFAULT_MEMORY, DependsOn, DependsOnLong, Deploy, Health, HealthTest,
+    Healthcheck, KeyValues, Placement, Scalar, Service, StrOrList, parse_bytes, parse_mount,
+};
 
 /// The service and port that receive bursts.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -433,6 +229,7 @@ impl Stack {
 
     /// Parses a compose file's text; errors carry the file, line and column.
     pub fn parse(name: &str, file: &Path, text: &str) -> Result<Stack, InputError> {
+        let src = Source { file, text };
         let parsed: ComposeFile = parse_yaml(text, file)?;
         let raw: serde_json::Value = parse_yaml(text, file)?;
         let _ = (&parsed.name, &parsed.networks);
@@ -441,137 +238,19 @@ impl Stack {
             .as_ref()
             .map(|v| v.keys().cloned().collect())
             .unwrap_or_default();
-        let err = |message: String| InputError {
-            file: file.to_path_buf(),
-            line: 1,
-            column: 1,
-            message,
-            choices: vec![],
-        };
-        // An error about a value of the file, located at its first occurrence.
-        let err_at = |needle: &str, message: String| {
-            let (line, column) = locate(text, needle);
-            InputError {
-                line,
-                column,
-                ..err(message)
-            }
-        };
         if let Some((s, e)) = bad_interpolation(&raw) {
-            return Err(err_at(
+            return Err(src.at_text(
                 &s,
                 format!("{e}: write ${{name}}, ${{name:-default}}, or $$ for a literal '$'"),
             ));
         }
         let mut variables = BTreeMap::new();
         collect_vars(&raw, &mut variables);
-        let mut direct: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        for svc in parsed.services.keys() {
-            let mut vars = BTreeMap::new();
-            collect_vars(&raw["services"][svc], &mut vars);
-            direct.insert(svc.clone(), vars.into_keys().collect());
-        }
-        let names: Vec<String> = parsed.services.keys().cloned().collect();
-        for (svc, s) in &parsed.services {
-            for m in s.volumes.iter().flatten() {
-                let (source, _, _) =
-                    parse_mount(m).map_err(|e| err_at(m, format!("service '{svc}': {e}")))?;
-                if !volumes.contains(&source) {
-                    return Err(InputError {
-                        choices: volumes.clone(),
-                        ..err_at(
-                            m,
-                            format!(
-                                "service '{svc}' mounts volume '{source}', which the top-level `volumes` does not declare"
-                            ),
-                        )
-                    });
-                }
-            }
-            if s.build.is_none() && s.image.is_none() {
-                return Err(err(format!("service '{svc}' has neither build nor image")));
-            }
-            for (dep, _) in dependencies(s) {
-                if !parsed.services.contains_key(&dep) {
-                    return Err(InputError {
-                        choices: names.clone(),
-                        ..err(format!(
-                            "service '{svc}' depends on unknown service '{dep}'"
-                        ))
-                    });
-                }
-            }
-        }
-        for (what, svc) in [
-            ("x-racy.target.service", &parsed.x_racy.target.service),
-            ("x-racy.database.service", &parsed.x_racy.database.service),
-        ] {
-            if !parsed.services.contains_key(svc) {
-                return Err(InputError {
-                    choices: names.clone(),
-                    ..err(format!("{what} names unknown service '{svc}'"))
-                });
-            }
-        }
-        for (var, live) in &parsed.x_racy.live {
-            if !parsed.services.contains_key(&live.service) {
-                return Err(InputError {
-                    choices: names.clone(),
-                    ..err_at(
-                        &format!("service: {}", live.service),
-                        format!("x-racy.live.{var} names unknown service '{}'", live.service),
-                    )
-                });
-            }
-            if live.count.is_empty() || live.apply.is_empty() {
-                return Err(err(format!(
-                    "x-racy.live.{var} needs both an apply and a count command"
-                )));
-            }
-        }
-        let db = &parsed.x_racy.database;
-        if db.engine != Engine::Sqlite && db.port == 0 {
-            return Err(err(
-                "x-racy.database.port is required for mysql and postgres".into(),
-            ));
-        }
-        if parsed.x_racy.endpoints.is_empty() {
-            return Err(err("x-racy.endpoints is empty".into()));
-        }
-        for (name, ep) in &parsed.x_racy.endpoints {
-            if ep.check != Check::Counter && !parsed.x_racy.observe.checks.contains_key(&ep.check) {
-                return Err(err(format!(
-                    "endpoint '{name}' checks '{}', but x-racy.observe has no '{}' query (columns: {})",
-                    ep.check.name(),
-                    ep.check.name(),
-                    ep.check.columns().join(", ")
-                )));
-            }
-        }
-        let order = start_order(&parsed.services).map_err(|e| err(e.to_string()))?;
-        // The same file once more with locations, for the values checked against what
-        // they reach: SQL, the sqlite3 shell, the engine.
-        let spans: checks::Spans = parse_yaml(text, file)?;
-        checks::check_sql(&spans, db.engine, text, file)?;
-        let single = [
-            parsed.x_racy.target.service.as_str(),
-            parsed.x_racy.database.service.as_str(),
-        ];
-        let mut settings = checks::settings(&spans, text, &single);
-        for s in settings.iter().filter(|s| !s.varies()) {
-            s.check_literal(file)?;
-        }
-        settings.retain(checks::Setting::varies);
-        // A service is recreated when its own variables change or when a service it
-        // depends on is recreated: fold those variables in, dependencies first.
-        let mut service_vars: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        for svc in &order {
-            let mut vars = direct[svc].clone();
-            for (dep, _) in dependencies(&parsed.services[svc]) {
-                vars.extend(service_vars[&dep].iter().cloned());
-            }
-            service_vars.insert(svc.clone(), vars);
-        }
+        check_services(src, &parsed.services, &volumes)?;
+        check_driver(src, &parsed.x_racy, &parsed.services)?;
+        let order = start_order(&parsed.services).map_err(|e| src.whole(e.to_string()))?;
+        let settings = checks::check_file(src, &parsed.x_racy)?;
+        let service_vars = service_vars(&raw, &parsed.services, &order);
         Ok(Stack {
             name: name.to_string(),
             file: file.to_path_buf(),
@@ -728,61 +407,6 @@ impl Stack {
     }
 }
 
-impl Service {
-    /// How many containers of this service run (`deploy.replicas`, 1 when unset); call on
-    /// an interpolated service.
-    pub fn replicas(&self) -> Result<u32> {
-        let Some(r) = self.deploy.as_ref().and_then(|d| d.replicas.as_ref()) else {
-            return Ok(1);
-        };
-        checks::parse_replicas(&r.to_string())
-    }
-
-    /// The named volumes it mounts: (volume, path in the container, read-only).
-    pub fn mounts(&self) -> Result<Vec<(String, String, bool)>> {
-        self.volumes
-            .iter()
-            .flatten()
-            .map(|m| parse_mount(m))
-            .collect()
-    }
-}
-
-/// The 1-based line and column of the first occurrence of `needle` in `text` (1:1 when
-/// it does not occur).
-fn locate(text: &str, needle: &str) -> (usize, usize) {
-    match text.find(needle) {
-        Some(at) => checks::position(text, at),
-        None => (1, 1),
-    }
-}
-
-/// Parses a short-syntax volume entry `name:/path[:ro|rw]`; bind mounts are refused.
-pub fn parse_mount(m: &str) -> Result<(String, String, bool)> {
-    let parts: Vec<&str> = m.split(':').collect();
-    let (source, target, mode) = match parts.as_slice() {
-        [s, t] => (*s, *t, "rw"),
-        [s, t, mode] => (*s, *t, *mode),
-        _ => bail!("volume '{m}': expected NAME:/PATH or NAME:/PATH:ro"),
-    };
-    if source.is_empty()
-        || source.starts_with('.')
-        || source.starts_with('/')
-        || source.starts_with('~')
-    {
-        bail!("volume '{m}': only named volumes are supported, not bind mounts");
-    }
-    if !target.starts_with('/') {
-        bail!("volume '{m}': the path in the container must be absolute");
-    }
-    let read_only = match mode {
-        "ro" => true,
-        "rw" => false,
-        other => bail!("volume '{m}': unknown mode '{other}' (ro or rw)"),
-    };
-    Ok((source.to_string(), target.to_string(), read_only))
-}
-
 /// Every stack under `root` (directories holding a compose.yaml), by name.
 pub fn discover(root: &Path) -> Result<BTreeMap<String, Stack>> {
     let mut out = BTreeMap::new();
@@ -835,6 +459,119 @@ impl Catalog for StackCatalog {
             None => Ok(()),
         }
     }
+}
+
+/// Refuses a service that cannot be made: a mount of an undeclared volume (or a bind
+/// mount), neither `build` nor `image`, a dependency on an unknown service.
+fn check_services(
+    src: Source,
+    services: &BTreeMap<String, Service>,
+    volumes: &[String],
+) -> Result<(), InputError> {
+    let names: Vec<String> = services.keys().cloned().collect();
+    for (svc, s) in services {
+        for m in s.volumes.iter().flatten() {
+            let (source, _, _) =
+                parse_mount(m).map_err(|e| src.at_text(m, format!("service '{svc}': {e}")))?;
+            if !volumes.contains(&source) {
+                return Err(src
+                    .at_text(
+                        m,
+                        format!(
+                            "service '{svc}' mounts volume '{source}', which the top-level `volumes` does not declare"
+                        ),
+                    )
+                    .with_choices(volumes.to_vec()));
+            }
+        }
+        if s.build.is_none() && s.image.is_none() {
+            return Err(src.whole(format!("service '{svc}' has neither build nor image")));
+        }
+        for (dep, _) in dependencies(s) {
+            if !services.contains_key(&dep) {
+                return Err(src
+                    .whole(format!(
+                        "service '{svc}' depends on unknown service '{dep}'"
+                    ))
+                    .with_choices(names.clone()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Refuses an `x-racy` block the driver cannot use: unknown services, a live variable
+/// without its commands, a database without a port, no endpoints, an endpoint whose
+/// check has no query.
+fn check_driver(
+    src: Source,
+    x: &XRacy,
+    services: &BTreeMap<String, Service>,
+) -> Result<(), InputError> {
+    let names: Vec<String> = services.keys().cloned().collect();
+    for (what, svc) in [
+        ("x-racy.target.service", &x.target.service),
+        ("x-racy.database.service", &x.database.service),
+    ] {
+        if !services.contains_key(svc) {
+            return Err(src
+                .whole(format!("{what} names unknown service '{svc}'"))
+                .with_choices(names.clone()));
+        }
+    }
+    for (var, live) in &x.live {
+        if !services.contains_key(&live.service) {
+            return Err(src
+                .at_text(
+                    &format!("service: {}", live.service),
+                    format!("x-racy.live.{var} names unknown service '{}'", live.service),
+                )
+                .with_choices(names.clone()));
+        }
+        if live.count.is_empty() || live.apply.is_empty() {
+            return Err(src.whole(format!(
+                "x-racy.live.{var} needs both an apply and a count command"
+            )));
+        }
+    }
+    if x.database.engine != Engine::Sqlite && x.database.port == 0 {
+        return Err(src.whole("x-racy.database.port is required for mysql and postgres"));
+    }
+    if x.endpoints.is_empty() {
+        return Err(src.whole("x-racy.endpoints is empty"));
+    }
+    for (name, ep) in &x.endpoints {
+        if ep.check != Check::Counter && !x.observe.checks.contains_key(&ep.check) {
+            return Err(src.whole(format!(
+                "endpoint '{name}' checks '{}', but x-racy.observe has no '{}' query (columns: {})",
+                ep.check.name(),
+                ep.check.name(),
+                ep.check.columns().join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The variables whose change recreates each service: its own, and those of every
+/// service it depends on, since a service is recreated with what it depends on (folded
+/// in start order, so dependencies come first).
+fn service_vars(
+    raw: &serde_json::Value,
+    services: &BTreeMap<String, Service>,
+    order: &[String],
+) -> BTreeMap<String, BTreeSet<String>> {
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for svc in order {
+        let mut own = BTreeMap::new();
+        collect_vars(&raw["services"][svc], &mut own);
+        let mut vars: BTreeSet<String> = own.into_keys().collect();
+        for (dep, _) in dependencies(&services[svc]) {
+            vars.extend(out[&dep].iter().cloned());
+        }
+        out.insert(svc.clone(), vars);
+    }
+    out
 }
 
 fn dependencies(s: &Service) -> Vec<(String, DependsOnLong)> {

@@ -7,23 +7,21 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::Result;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::{Engine, interpolate, references};
-use crate::engine::compose_duration_ns;
-use crate::matrix::InputError;
+use super::compose::{MAX_REPLICAS, parse_bytes, parse_duration_ns, parse_replicas};
+use super::{Engine, XRacy, interpolate, references};
+use crate::input::{InputError, Source, parse_yaml, start};
 
 /// The smallest memory limit Docker accepts (6 MiB); below it container creation fails.
 const MIN_MEMORY: i64 = 6 << 20;
-/// The most containers one service may run.
-const MAX_REPLICAS: u32 = 64;
 
 /// Where the checked values are written: the typed parse of the file drops locations, so
 /// these are read a second time with their spans.
 #[derive(Debug, Deserialize)]
-pub(super) struct Spans {
+struct Spans {
     #[serde(default)]
     services: BTreeMap<String, ServiceSpans>,
     #[serde(rename = "x-racy")]
@@ -97,7 +95,7 @@ impl Setting {
     }
 
     /// Whether it takes a variable (and so can only be checked once a cell sets it).
-    pub(super) fn varies(&self) -> bool {
+    fn varies(&self) -> bool {
         !references(&self.raw).is_empty()
     }
 
@@ -126,7 +124,7 @@ impl Setting {
                 )),
                 Ok(_) => None,
             },
-            Key::Duration(_) => match compose_duration_ns(value) {
+            Key::Duration(_) => match parse_duration_ns(value) {
                 Err(_) => Some((
                     "not a duration".into(),
                     "a number with the unit ns, us, ms, s, m or h (e.g. 1s, 500ms)".into(),
@@ -141,17 +139,11 @@ impl Setting {
     }
 
     fn error(&self, file: &Path, message: String) -> InputError {
-        InputError {
-            file: file.to_path_buf(),
-            line: self.line,
-            column: self.column,
-            message,
-            choices: vec![],
-        }
+        InputError::new(file, (self.line, self.column), message)
     }
 
     /// Refuses a literal value the engine would refuse.
-    pub(super) fn check_literal(&self, file: &Path) -> Result<(), InputError> {
+    fn check_literal(&self, file: &Path) -> Result<(), InputError> {
         match self.problem(&self.raw) {
             None => Ok(()),
             Some((what, fix)) => Err(self.error(
@@ -196,9 +188,27 @@ impl Setting {
     }
 }
 
+/// Checks a stack file's values against what they reach: refuses SQL that takes a
+/// variable (or, for SQLite, holds a dot-command) and service settings whose literal
+/// value the engine would refuse; returns the settings that take a variable, to be
+/// checked once per cell.
+pub(super) fn check_file(src: Source, x: &XRacy) -> Result<Vec<Setting>, InputError> {
+    // The same file once more with locations, for the values checked against what
+    // they reach: SQL, the sqlite3 shell, the engine.
+    let spans: Spans = parse_yaml(src.text, src.file)?;
+    check_sql(&spans, x.database.engine, src)?;
+    let single = [x.target.service.as_str(), x.database.service.as_str()];
+    let mut settings = settings(&spans, src.text, &single);
+    for s in settings.iter().filter(|s| !s.varies()) {
+        s.check_literal(src.file)?;
+    }
+    settings.retain(Setting::varies);
+    Ok(settings)
+}
+
 /// The checked service settings of a file, with their locations. `single` names the
 /// services that must run as one container.
-pub(super) fn settings(spans: &Spans, text: &str, single: &[&str]) -> Vec<Setting> {
+fn settings(spans: &Spans, text: &str, single: &[&str]) -> Vec<Setting> {
     let mut out = Vec::new();
     for (svc, s) in &spans.services {
         let mut add = |key: Key, raw: String, at: (usize, usize)| {
@@ -240,12 +250,7 @@ pub(super) fn settings(spans: &Spans, text: &str, single: &[&str]) -> Vec<Settin
 /// text: a `${...}` there would put a matrix value into SQL, and for SQLite a line that
 /// starts with `.` is a command of the sqlite3 shell the statements run through
 /// (`.shell`, `.system` and `.output` run programs and write files), not SQL.
-pub(super) fn check_sql(
-    spans: &Spans,
-    engine: Engine,
-    text: &str,
-    file: &Path,
-) -> Result<(), InputError> {
+fn check_sql(spans: &Spans, engine: Engine, src: Source) -> Result<(), InputError> {
     let sql = &spans.x_racy;
     let statements = sql
         .reset
@@ -258,16 +263,7 @@ pub(super) fn check_sql(
                 .map(|(k, s)| (format!("x-racy.observe.{k}"), s)),
         );
     for (what, stmt) in statements {
-        let error = |needle: &str, message: String| {
-            let (line, column) = find_in(stmt, text, needle);
-            InputError {
-                file: file.to_path_buf(),
-                line,
-                column,
-                message,
-                choices: vec![],
-            }
-        };
+        let error = |needle: &str, message: String| src.within(stmt, needle, message);
         if let Some(reference) = first_reference(&stmt.value) {
             return Err(error(
                 reference,
@@ -322,91 +318,9 @@ fn first_reference(s: &str) -> Option<&str> {
     None
 }
 
-/// The 1-based line and column of byte `at` of `text` (columns count characters).
-pub(super) fn position(text: &str, at: usize) -> (usize, usize) {
-    let before = &text[..at.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before[before.rfind('\n').map_or(0, |i| i + 1)..]
-        .chars()
-        .count()
-        + 1;
-    (line, column)
-}
-
-/// Where a spanned value starts.
-fn start<T>(v: &Spanned<T>, text: &str) -> (usize, usize) {
-    match v.referenced.span().byte_offset() {
-        Some(at) => position(text, at as usize),
-        None => (v.referenced.line() as usize, v.referenced.column() as usize),
-    }
-}
-
-/// Where `needle` occurs inside the source of a spanned value (its start when the source
-/// spells it otherwise, e.g. with escapes).
-fn find_in<T>(v: &Spanned<T>, text: &str, needle: &str) -> (usize, usize) {
-    let span = v.defined.span();
-    if let (Some(at), Some(len)) = (span.byte_offset(), span.byte_len()) {
-        let (at, len) = (at as usize, len as usize);
-        if let Some(source) = text.get(at..at + len)
-            && let Some(found) = source.find(needle)
-        {
-            return position(text, at + found);
-        }
-    }
-    start(v, text)
-}
-
-/// Parses a compose byte size (`512m`, `1g`, `1GB`, `1073741824`): a positive number with
-/// an optional unit b, k, m or g.
-pub fn parse_bytes(s: &str) -> Result<i64> {
-    let t = s.trim().to_ascii_lowercase();
-    let t = t.strip_suffix('b').unwrap_or(&t);
-    let (num, mult) = match t.chars().last() {
-        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
-        Some('m') => (&t[..t.len() - 1], 1 << 20),
-        Some('g') => (&t[..t.len() - 1], 1 << 30),
-        _ => (t, 1),
-    };
-    let n: f64 = num
-        .trim()
-        .parse()
-        .ok()
-        .filter(|n: &f64| n.is_finite() && *n > 0.0)
-        .ok_or_else(|| anyhow!("bad memory size '{s}'"))?;
-    Ok((n * mult as f64) as i64)
-}
-
-/// Parses a replica count: a whole number from 1 to [`MAX_REPLICAS`].
-pub fn parse_replicas(s: &str) -> Result<u32> {
-    match s.trim().parse::<u32>() {
-        Ok(n) if (1..=MAX_REPLICAS).contains(&n) => Ok(n),
-        _ => bail!("deploy.replicas must be a whole number from 1 to {MAX_REPLICAS}, got '{s}'"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn byte_sizes() {
-        assert_eq!(parse_bytes("512m").unwrap(), 512 << 20);
-        assert_eq!(parse_bytes("1g").unwrap(), 1 << 30);
-        assert_eq!(parse_bytes("1GB").unwrap(), 1 << 30);
-        assert_eq!(parse_bytes("1.5k").unwrap(), 1536);
-        assert_eq!(parse_bytes("100").unwrap(), 100);
-        for bad in ["lots", "", "m", "-5m", "0", "NaNm", "infg", "1t"] {
-            assert!(parse_bytes(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn replica_counts() {
-        assert_eq!(parse_replicas(" 3 ").unwrap(), 3);
-        for bad in ["-3", "0", "65", "2.5", "two", ""] {
-            assert!(parse_replicas(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn references_as_written() {
@@ -415,13 +329,5 @@ mod tests {
         assert_eq!(first_reference("${open"), Some("${open"));
         assert_eq!(first_reference("$$ $$x $1"), Some("$1"));
         assert_eq!(first_reference("cost $$5, $ alone, a$"), None);
-    }
-
-    #[test]
-    fn positions_count_characters() {
-        let text = "a: 1\nbé: ${x}\n";
-        assert_eq!(position(text, 0), (1, 1));
-        assert_eq!(position(text, text.find('$').unwrap()), (2, 5));
-        assert_eq!(position(text, text.len()), (3, 1));
     }
 }
