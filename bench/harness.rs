@@ -322,7 +322,7 @@ async fn stack_start(engine: &Engine, run: &RunId, report: &mut Report) -> Resul
             let d = Deployment::start(engine, &stack, run, v.clone(), &mut |_| {}).await?;
             full.push(secs(t.elapsed()));
             d.shutdown().await?;
-            let db = stack.x.database.service.clone();
+            let db = stack.driver.database.service.clone();
             let t = Instant::now();
             let d =
                 Deployment::start_only(engine, &stack, run, v.clone(), &[db], &mut |_| {}).await?;
@@ -359,7 +359,7 @@ async fn reconfigure(engine: &Engine, run: &RunId, report: &mut Report) -> Resul
     const TIMES: usize = 4;
     let live = load("django-mysql")?;
     let mut recreate = live.clone();
-    recreate.x.live.clear();
+    recreate.driver.live.clear();
     for (how, stack) in [
         ("live (TTIN/TTOU)", &live),
         ("recreating the app", &recreate),

@@ -10,7 +10,7 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, AssertSqlSafe, Row};
 
 use crate::measure::{Check, Observation};
-use crate::stack::{Engine, Observe};
+use crate::stack::{DatabaseKind, Observe};
 
 /// How SQL reaches the database.
 #[derive(Clone)]
@@ -78,17 +78,17 @@ type Values = Vec<(String, Option<i64>)>;
 pub struct Db {
     conn: Conn,
     /// Which SQL dialect opens a read-only snapshot.
-    kind: Engine,
+    kind: DatabaseKind,
     reset: Vec<String>,
     observe: Observe,
 }
 
 /// The connection URL of a database published on 127.0.0.1.
-pub fn url(engine: Engine, user: &str, password: &str, port: u16, name: &str) -> String {
+pub fn url(engine: DatabaseKind, user: &str, password: &str, port: u16, name: &str) -> String {
     let scheme = match engine {
-        Engine::Mysql => "mysql",
-        Engine::Postgres => "postgres",
-        Engine::Sqlite => return format!("sqlite://{name}"),
+        DatabaseKind::Mysql => "mysql",
+        DatabaseKind::Postgres => "postgres",
+        DatabaseKind::Sqlite => return format!("sqlite://{name}"),
     };
     format!(
         "{scheme}://{}:{}@127.0.0.1:{port}/{}",
@@ -178,7 +178,7 @@ impl Db {
     pub fn sqlite(shell: Sqlite, reset: Vec<String>, observe: Observe) -> Db {
         Db {
             conn: Conn::Shell(shell),
-            kind: Engine::Sqlite,
+            kind: DatabaseKind::Sqlite,
             reset,
             observe,
         }
@@ -194,9 +194,9 @@ impl Db {
             .await
             .context("connecting to the stack's database")?;
         let kind = if url.starts_with("postgres") {
-            Engine::Postgres
+            DatabaseKind::Postgres
         } else {
-            Engine::Mysql
+            DatabaseKind::Mysql
         };
         Ok(Db {
             conn: Conn::Pool(pool),
@@ -244,7 +244,7 @@ impl Db {
             Conn::Pool(pool) => {
                 let mut conn = pool.acquire().await?;
                 let begin: &[&str] = match self.kind {
-                    Engine::Postgres => &["BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"],
+                    DatabaseKind::Postgres => &["BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"],
                     _ => &[
                         "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ",
                         "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY",
@@ -478,12 +478,12 @@ mod tests {
     #[test]
     fn urls_escape_credentials() {
         assert_eq!(
-            url(Engine::Mysql, "racy", "p@ss/w", 3306, "racy"),
+            url(DatabaseKind::Mysql, "racy", "p@ss/w", 3306, "racy"),
             "mysql://racy:p%40ss%2Fw@127.0.0.1:3306/racy"
         );
-        assert!(url(Engine::Postgres, "u", "p", 1, "d").starts_with("postgres://"));
+        assert!(url(DatabaseKind::Postgres, "u", "p", 1, "d").starts_with("postgres://"));
         assert_eq!(
-            redact(&url(Engine::Mysql, "racy", "s3cr:t@x", 3306, "racy")),
+            redact(&url(DatabaseKind::Mysql, "racy", "s3cr:t@x", 3306, "racy")),
             "mysql://racy:****@127.0.0.1:3306/racy"
         );
     }

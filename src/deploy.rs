@@ -13,7 +13,7 @@ use crate::engine::{
 };
 use crate::image;
 use crate::ready::{Probe, wait_ready};
-use crate::stack::{Build, Condition, Engine as DbEngine, Placement, Stack, XRacy};
+use crate::stack::{Build, Condition, DatabaseKind, Driver, Placement, Stack};
 
 /// A number unique within this process, so that no name is reused even when a stack is
 /// recreated while pieces of the old one could not be removed yet.
@@ -149,7 +149,7 @@ pub struct Deployment {
     /// Pool to the database.
     pub db: Option<Db>,
     /// The driver block for the current variables.
-    pub driver: XRacy,
+    pub driver: Driver,
 }
 
 impl Deployment {
@@ -175,7 +175,7 @@ impl Deployment {
         services: &[String],
         progress: &mut dyn FnMut(&str),
     ) -> Result<Deployment> {
-        let driver = stack.driver(&vars)?;
+        let driver = stack.driver_for(&vars)?;
         let network = format!("racy-{}-{}-{}", run.id, stack.name, next_serial());
         engine.create_network(&network, run.labels()).await?;
         let mut d = Deployment {
@@ -218,7 +218,7 @@ impl Deployment {
         let changed = self.stack.services_changed(&self.vars, &vars);
         let live = self.stack.live_changes(&self.vars, &vars)?;
         self.vars = vars;
-        self.driver = self.stack.driver(&self.vars)?;
+        self.driver = self.stack.driver_for(&self.vars)?;
         for change in &live {
             progress(&format!(
                 "{} {} -> {} in {}",
@@ -549,7 +549,7 @@ struct Launcher {
     network: String,
     volumes: BTreeMap<String, String>,
     vars: BTreeMap<String, String>,
-    driver: XRacy,
+    driver: Driver,
 }
 
 /// What a launch created and learned, also when it failed (so nothing is lost track of).
@@ -589,10 +589,10 @@ impl Launcher {
         on_started: tokio::sync::mpsc::UnboundedSender<String>,
     ) -> Result<()> {
         let def = self.stack.service(svc, &self.vars)?;
-        let x = self.driver.clone();
+        let driver = self.driver.clone();
         let replicas = def.replicas()?;
-        let is_target = x.target.service == svc;
-        let is_db = x.database.service == svc;
+        let is_target = driver.target.service == svc;
+        let is_db = driver.database.service == svc;
         if replicas > 1 && (is_target || is_db) {
             bail!(
                 "deploy.replicas is {replicas}, but the burst target and the database run as one container"
@@ -600,10 +600,10 @@ impl Launcher {
         }
         let mut publish = Vec::new();
         if is_target {
-            publish.push(x.target.port);
+            publish.push(driver.target.port);
         }
-        if is_db && x.database.engine != DbEngine::Sqlite {
-            publish.push(x.database.port);
+        if is_db && driver.database.engine != DatabaseKind::Sqlite {
+            publish.push(driver.database.port);
         }
         let mut labels = self.run.labels();
         labels.insert(STACK_LABEL.into(), self.stack.name.clone());
@@ -646,7 +646,7 @@ impl Launcher {
             if let Err(e) = waited {
                 let logs = crate::database::scrub(
                     self.engine.logs_tail(id, 20).await.trim_end(),
-                    &x.database.password,
+                    &driver.database.password,
                 );
                 // A container that ended is the failure itself, named as such.
                 if let Ok(st) = self.engine.state(id).await
@@ -665,19 +665,19 @@ impl Launcher {
             }
         }
         if is_db {
-            out.db = Some(match x.database.engine {
-                DbEngine::Sqlite => Db::sqlite(
+            out.db = Some(match driver.database.engine {
+                DatabaseKind::Sqlite => Db::sqlite(
                     Sqlite {
                         engine: self.engine.clone(),
                         container: started[0].clone(),
-                        file: x.database.name.clone(),
+                        file: driver.database.name.clone(),
                     },
-                    x.reset.clone(),
-                    x.observe.clone(),
+                    driver.reset.clone(),
+                    driver.observe.clone(),
                 ),
                 _ => {
                     let url = out.db_url.clone().unwrap_or_default();
-                    Db::connect(&url, x.reset.clone(), x.observe.clone()).await?
+                    Db::connect(&url, driver.reset.clone(), driver.observe.clone()).await?
                 }
             });
         }
@@ -687,7 +687,7 @@ impl Launcher {
     /// The probes that say `svc` is ready: the database answers SQL, the target answers its
     /// health path, a service with a health check is healthy, any other one runs.
     async fn probes(&self, svc: &str, id: &str, out: &mut Launched) -> Result<Vec<Probe>> {
-        let x = self.driver.clone();
+        let driver = self.driver.clone();
         // The service's own health check, run by racy-matrix itself so that readiness is
         // noticed at once rather than at the engine's next interval.
         let health = self
@@ -699,35 +699,39 @@ impl Launcher {
                 id: id.to_string(),
                 cmd,
             });
-        if x.database.service == svc && x.database.engine == DbEngine::Sqlite {
+        if driver.database.service == svc && driver.database.engine == DatabaseKind::Sqlite {
             let check = Probe::Exec {
                 id: id.to_string(),
-                cmd: vec!["sqlite3".into(), x.database.name.clone(), "SELECT 1".into()],
+                cmd: vec![
+                    "sqlite3".into(),
+                    driver.database.name.clone(),
+                    "SELECT 1".into(),
+                ],
             };
             return Ok(health.into_iter().chain([check]).collect());
         }
-        if x.database.service == svc {
-            let port = self.engine.published_port(id, x.database.port).await?;
+        if driver.database.service == svc {
+            let port = self.engine.published_port(id, driver.database.port).await?;
             let url = database::url(
-                x.database.engine,
-                &x.database.user,
-                &x.database.password,
+                driver.database.engine,
+                &driver.database.user,
+                &driver.database.password,
                 port,
-                &x.database.name,
+                &driver.database.name,
             );
             out.db_url = Some(url.clone());
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
             return Ok(vec![Probe::Tcp(addr), Probe::Sql(url)]);
         }
-        if x.target.service == svc {
-            let port = self.engine.published_port(id, x.target.port).await?;
+        if driver.target.service == svc {
+            let port = self.engine.published_port(id, driver.target.port).await?;
             let target = SocketAddr::from(([127, 0, 0, 1], port));
             out.target = Some(target);
             return Ok(vec![
                 Probe::Tcp(target),
                 Probe::Http {
                     addr: target,
-                    path: x.target.health.clone(),
+                    path: driver.target.health.clone(),
                 },
             ]);
         }

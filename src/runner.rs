@@ -318,8 +318,8 @@ impl Slice<'_> {
         let secrets = [
             self.password.to_string(),
             stack
-                .driver(&vars)
-                .map(|x| x.database.password)
+                .driver_for(&vars)
+                .map(|driver| driver.database.password)
                 .unwrap_or_default(),
         ];
         let scrub = |text: String| {
@@ -389,7 +389,7 @@ fn measured_cell(
     attempts: u32,
 ) -> CellResult {
     let check = stack
-        .x
+        .driver
         .endpoints
         .get(cell.endpoint())
         .map(|e| e.check)
@@ -503,12 +503,12 @@ async fn run_cell(
     bar: &ProgressBar,
     counted: &mut u64,
 ) -> Result<Vec<Repetition>> {
-    let x = &dep.driver;
-    let endpoint = x
+    let driver = &dep.driver;
+    let endpoint = driver
         .endpoints
         .get(cell.endpoint())
         .ok_or_else(|| anyhow!("stack {} has no endpoint {}", cell.stack, cell.endpoint()))?;
-    let fields: Vec<(String, String)> = x
+    let fields: Vec<(String, String)> = driver
         .request
         .iter()
         .map(|(k, v)| (k.clone(), v.to_string()))
@@ -555,7 +555,7 @@ async fn run_cell(
                     .unwrap_or_default()
             );
         }
-        if let Some(path) = &x.target.quiesce {
+        if let Some(path) = &driver.target.quiesce {
             let expected = Accepts::of(&shot.records);
             let limit = spec.timeout + Duration::from_secs(30);
             quiesce(dep, path, &token, expected, limit).await?;

@@ -40,7 +40,7 @@ pub struct Target {
 /// Database engines racy-matrix can probe.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
-pub enum Engine {
+pub enum DatabaseKind {
     /// MySQL or MariaDB.
     Mysql,
     /// PostgreSQL.
@@ -59,8 +59,8 @@ pub struct Database {
     /// Container port (not for SQLite).
     #[serde(default)]
     pub port: u16,
-    /// Engine.
-    pub engine: Engine,
+    /// DatabaseKind.
+    pub engine: DatabaseKind,
     /// User name (interpolated; not for SQLite).
     #[serde(default)]
     pub user: String,
@@ -132,7 +132,7 @@ pub struct LiveChange {
 /// The `x-racy` block: how the generic driver talks to this stack.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct XRacy {
+pub struct Driver {
     /// Burst target.
     pub target: Target,
     /// Database to reset and observe.
@@ -156,7 +156,7 @@ pub struct XRacy {
     pub handlers: Option<Scalar>,
 }
 
-impl XRacy {
+impl Driver {
     /// `handlers` as a number (call on an interpolated block); `None` when the stack does
     /// not say.
     pub fn handler_count(&self) -> Result<Option<u64>> {
@@ -184,7 +184,7 @@ struct ComposeFile {
     name: Option<String>,
     services: BTreeMap<String, Service>,
     #[serde(rename = "x-racy")]
-    x_racy: XRacy,
+    x_racy: Driver,
     #[serde(default)]
     volumes: Option<BTreeMap<String, Option<serde_json::Value>>>,
     #[serde(default)]
@@ -201,8 +201,8 @@ pub struct Stack {
     pub file: PathBuf,
     /// Services as written.
     pub services: BTreeMap<String, Service>,
-    /// The driver block as written (interpolate before use).
-    pub x: XRacy,
+    /// The `x-racy` block as written (interpolate before use: [`Stack::driver_for`]).
+    pub driver: Driver,
     /// Variables referenced per service (including those of the services it restarts with).
     pub service_vars: BTreeMap<String, BTreeSet<String>>,
     /// Every variable the file references, with its `:-` default when it has one.
@@ -255,7 +255,7 @@ impl Stack {
             name: name.to_string(),
             file: file.to_path_buf(),
             services: parsed.services,
-            x: parsed.x_racy,
+            driver: parsed.x_racy,
             service_vars,
             variables,
             volumes,
@@ -289,7 +289,7 @@ impl Stack {
 
     /// How many services a change of `var` recreates (none for a live variable).
     pub fn restart_cost(&self, var: &str) -> usize {
-        if self.x.live.contains_key(var) {
+        if self.driver.live.contains_key(var) {
             return 0;
         }
         self.service_vars
@@ -337,7 +337,7 @@ impl Stack {
             .filter(|s| {
                 self.service_vars[s]
                     .iter()
-                    .any(|v| !self.x.live.contains_key(v) && a.get(v) != b.get(v))
+                    .any(|v| !self.driver.live.contains_key(v) && a.get(v) != b.get(v))
             })
             .collect()
     }
@@ -361,7 +361,7 @@ impl Stack {
                 .map_err(|_| anyhow!("live variable '{var}' must be a whole number, got '{raw}'"))
         };
         let mut out = Vec::new();
-        for (var, live) in &self.x.live {
+        for (var, live) in &self.driver.live {
             if a.get(var) == b.get(var) || recreated.contains(&live.service) {
                 continue;
             }
@@ -395,10 +395,10 @@ impl Stack {
 
     /// The `x-racy` block with variables substituted; its `handlers` is checked to be a
     /// number here, so that a cell fails before its bursts rather than after.
-    pub fn driver(&self, vars: &BTreeMap<String, String>) -> Result<XRacy> {
-        let x: XRacy = interpolate_typed(&self.x, vars).context("x-racy")?;
-        x.handler_count()?;
-        Ok(x)
+    pub fn driver_for(&self, vars: &BTreeMap<String, String>) -> Result<Driver> {
+        let driver: Driver = interpolate_typed(&self.driver, vars).context("x-racy")?;
+        driver.handler_count()?;
+        Ok(driver)
     }
 
     /// One service with variables substituted.
@@ -435,7 +435,7 @@ impl Catalog for StackCatalog {
     fn endpoints(&self, stack: &str) -> Option<Vec<String>> {
         self.stacks
             .get(stack)
-            .map(|s| s.x.endpoints.keys().cloned().collect())
+            .map(|s| s.driver.endpoints.keys().cloned().collect())
     }
     fn variables(&self, stack: &str) -> Vec<(String, Option<String>)> {
         self.stacks
@@ -505,13 +505,13 @@ fn check_services(
 /// check has no query.
 fn check_driver(
     src: Source,
-    x: &XRacy,
+    driver: &Driver,
     services: &BTreeMap<String, Service>,
 ) -> Result<(), InputError> {
     let names: Vec<String> = services.keys().cloned().collect();
     for (what, svc) in [
-        ("x-racy.target.service", &x.target.service),
-        ("x-racy.database.service", &x.database.service),
+        ("x-racy.target.service", &driver.target.service),
+        ("x-racy.database.service", &driver.database.service),
     ] {
         if !services.contains_key(svc) {
             return Err(src
@@ -519,7 +519,7 @@ fn check_driver(
                 .with_choices(names.clone()));
         }
     }
-    for (var, live) in &x.live {
+    for (var, live) in &driver.live {
         if !services.contains_key(&live.service) {
             return Err(src
                 .at_text(
@@ -534,14 +534,14 @@ fn check_driver(
             )));
         }
     }
-    if x.database.engine != Engine::Sqlite && x.database.port == 0 {
+    if driver.database.engine != DatabaseKind::Sqlite && driver.database.port == 0 {
         return Err(src.whole("x-racy.database.port is required for mysql and postgres"));
     }
-    if x.endpoints.is_empty() {
+    if driver.endpoints.is_empty() {
         return Err(src.whole("x-racy.endpoints is empty"));
     }
-    for (name, ep) in &x.endpoints {
-        if ep.check != Check::Counter && !x.observe.checks.contains_key(&ep.check) {
+    for (name, ep) in &driver.endpoints {
+        if ep.check != Check::Counter && !driver.observe.checks.contains_key(&ep.check) {
             return Err(src.whole(format!(
                 "endpoint '{name}' checks '{}', but x-racy.observe has no '{}' query (columns: {})",
                 ep.check.name(),
@@ -861,7 +861,7 @@ services:
             app.command.unwrap().words(),
             vec!["serve", "--workers", "3"]
         );
-        let d = s.driver(&v).unwrap();
+        let d = s.driver_for(&v).unwrap();
         assert_eq!(d.database.password, "p");
         assert_eq!(d.request["delay_ms"].to_string(), "200");
         assert!(s.service("app", &BTreeMap::new()).is_err());
@@ -939,7 +939,7 @@ services:
         let s = Stack::parse("t", Path::new("c.yaml"), text).unwrap();
         let mut v = vars(&[("amount", "100"), ("delay_ms", "200")]);
         v.extend(vars(pairs));
-        s.driver(&v)?.handler_count()
+        s.driver_for(&v)?.handler_count()
     }
 
     #[test]
@@ -977,7 +977,7 @@ services:
             let handlers = |pairs: &[(&str, &str)]| {
                 let mut v = vars(pairs);
                 v.insert("amount".into(), "100".into());
-                s.driver(&v).unwrap().handler_count().unwrap()
+                s.driver_for(&v).unwrap().handler_count().unwrap()
             };
             assert_eq!(handlers(&[]), Some(3), "{name}");
             let v = [("workers", "3"), ("threads", "2"), ("replicas", "2")];
@@ -1040,7 +1040,7 @@ services:
         let dollar = STACK.replace("\"DELETE FROM t\"", "\"SELECT '$$1'\"");
         let s = Stack::parse("t", Path::new("c.yaml"), &dollar).unwrap();
         assert_eq!(
-            s.driver(&vars(&[("amount", "1"), ("delay_ms", "1")]))
+            s.driver_for(&vars(&[("amount", "1"), ("delay_ms", "1")]))
                 .unwrap()
                 .reset,
             ["SELECT '$1'"]

@@ -142,7 +142,7 @@ async fn run(docker: &bollard::Docker, id: &str) -> anyhow::Result<(i64, String,
 
 /// Where the stack's endpoint list and the registry disagree, one line each.
 fn differences(stack: &Stack, registry: &[Registered]) -> Vec<String> {
-    let engine = serde_json::to_value(stack.x.database.engine).unwrap();
+    let engine = serde_json::to_value(stack.driver.database.engine).unwrap();
     let engine = engine.as_str().unwrap();
     let by_name: BTreeMap<&str, &Registered> =
         registry.iter().map(|r| (r.name.as_str(), r)).collect();
@@ -150,7 +150,7 @@ fn differences(stack: &Stack, registry: &[Registered]) -> Vec<String> {
     if by_name.len() != registry.len() {
         problems.push("the registry names an endpoint twice".to_string());
     }
-    for (name, listed) in &stack.x.endpoints {
+    for (name, listed) in &stack.driver.endpoints {
         let Some(r) = by_name.get(name.as_str()) else {
             problems.push(format!("{}: {name} is not in the registry", stack.name));
             continue;
@@ -164,7 +164,7 @@ fn differences(stack: &Stack, registry: &[Registered]) -> Vec<String> {
             ));
         }
     }
-    let listed: BTreeSet<&str> = stack.x.endpoints.keys().map(String::as_str).collect();
+    let listed: BTreeSet<&str> = stack.driver.endpoints.keys().map(String::as_str).collect();
     for r in registry {
         assert!(
             !r.countermeasure.trim().is_empty() && !r.engines.is_empty(),

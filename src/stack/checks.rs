@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::compose::{MAX_REPLICAS, parse_bytes, parse_duration_ns, parse_replicas};
-use super::{Engine, XRacy, interpolate, references};
+use super::{DatabaseKind, Driver, interpolate, references};
 use crate::input::{InputError, Source, parse_yaml, start};
 
 /// The smallest memory limit Docker accepts (6 MiB); below it container creation fails.
@@ -192,12 +192,15 @@ impl Setting {
 /// variable (or, for SQLite, holds a dot-command) and service settings whose literal
 /// value the engine would refuse; returns the settings that take a variable, to be
 /// checked once per cell.
-pub(super) fn check_file(src: Source, x: &XRacy) -> Result<Vec<Setting>, InputError> {
+pub(super) fn check_file(src: Source, driver: &Driver) -> Result<Vec<Setting>, InputError> {
     // The same file once more with locations, for the values checked against what
     // they reach: SQL, the sqlite3 shell, the engine.
     let spans: Spans = parse_yaml(src.text, src.file)?;
-    check_sql(&spans, x.database.engine, src)?;
-    let single = [x.target.service.as_str(), x.database.service.as_str()];
+    check_sql(&spans, driver.database.engine, src)?;
+    let single = [
+        driver.target.service.as_str(),
+        driver.database.service.as_str(),
+    ];
     let mut settings = settings(&spans, src.text, &single);
     for s in settings.iter().filter(|s| !s.varies()) {
         s.check_literal(src.file)?;
@@ -250,7 +253,7 @@ fn settings(spans: &Spans, text: &str, single: &[&str]) -> Vec<Setting> {
 /// text: a `${...}` there would put a matrix value into SQL, and for SQLite a line that
 /// starts with `.` is a command of the sqlite3 shell the statements run through
 /// (`.shell`, `.system` and `.output` run programs and write files), not SQL.
-fn check_sql(spans: &Spans, engine: Engine, src: Source) -> Result<(), InputError> {
+fn check_sql(spans: &Spans, engine: DatabaseKind, src: Source) -> Result<(), InputError> {
     let sql = &spans.x_racy;
     let statements = sql
         .reset
@@ -272,7 +275,7 @@ fn check_sql(spans: &Spans, engine: Engine, src: Source) -> Result<(), InputErro
                 ),
             ));
         }
-        if engine == Engine::Sqlite
+        if engine == DatabaseKind::Sqlite
             && let Some(line) = stmt.value.lines().find(|l| l.trim_start().starts_with('.'))
         {
             let line = line.trim();
