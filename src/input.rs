@@ -2,6 +2,7 @@
 //! every bad input becomes, reading their text and YAML within a budget, and finding
 //! where in a file a value is written, so that each error points at it.
 
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -180,6 +181,32 @@ pub fn find_in<T>(value: &Spanned<T>, text: &str, needle: &str) -> (usize, usize
         }
     }
     start(value, text)
+}
+
+/// A YAML scalar where a string is meant (`"3306"`, `3306`, `true`), in matrix and
+/// stack files alike.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Scalar {
+    /// Text.
+    Str(String),
+    /// Whole number.
+    Int(i64),
+    /// Decimal number.
+    Float(f64),
+    /// Boolean.
+    Bool(bool),
+}
+
+impl fmt::Display for Scalar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scalar::Str(s) => f.write_str(s),
+            Scalar::Int(i) => write!(f, "{i}"),
+            Scalar::Float(x) => write!(f, "{x}"),
+            Scalar::Bool(b) => write!(f, "{b}"),
+        }
+    }
 }
 
 #[cfg(test)]

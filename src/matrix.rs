@@ -9,7 +9,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
-use crate::input::{InputError, Source, parse_yaml, read_text, referenced};
+use crate::input::{InputError, Scalar, Source, parse_yaml, read_text, referenced};
 
 /// What the matrix needs to know about the stacks it names.
 pub trait Catalog {
@@ -158,27 +158,6 @@ impl Cell {
                 .map(|(a, v)| format!("{a}={v}")),
         );
         parts.join(" ")
-    }
-}
-
-/// A YAML scalar where a string is meant.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(untagged)]
-enum Scalar {
-    Int(i64),
-    Float(f64),
-    Bool(bool),
-    Str(String),
-}
-
-impl fmt::Display for Scalar {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Scalar::Int(i) => write!(f, "{i}"),
-            Scalar::Float(x) => write!(f, "{x}"),
-            Scalar::Bool(b) => write!(f, "{b}"),
-            Scalar::Str(s) => f.write_str(s),
-        }
     }
 }
 

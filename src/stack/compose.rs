@@ -4,7 +4,6 @@
 //! description of its container.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 
 use anyhow::{Result, anyhow, bail};
 use bollard::models::HealthConfig;
@@ -17,30 +16,7 @@ pub const MAX_REPLICAS: u32 = 64;
 /// Memory limit for services that set none.
 pub const DEFAULT_MEMORY: i64 = 1 << 30;
 
-/// A YAML scalar as compose allows it where a string is meant (`"3306"`, `3306`, `true`).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(untagged)]
-pub enum Scalar {
-    /// Text.
-    Str(String),
-    /// Whole number.
-    Int(i64),
-    /// Decimal number.
-    Float(f64),
-    /// Boolean.
-    Bool(bool),
-}
-
-impl fmt::Display for Scalar {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Scalar::Str(s) => f.write_str(s),
-            Scalar::Int(i) => write!(f, "{i}"),
-            Scalar::Float(x) => write!(f, "{x}"),
-            Scalar::Bool(b) => write!(f, "{b}"),
-        }
-    }
-}
+pub use crate::input::Scalar;
 
 /// A string or a list of strings (compose `command`, `entrypoint`, healthcheck `test`).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
