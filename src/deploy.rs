@@ -32,7 +32,7 @@ pub const WATCH_EVERY: Duration = Duration::from_millis(250);
 /// A container of the stack died, was killed or restarted: the stack cannot be measured
 /// as it is. Carries the service's last log lines.
 #[derive(Debug, thiserror::Error)]
-#[error("stack {stack}: {}\n--- last log lines of {service} ---\n{logs}", self.reason())]
+#[error("stack {stack}: {}\n{}", self.reason(), log_block(service, *replica, logs))]
 pub struct ServiceDied {
     /// The stack.
     pub stack: String,
@@ -132,24 +132,23 @@ struct Running {
 
 /// One stack brought up for a run.
 pub struct Deployment {
-    engine: Engine,
-    /// The stack definition.
-    pub stack: Stack,
-    run: RunId,
-    network: String,
-    /// Engine volume name by the stack's volume name.
-    volumes: BTreeMap<String, String>,
+    /// The stack, its network and volumes, and its current variables.
+    instance: std::sync::Arc<Instance>,
     /// The containers of each service (one per replica).
     containers: BTreeMap<String, Vec<Running>>,
-    vars: BTreeMap<String, String>,
     /// Where bursts go (the target's published port).
     pub target: SocketAddr,
     /// The database's URL on its published port.
     pub db_url: String,
     /// Pool to the database.
     pub db: Option<Db>,
-    /// The driver block for the current variables.
-    pub driver: Driver,
+}
+
+impl std::ops::Deref for Deployment {
+    type Target = Instance;
+    fn deref(&self) -> &Instance {
+        &self.instance
+    }
 }
 
 impl Deployment {
@@ -179,24 +178,29 @@ impl Deployment {
         let network = format!("racy-{}-{}-{}", run.id, stack.name, next_serial());
         engine.create_network(&network, run.labels()).await?;
         let mut d = Deployment {
-            engine: engine.clone(),
-            stack: stack.clone(),
-            run: run.clone(),
-            network: network.clone(),
-            volumes: BTreeMap::new(),
+            instance: std::sync::Arc::new(Instance {
+                engine: engine.clone(),
+                stack: stack.clone(),
+                run: run.clone(),
+                network: network.clone(),
+                volumes: BTreeMap::new(),
+                vars,
+                driver,
+            }),
             containers: BTreeMap::new(),
-            vars,
             target: SocketAddr::from(([127, 0, 0, 1], 0)),
             db_url: String::new(),
             db: None,
-            driver,
         };
         let order = services.to_vec();
         let started = async {
             for vol in &stack.volumes {
                 let name = format!("{network}-{vol}");
-                d.engine.create_volume(&name, run.labels()).await?;
-                d.volumes.insert(vol.clone(), name);
+                engine.create_volume(&name, run.labels()).await?;
+                // no launch holds the instance yet: this changes it in place
+                std::sync::Arc::make_mut(&mut d.instance)
+                    .volumes
+                    .insert(vol.clone(), name);
             }
             d.start_services(&order, progress).await
         };
@@ -217,8 +221,11 @@ impl Deployment {
     ) -> Result<Vec<String>> {
         let changed = self.stack.services_changed(&self.vars, &vars);
         let live = self.stack.live_changes(&self.vars, &vars)?;
-        self.vars = vars;
-        self.driver = self.stack.driver_for(&self.vars)?;
+        let driver = self.stack.driver_for(&vars)?;
+        // between cells no launch holds the instance: this changes it in place
+        let instance = std::sync::Arc::make_mut(&mut self.instance);
+        instance.vars = vars;
+        instance.driver = driver;
         for change in &live {
             progress(&format!(
                 "{} {} -> {} in {}",
@@ -256,10 +263,8 @@ impl Deployment {
             if let Err(e) = waited {
                 let mut logs = String::new();
                 for svc in &changed {
-                    logs.push_str(&format!(
-                        "--- last log lines of {svc} ---\n{}\n",
-                        self.logs(svc, 20).await.trim_end()
-                    ));
+                    let lines = self.logs(svc, 20).await;
+                    logs.push_str(&format!("{}\n", log_block(svc, None, &lines)));
                 }
                 return Err(anyhow!("stack {}: {e:#}\n{logs}", self.stack.name));
             }
@@ -412,17 +417,11 @@ impl Deployment {
         Ok(())
     }
 
-    /// What a service launch needs, owned, so that several launches run at once.
+    /// A launch of one of this instance's services (several run at once).
     fn launcher(&self, cancelled: tokio::sync::watch::Receiver<bool>) -> Launcher {
         Launcher {
             cancelled,
-            engine: self.engine.clone(),
-            stack: self.stack.clone(),
-            run: self.run.clone(),
-            network: self.network.clone(),
-            volumes: self.volumes.clone(),
-            vars: self.vars.clone(),
-            driver: self.driver.clone(),
+            instance: self.instance.clone(),
         }
     }
 
@@ -494,15 +493,8 @@ impl Deployment {
         for (svc, list) in &self.containers {
             for (i, c) in list.iter().enumerate() {
                 let logs = self.engine.logs_tail(&c.id, n).await;
-                let replica = if list.len() > 1 {
-                    format!(" (replica {})", i + 1)
-                } else {
-                    String::new()
-                };
-                out.push_str(&format!(
-                    "--- last log lines of {svc}{replica} ---\n{}\n",
-                    logs.trim_end()
-                ));
+                let replica = (list.len() > 1).then_some(i + 1);
+                out.push_str(&format!("{}\n", log_block(svc, replica, &logs)));
             }
         }
         out
@@ -539,17 +531,47 @@ impl Deployment {
     }
 }
 
-/// Everything a service launch needs, owned by the launch.
+/// A stack instance's definition and configuration: what its deployment and every
+/// launch of its services read, one copy per configuration, shared by the launches
+/// running side by side.
+#[derive(Clone)]
+pub struct Instance {
+    engine: Engine,
+    /// The stack definition.
+    pub stack: Stack,
+    run: RunId,
+    network: String,
+    /// Engine volume name by the stack's volume name.
+    volumes: BTreeMap<String, String>,
+    vars: BTreeMap<String, String>,
+    /// The driver block for the current variables.
+    pub driver: Driver,
+}
+
+/// One service launch: the instance it belongs to, and whether the start failed elsewhere.
 struct Launcher {
     /// Turns true when the start failed elsewhere: stop waiting for readiness.
     cancelled: tokio::sync::watch::Receiver<bool>,
-    engine: Engine,
-    stack: Stack,
-    run: RunId,
-    network: String,
-    volumes: BTreeMap<String, String>,
-    vars: BTreeMap<String, String>,
-    driver: Driver,
+    instance: std::sync::Arc<Instance>,
+}
+
+impl std::ops::Deref for Launcher {
+    type Target = Instance;
+    fn deref(&self) -> &Instance {
+        &self.instance
+    }
+}
+
+/// The heading and last log lines of one service (of one replica, when it has several),
+/// as every error and failed cell shows them.
+pub fn log_block(svc: &str, replica: Option<usize>, logs: &str) -> String {
+    let replica = replica
+        .map(|r| format!(" (replica {r})"))
+        .unwrap_or_default();
+    format!(
+        "--- last log lines of {svc}{replica} ---\n{}",
+        logs.trim_end()
+    )
 }
 
 /// What a launch created and learned, also when it failed (so nothing is lost track of).
@@ -588,8 +610,30 @@ impl Launcher {
         out: &mut Launched,
         on_started: tokio::sync::mpsc::UnboundedSender<String>,
     ) -> Result<()> {
+        let started = self.create_containers(svc, image, out).await?;
+        // dependents that only need the containers running may start now
+        let _ = on_started.send(svc.to_string());
+        // The replicas start together; each must be ready.
+        for (i, id) in started.iter().enumerate() {
+            let replica = (started.len() > 1).then_some(i + 1);
+            self.await_ready(svc, id, replica, out).await?;
+        }
+        if self.driver.database.service == svc {
+            out.db = Some(self.connect_database(&started[0], out).await?);
+        }
+        Ok(())
+    }
+
+    /// Creates and starts the service's containers, one per replica, and returns their ids
+    /// (each is also recorded in `out` at once, so that nothing created is lost track of).
+    async fn create_containers(
+        &self,
+        svc: &str,
+        image: String,
+        out: &mut Launched,
+    ) -> Result<Vec<String>> {
         let def = self.stack.service(svc, &self.vars)?;
-        let driver = self.driver.clone();
+        let driver = &self.driver;
         let replicas = def.replicas()?;
         let is_target = driver.target.service == svc;
         let is_db = driver.database.service == svc;
@@ -632,62 +676,69 @@ impl Launcher {
             });
             started.push(id);
         }
-        // dependents that only need the containers running may start now
-        let _ = on_started.send(svc.to_string());
-        // The replicas start together; each must be ready.
-        for (i, id) in started.iter().enumerate() {
-            let probes = self.probes(svc, id, out).await?;
-            let deadline = Instant::now() + READY_TIMEOUT;
-            let mut cancelled = self.cancelled.clone();
-            let waited = tokio::select! {
-                r = wait_ready(&self.engine, &probes, Some(id), deadline) => r.map(|_| ()),
-                _ = cancelled.wait_for(|c| *c) => bail!("stopped waiting: the start failed"),
-            };
-            if let Err(e) = waited {
-                let logs = crate::database::scrub(
-                    self.engine.logs_tail(id, 20).await.trim_end(),
-                    &driver.database.password,
-                );
-                // A container that ended is the failure itself, named as such.
-                if let Ok(st) = self.engine.state(id).await
-                    && let Some(what) = fault(&st, false)
-                {
-                    return Err(ServiceDied {
-                        stack: self.stack.name.clone(),
-                        service: svc.to_string(),
-                        replica: (started.len() > 1).then_some(i + 1),
-                        what,
-                        logs,
-                    }
-                    .into());
-                }
-                return Err(anyhow!("{e:#}\n--- last log lines of {svc} ---\n{logs}"));
+        Ok(started)
+    }
+
+    /// Waits until one container of the service is ready, or the start failed elsewhere.
+    /// A container that ended is named as the failure, with its exit code and logs.
+    async fn await_ready(
+        &self,
+        svc: &str,
+        id: &str,
+        replica: Option<usize>,
+        out: &mut Launched,
+    ) -> Result<()> {
+        let probes = self.probes(svc, id, out).await?;
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let mut cancelled = self.cancelled.clone();
+        let waited = tokio::select! {
+            r = wait_ready(&self.engine, &probes, Some(id), deadline) => r.map(|_| ()),
+            _ = cancelled.wait_for(|c| *c) => bail!("stopped waiting: the start failed"),
+        };
+        let Err(e) = waited else {
+            return Ok(());
+        };
+        let logs = crate::database::scrub(
+            self.engine.logs_tail(id, 20).await.trim_end(),
+            &self.driver.database.password,
+        );
+        if let Ok(st) = self.engine.state(id).await
+            && let Some(what) = fault(&st, false)
+        {
+            return Err(ServiceDied {
+                stack: self.stack.name.clone(),
+                service: svc.to_string(),
+                replica,
+                what,
+                logs,
             }
+            .into());
         }
-        if is_db {
-            out.db = Some(match driver.database.engine {
-                DatabaseKind::Sqlite => Db::sqlite(
-                    Sqlite {
-                        engine: self.engine.clone(),
-                        container: started[0].clone(),
-                        file: driver.database.name.clone(),
-                    },
-                    driver.reset.clone(),
-                    driver.observe.clone(),
-                ),
-                _ => {
-                    let url = out.db_url.clone().unwrap_or_default();
-                    Db::connect(&url, driver.reset.clone(), driver.observe.clone()).await?
-                }
-            });
-        }
-        Ok(())
+        Err(anyhow!("{e:#}\n{}", log_block(svc, None, &logs)))
+    }
+
+    /// The connection to the stack's database, once its container `id` is ready.
+    async fn connect_database(&self, id: &str, out: &Launched) -> Result<Db> {
+        let driver = &self.driver;
+        let (reset, observe) = (driver.reset.clone(), driver.observe.clone());
+        Ok(match driver.database.engine {
+            DatabaseKind::Sqlite => Db::sqlite(
+                Sqlite {
+                    engine: self.engine.clone(),
+                    container: id.to_string(),
+                    file: driver.database.name.clone(),
+                },
+                reset,
+                observe,
+            ),
+            _ => Db::connect(out.db_url.as_deref().unwrap_or_default(), reset, observe).await?,
+        })
     }
 
     /// The probes that say `svc` is ready: the database answers SQL, the target answers its
     /// health path, a service with a health check is healthy, any other one runs.
     async fn probes(&self, svc: &str, id: &str, out: &mut Launched) -> Result<Vec<Probe>> {
-        let driver = self.driver.clone();
+        let driver = &self.driver;
         // The service's own health check, run by racy-matrix itself so that readiness is
         // noticed at once rather than at the engine's next interval.
         let health = self
