@@ -63,7 +63,9 @@ impl HttpRequest {
     }
 }
 
-fn urlencode(s: &str) -> String {
+/// Percent-encodes everything but RFC 3986's unreserved characters (form fields, and
+/// the credentials in a database URL).
+pub fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {

@@ -9,6 +9,7 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 // The reset and observe SQL come from the stack file the user chose to run.
 use sqlx::{AnyPool, AssertSqlSafe, Row};
 
+use crate::burst::urlencode;
 use crate::measure::{Check, Observation};
 use crate::stack::{DatabaseKind, Observe};
 
@@ -92,9 +93,9 @@ pub fn url(engine: DatabaseKind, user: &str, password: &str, port: u16, name: &s
     };
     format!(
         "{scheme}://{}:{}@127.0.0.1:{port}/{}",
-        pct(user),
-        pct(password),
-        pct(name)
+        urlencode(user),
+        urlencode(password),
+        urlencode(name)
     )
 }
 
@@ -115,17 +116,6 @@ pub fn redact(url: &str) -> String {
         }
         _ => url.to_string(),
     }
-}
-
-fn pct(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// Replaces every occurrence of `secret` in `text` with `****`: the last guard before a
