@@ -267,7 +267,6 @@ pub async fn fire(spec: &BurstSpec, repetition: u32) -> BurstResult {
     }
     let conns = futures_util::future::join_all((0..n).map(|_| connect(spec.addr))).await;
 
-    let (head, last) = bytes.split_at(bytes.len() - 1);
     let first_send = Instant::now();
 
     if spec.wait_ms == 0 && spec.release == Release::Barrier {
@@ -282,43 +281,7 @@ pub async fn fire(spec: &BurstSpec, repetition: u32) -> BurstResult {
         }
         gate.wait().await;
     } else if spec.wait_ms == 0 {
-        let mut ready = Vec::with_capacity(n);
-        for (i, c) in conns.into_iter().enumerate() {
-            match c {
-                Ok(mut s) => match s.write_all(head).await {
-                    Ok(()) => ready.push((i, s)),
-                    Err(e) => {
-                        records[i] = Some(failed(
-                            repetition,
-                            i as u32,
-                            Outcome::ConnError,
-                            unix_ns(),
-                            e.to_string(),
-                        ))
-                    }
-                },
-                Err(e) => {
-                    records[i] = Some(failed(
-                        repetition,
-                        i as u32,
-                        Outcome::ConnError,
-                        unix_ns(),
-                        e,
-                    ))
-                }
-            }
-        }
-        let mut released = Vec::with_capacity(ready.len());
-        for (i, mut s) in ready {
-            let r = s.write_all(last).await;
-            released.push((i, s, r, Instant::now(), unix_ns()));
-        }
-        for (i, mut s, r, at, sent) in released {
-            let limit = spec.timeout;
-            tasks.push(tokio::spawn(async move {
-                finish(&mut s, r, repetition, i as u32, at, sent, limit).await
-            }));
-        }
+        tasks = release_last_bytes(conns, bytes, spec, repetition, &mut records).await;
     } else {
         let start = tokio::time::Instant::now();
         for (i, c) in conns.into_iter().enumerate() {
@@ -333,6 +296,55 @@ pub async fn fire(spec: &BurstSpec, repetition: u32) -> BurstResult {
         }
     }
     collect(tasks, records, repetition, first_send).await
+}
+
+/// A request's task: its record, and when its response was complete.
+type RequestTask = tokio::task::JoinHandle<(RequestRecord, Instant)>;
+
+/// The last-byte release: each request but its last byte is written on its connection,
+/// then the last bytes go out back to back, so the server sees every request complete
+/// within microseconds. A connection that failed is recorded in `records`.
+async fn release_last_bytes(
+    conns: Vec<Result<TcpStream, String>>,
+    bytes: &[u8],
+    spec: &BurstSpec,
+    repetition: u32,
+    records: &mut [Option<RequestRecord>],
+) -> Vec<RequestTask> {
+    let (head, last) = bytes.split_at(bytes.len() - 1);
+    let conn_error = |i: usize, e: String| {
+        Some(failed(
+            repetition,
+            i as u32,
+            Outcome::ConnError,
+            unix_ns(),
+            e,
+        ))
+    };
+    let mut ready = Vec::with_capacity(conns.len());
+    for (i, c) in conns.into_iter().enumerate() {
+        match c {
+            Ok(mut s) => match s.write_all(head).await {
+                Ok(()) => ready.push((i, s)),
+                Err(e) => records[i] = conn_error(i, e.to_string()),
+            },
+            Err(e) => records[i] = conn_error(i, e),
+        }
+    }
+    let mut released = Vec::with_capacity(ready.len());
+    for (i, mut s) in ready {
+        let r = s.write_all(last).await;
+        released.push((i, s, r, Instant::now(), unix_ns()));
+    }
+    released
+        .into_iter()
+        .map(|(i, mut s, r, at, sent)| {
+            let limit = spec.timeout;
+            tokio::spawn(
+                async move { finish(&mut s, r, repetition, i as u32, at, sent, limit).await },
+            )
+        })
+        .collect()
 }
 
 /// Writes a whole request on a connection opened (or not) before, and reads the answer;

@@ -319,13 +319,7 @@ impl Deployment {
         services: &[String],
         progress: &mut dyn FnMut(&str),
     ) -> Result<()> {
-        let mut images = BTreeMap::new();
-        for svc in services {
-            let image = image_for(&self.engine, &self.stack, &self.vars, svc, progress)
-                .await
-                .with_context(|| format!("stack {}: service '{svc}'", self.stack.name))?;
-            images.insert(svc.clone(), image);
-        }
+        let images = self.images(services, progress).await?;
         let mut ready: std::collections::BTreeSet<String> =
             self.containers.keys().cloned().collect();
         // services whose containers run (condition `service_started` is met), ready or not
@@ -342,13 +336,9 @@ impl Deployment {
         watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             if first_err.is_none() {
-                let (now, later): (Vec<String>, Vec<String>) =
-                    waiting.into_iter().partition(|svc| {
-                        self.stack.depends_on(svc).iter().all(|(dep, cond)| {
-                            ready.contains(dep)
-                                || (*cond == Condition::Started && started.contains(dep))
-                        })
-                    });
+                let (now, later): (Vec<String>, Vec<String>) = waiting
+                    .into_iter()
+                    .partition(|svc| self.may_start(svc, &ready, &started));
                 waiting = later;
                 for svc in now {
                     progress(&format!("starting {svc}"));
@@ -380,29 +370,11 @@ impl Deployment {
                     continue;
                 }
             };
-            self.containers
-                .entry(svc.clone())
-                .or_default()
-                .extend(launched.containers);
-            if let Some(t) = launched.target {
-                self.target = t;
-            }
-            if let Some(u) = launched.db_url {
-                self.db_url = u;
-            }
-            if let Some(old) = launched.db.and_then(|db| self.db.replace(db)) {
-                old.close().await;
-            }
-            match launched.result {
+            match self.adopt(&svc, launched).await {
                 Ok(()) => {
                     ready.insert(svc);
                 }
                 Err(e) => {
-                    let e = if e.is::<ServiceDied>() {
-                        e
-                    } else {
-                        e.context(format!("stack {}: service '{svc}'", self.stack.name))
-                    };
                     first_err.get_or_insert(e);
                     let _ = cancel.send(true);
                 }
@@ -415,6 +387,61 @@ impl Deployment {
             bail!("services {waiting:?} wait for services that never became ready");
         }
         Ok(())
+    }
+
+    /// The image of each service, built (or found) one after another.
+    async fn images(
+        &self,
+        services: &[String],
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<BTreeMap<String, String>> {
+        let mut images = BTreeMap::new();
+        for svc in services {
+            let image = image_for(&self.engine, &self.stack, &self.vars, svc, progress)
+                .await
+                .with_context(|| format!("stack {}: service '{svc}'", self.stack.name))?;
+            images.insert(svc.clone(), image);
+        }
+        Ok(images)
+    }
+
+    /// Whether `svc` may start: every service it depends on is ready, or only has to run
+    /// (`condition: service_started`) and runs.
+    fn may_start(
+        &self,
+        svc: &str,
+        ready: &std::collections::BTreeSet<String>,
+        started: &std::collections::BTreeSet<String>,
+    ) -> bool {
+        self.stack.depends_on(svc).iter().all(|(dep, cond)| {
+            ready.contains(dep) || (*cond == Condition::Started && started.contains(dep))
+        })
+    }
+
+    /// Takes over what a finished launch created and learned (its containers, the target's
+    /// and the database's addresses, the database connection), whether it succeeded or
+    /// not, and returns how it ended.
+    async fn adopt(&mut self, svc: &str, launched: Launched) -> Result<()> {
+        self.containers
+            .entry(svc.to_string())
+            .or_default()
+            .extend(launched.containers);
+        if let Some(t) = launched.target {
+            self.target = t;
+        }
+        if let Some(u) = launched.db_url {
+            self.db_url = u;
+        }
+        if let Some(old) = launched.db.and_then(|db| self.db.replace(db)) {
+            old.close().await;
+        }
+        launched.result.map_err(|e| {
+            if e.is::<ServiceDied>() {
+                e
+            } else {
+                e.context(format!("stack {}: service '{svc}'", self.stack.name))
+            }
+        })
     }
 
     /// A launch of one of this instance's services (several run at once).
