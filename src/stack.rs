@@ -16,6 +16,9 @@ use crate::measure::Check;
 
 mod checks;
 mod compose;
+mod envfile;
+
+pub use envfile::{parse_env, read_env_file};
 
 pub use compose::{
     Build, Condition, DEFAULT_MEMORY, DependsOn, DependsOnLong, Deploy, Health, HealthTest,
