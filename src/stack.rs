@@ -17,8 +17,10 @@ use crate::measure::Check;
 mod checks;
 mod compose;
 mod envfile;
+mod interpolate;
 
 pub use envfile::{parse_env, read_env_file};
+pub use interpolate::{interpolate, references};
 
 pub use compose::{
     Build, Condition, DEFAULT_MEMORY, DependsOn, DependsOnLong, Deploy, Health, HealthTest,
@@ -649,92 +651,13 @@ fn collect_vars(v: &serde_json::Value, out: &mut BTreeMap<String, Option<String>
 /// with what is wrong: such a string would only fail when a container is made from it.
 fn bad_interpolation(v: &serde_json::Value) -> Option<(String, String)> {
     match v {
-        serde_json::Value::String(s) => interpolate_with(s, &mut |_, _| Some(String::new()))
+        serde_json::Value::String(s) => interpolate::check(s)
             .err()
             .map(|e| (s.clone(), e.to_string())),
         serde_json::Value::Array(a) => a.iter().find_map(bad_interpolation),
         serde_json::Value::Object(m) => m.values().find_map(bad_interpolation),
         _ => None,
     }
-}
-
-/// The variables a string references, with the default of `${x:-d}` / `${x-d}` forms.
-pub fn references(s: &str) -> Vec<(String, Option<String>)> {
-    let mut out = Vec::new();
-    let _ = interpolate_with(s, &mut |name, default| {
-        out.push((name.to_string(), default.map(str::to_string)));
-        Some(String::new())
-    });
-    out
-}
-
-/// Substitutes `${x}`, `${x:-default}`, `${x-default}`, `${x:?message}`, `$x` and `$$`.
-/// An unset variable without default is an error naming it.
-pub fn interpolate(s: &str, vars: &BTreeMap<String, String>) -> Result<String> {
-    let mut missing = None;
-    let out = interpolate_with(s, &mut |name, default| match vars.get(name) {
-        Some(v) if !v.is_empty() => Some(v.clone()),
-        _ => match default {
-            Some(d) => Some(d.to_string()),
-            None => {
-                missing.get_or_insert_with(|| name.to_string());
-                Some(String::new())
-            }
-        },
-    })?;
-    if let Some(name) = missing {
-        bail!("variable '{name}' in \"{s}\" is not set and has no default");
-    }
-    Ok(out)
-}
-
-fn interpolate_with(
-    s: &str,
-    resolve: &mut dyn FnMut(&str, Option<&str>) -> Option<String>,
-) -> Result<String> {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(pos) = rest.find('$') {
-        out.push_str(&rest[..pos]);
-        let after = &rest[pos + 1..];
-        if let Some(tail) = after.strip_prefix('$') {
-            out.push('$');
-            rest = tail;
-        } else if let Some(body) = after.strip_prefix('{') {
-            let end = body
-                .find('}')
-                .ok_or_else(|| anyhow!("unclosed '${{' in \"{s}\""))?;
-            let expr = &body[..end];
-            let (name, default) = if let Some((n, d)) = expr.split_once(":-") {
-                (n, Some(d))
-            } else if let Some((n, d)) = expr.split_once(":?") {
-                let _ = d;
-                (n, None)
-            } else if let Some((n, d)) = expr.split_once('-') {
-                (n, Some(d))
-            } else {
-                (expr, None)
-            };
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                bail!("bad variable name '{name}' in \"{s}\"");
-            }
-            out.push_str(&resolve(name, default).unwrap_or_default());
-            rest = &body[end + 1..];
-        } else {
-            let len = after
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .unwrap_or(after.len());
-            if len == 0 {
-                out.push('$');
-                rest = after;
-            } else {
-                out.push_str(&resolve(&after[..len], None).unwrap_or_default());
-                rest = &after[len..];
-            }
-        }
-    }
-    out.push_str(rest);
-    Ok(out)
 }
 
 /// Interpolates every string of a deserializable value by a round trip through JSON.
@@ -765,40 +688,6 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
-    }
-
-    #[test]
-    fn interpolation_forms() {
-        let v = vars(&[("workers", "4"), ("empty", "")]);
-        assert_eq!(
-            interpolate("--workers ${workers}", &v).unwrap(),
-            "--workers 4"
-        );
-        assert_eq!(
-            interpolate("${isolation:-read_committed}", &v).unwrap(),
-            "read_committed"
-        );
-        assert_eq!(interpolate("${empty:-x}", &v).unwrap(), "x");
-        assert_eq!(interpolate("$workers/$$HOME", &v).unwrap(), "4/$HOME");
-        assert_eq!(interpolate("a$", &v).unwrap(), "a$");
-        let e = interpolate("${nope}", &v).unwrap_err().to_string();
-        assert!(e.contains("'nope'"), "{e}");
-        assert!(interpolate("${open", &v).is_err());
-        assert!(interpolate("${bad name}", &v).is_err());
-    }
-
-    #[test]
-    fn references_with_defaults() {
-        let r = references("x ${a} ${b:-2} $c ${d-}");
-        assert_eq!(
-            r,
-            vec![
-                ("a".into(), None),
-                ("b".into(), Some("2".into())),
-                ("c".into(), None),
-                ("d".into(), Some(String::new()))
-            ]
-        );
     }
 
     const STACK: &str = r#"
@@ -867,7 +756,12 @@ services:
         let d = s.driver_for(&v).unwrap();
         assert_eq!(d.database.password, "p");
         assert_eq!(d.request["delay_ms"].to_string(), "200");
-        assert!(s.service("app", &BTreeMap::new()).is_err());
+        // unset and without a default: empty, as compose makes it
+        let bare = s.service("app", &BTreeMap::new()).unwrap();
+        assert_eq!(
+            bare.command.unwrap().words(),
+            vec!["serve", "--workers", ""]
+        );
     }
 
     #[test]

@@ -160,9 +160,16 @@ impl Setting {
         vars: &BTreeMap<String, String>,
         file: &Path,
     ) -> Result<(), InputError> {
+        // a variable with no default and no value yet is one the tool sets at run time
+        let later = references(&self.raw)
+            .iter()
+            .any(|(name, default)| default.is_none() && !vars.contains_key(name));
         let Ok(value) = interpolate(&self.raw, vars) else {
             return Ok(());
         };
+        if later {
+            return Ok(());
+        }
         let Some((what, fix)) = self.problem(&value) else {
             return Ok(());
         };

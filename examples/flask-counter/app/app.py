@@ -30,7 +30,7 @@ class Hit(Base):
     id: Mapped[int] = mapped_column(primary_key=True)  # SERIAL
     counter_id: Mapped[int] = mapped_column(nullable=False)
     amount: Mapped[int] = mapped_column(nullable=False)
-    created_at: Mapped[datetime] = mapped_column(DateTime, server_default=func.now())
+    created_at: Mapped[datetime | None] = mapped_column(DateTime, server_default=func.now())
 
 
 engine = create_engine(os.environ["DATABASE_URL"], pool_pre_ping=True)
@@ -49,7 +49,7 @@ def init_db(timeout=60):
         except OperationalError as exc:
             if time.monotonic() > deadline:
                 raise
-            print(f"database not ready ({exc.orig}); retrying", flush=True)
+            print(f"database not ready: {str(exc.orig).splitlines()[0]}", flush=True)
             time.sleep(1)
     # Don't hand pooled connections from the Gunicorn master to forked workers.
     engine.dispose()
