@@ -16,7 +16,7 @@ use crate::input::InputError;
 use crate::matrix::{self, Cell, Matrix, Shard};
 use crate::results::{self, RunDir};
 use crate::runner::{self, RunOptions};
-use crate::stack::{self, StackCatalog};
+use crate::stack::{self, Stack, StackCatalog};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -245,7 +245,30 @@ fn load_cells(
     if let Some(s) = shard {
         cells = matrix::shard(&cells, s.k, s.n);
     }
+    for name in &m.stacks {
+        say_notes(&catalog.stacks[name]);
+    }
     Ok((m, cells, catalog))
+}
+
+/// What racy-matrix ignores in a stack's files, once, on stderr.
+fn say_notes(stack: &Stack) {
+    for note in &stack.notes {
+        eprintln!("note: {note}");
+    }
+}
+
+/// The stack named `name`, or an error listing those there are.
+fn one_stack<'a>(catalog: &'a StackCatalog, name: &str) -> Result<&'a Stack, Failure> {
+    let st = catalog.stacks.get(name).ok_or_else(|| {
+        let valid: Vec<&str> = catalog.stacks.keys().map(String::as_str).collect();
+        Failure::Input(anyhow!(
+            "unknown stack '{name}'; valid: {}",
+            valid.join(", ")
+        ))
+    })?;
+    say_notes(st);
+    Ok(st)
 }
 
 /// Connects to the engine and removes what killed runs left behind, saying so.
@@ -422,13 +445,7 @@ async fn up(
     stacks: Option<&Path>,
 ) -> Result<Verdict, Failure> {
     let catalog = catalog(&stacks_root(stacks, None))?;
-    let st = catalog.stacks.get(name).ok_or_else(|| {
-        let valid: Vec<&str> = catalog.stacks.keys().map(String::as_str).collect();
-        Failure::Input(anyhow!(
-            "unknown stack '{name}'; valid: {}",
-            valid.join(", ")
-        ))
-    })?;
+    let st = one_stack(&catalog, name)?;
     let mut vars: BTreeMap<String, String> = set.into_iter().collect();
     let engine = connect().await?;
     let mut say = |m: &str| eprintln!("  {m}");

@@ -250,10 +250,7 @@ impl Deployment {
         // A recreated service behind the target (the app behind nginx) is ready only when
         // the target answers its health path through it again.
         if !changed.contains(&self.driver.target.service) {
-            let probe = Probe::Http {
-                addr: self.target,
-                path: self.driver.target.health.clone(),
-            };
+            let probe = Probe::target(self.target, self.driver.target.health.as_deref());
             let deadline = Instant::now() + READY_TIMEOUT;
             let probes = [probe];
             let waited = tokio::select! {
@@ -807,10 +804,7 @@ impl Launcher {
             out.target = Some(target);
             return Ok(vec![
                 Probe::Tcp(target),
-                Probe::Http {
-                    addr: target,
-                    path: driver.target.health.clone(),
-                },
+                Probe::target(target, driver.target.health.as_deref()),
             ]);
         }
         let wanted = |cond: Condition| {

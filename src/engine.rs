@@ -1,6 +1,7 @@
 //! The one place that talks to the Docker Engine (bollard): connection and version
 //! negotiation, networks, containers, images, logs, labels and cleanup.
 
+use crate::stack::{MountEntry, MountSource};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -99,8 +100,16 @@ pub struct ContainerSpec {
     pub cap_drop: Option<Vec<String>>,
     /// Capabilities added back.
     pub cap_add: Option<Vec<String>>,
-    /// Named volumes mounted: (volume name, path in the container, read-only).
-    pub mounts: Vec<(String, String, bool)>,
+    /// Named volumes (by engine name) and bind mounts (absolute host paths).
+    pub mounts: Vec<MountEntry>,
+    /// Working directory (None = the image's).
+    pub working_dir: Option<String>,
+    /// Allocate a terminal.
+    pub tty: bool,
+    /// Keep stdin open.
+    pub open_stdin: bool,
+    /// Run an init process as PID 1.
+    pub init: bool,
 }
 
 /// What a command run inside a container printed, and how it ended.
@@ -384,11 +393,14 @@ impl Engine {
             exposed_ports: (!exposed.is_empty()).then_some(exposed),
             healthcheck: spec.healthcheck.clone(),
             user: spec.user.clone(),
+            working_dir: spec.working_dir.clone(),
+            tty: Some(spec.tty),
+            open_stdin: Some(spec.open_stdin),
             host_config: Some(HostConfig {
                 network_mode: Some(spec.network.clone()),
                 port_bindings: Some(bindings),
                 memory: spec.memory,
-                init: Some(true),
+                init: Some(spec.init),
                 privileged: Some(false),
                 cap_drop: spec.cap_drop.clone(),
                 cap_add: spec.cap_add.clone(),
@@ -396,12 +408,18 @@ impl Engine {
                 mounts: (!spec.mounts.is_empty()).then(|| {
                     spec.mounts
                         .iter()
-                        .map(|(source, target, read_only)| Mount {
-                            typ: Some(MountType::VOLUME),
-                            source: Some(source.clone()),
-                            target: Some(target.clone()),
-                            read_only: Some(*read_only),
-                            ..Default::default()
+                        .map(|m| {
+                            let (typ, source) = match &m.source {
+                                MountSource::Volume(v) => (MountType::VOLUME, v),
+                                MountSource::Bind(p) => (MountType::BIND, p),
+                            };
+                            Mount {
+                                typ: Some(typ),
+                                source: Some(source.clone()),
+                                target: Some(m.target.clone()),
+                                read_only: Some(m.read_only),
+                                ..Default::default()
+                            }
                         })
                         .collect()
                 }),

@@ -16,6 +16,9 @@ pub enum Probe {
     Tcp(SocketAddr),
     /// `SELECT 1` succeeds at this database URL.
     Sql(String),
+    /// `GET /` answers anything but 502, 503 or 504 (a target without a health path: an
+    /// app answering at all, not the proxy in front of it).
+    Answers(SocketAddr),
     /// `GET path` answers 200.
     Http {
         /// Published address.
@@ -58,6 +61,7 @@ impl std::fmt::Display for Probe {
             Probe::Tcp(addr) => write!(f, "a TCP connection to {addr}"),
             Probe::Sql(url) => write!(f, "SELECT 1 at {}", crate::database::redact(url)),
             Probe::Http { addr, path } => write!(f, "GET http://{addr}{path} answering 200"),
+            Probe::Answers(addr) => write!(f, "GET http://{addr}/ answering (not 502/503/504)"),
             Probe::Running(_) => write!(f, "the container running"),
             Probe::Completed(_) => write!(f, "the container exiting with status 0"),
             Probe::Count { cmd, want, .. } => write!(f, "`{}` printing {want}", cmd.join(" ")),
@@ -67,6 +71,18 @@ impl std::fmt::Display for Probe {
 }
 
 impl Probe {
+    /// The probe that sees the burst target ready at `addr`: its health path answering
+    /// 200, or, without one, `/` answering anything but a gateway error.
+    pub fn target(addr: SocketAddr, health: Option<&str>) -> Probe {
+        match health {
+            Some(path) => Probe::Http {
+                addr,
+                path: path.to_string(),
+            },
+            None => Probe::Answers(addr),
+        }
+    }
+
     /// Checks once; `Ok(())` when ready, else what is wrong.
     pub async fn check(&self, engine: &Engine) -> Result<()> {
         match self {
@@ -88,6 +104,14 @@ impl Probe {
                     Ok(())
                 } else {
                     bail!("GET {path} answered {}", r.status)
+                }
+            }
+            Probe::Answers(addr) => {
+                let get = HttpRequest::get("localhost", "/");
+                let r = send(*addr, &get, Duration::from_secs(3)).await?;
+                match r.status {
+                    502..=504 => bail!("GET / answered {}", r.status),
+                    _ => Ok(()),
                 }
             }
             Probe::Running(id) => {

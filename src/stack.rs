@@ -18,13 +18,18 @@ mod checks;
 mod compose;
 mod envfile;
 mod interpolate;
+mod keys;
+mod layers;
+
+pub use layers::{Files, Layer};
 
 pub use envfile::{parse_env, read_env_file};
 pub use interpolate::{interpolate, references};
 
 pub use compose::{
-    Build, Condition, DEFAULT_MEMORY, DependsOn, DependsOnLong, Deploy, Health, HealthTest,
-    Healthcheck, KeyValues, Placement, Scalar, Service, StrOrList, parse_bytes, parse_mount,
+    Build, Condition, DEFAULT_MEMORY, DependsOn, DependsOnLong, Deploy, EnvFiles, Health,
+    HealthTest, Healthcheck, KeyValues, MountEntry, MountSource, Networks, Placement, Scalar,
+    Service, StrOrList, VolumeEntry, parse_bytes, parse_mount,
 };
 
 /// The service and port that receive bursts.
@@ -35,8 +40,10 @@ pub struct Target {
     pub service: String,
     /// Container port.
     pub port: u16,
-    /// Path answering 200 once the app is ready.
-    pub health: String,
+    /// Path answering 200 once the app is ready; without one, the target is ready when
+    /// `GET /` answers anything but 502, 503 or 504.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<String>,
     /// Path answering `{"inflight": N}`; after a burst the tool waits for 0.
     #[serde(default)]
     pub quiesce: Option<String>,
@@ -66,13 +73,16 @@ pub struct Database {
     pub port: u16,
     /// DatabaseKind.
     pub engine: DatabaseKind,
-    /// User name (interpolated; not for SQLite).
+    /// User name (interpolated; not for SQLite). Left out, it is read from the database
+    /// service's environment (see [`Stack::driver_for`]).
     #[serde(default)]
     pub user: String,
-    /// Password (interpolated; not for SQLite).
+    /// Password (interpolated; not for SQLite); left out, read like `user`.
     #[serde(default)]
     pub password: String,
-    /// Database name (interpolated); for SQLite the file's path in the container.
+    /// Database name (interpolated); for SQLite the file's path in the container. Left
+    /// out, read like `user`.
+    #[serde(default)]
     pub name: String,
 }
 
@@ -183,17 +193,13 @@ impl Driver {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct ComposeFile {
     #[serde(default)]
-    name: Option<String>,
     services: BTreeMap<String, Service>,
     #[serde(rename = "x-racy")]
-    x_racy: Driver,
+    x_racy: Option<Driver>,
     #[serde(default)]
     volumes: Option<BTreeMap<String, Option<serde_json::Value>>>,
-    #[serde(default)]
-    networks: Option<serde_json::Value>,
 }
 
 /// A loaded stack: its directory, services as written, the `x-racy` block, and the
@@ -202,8 +208,15 @@ struct ComposeFile {
 pub struct Stack {
     /// Stack name (its directory name).
     pub name: String,
-    /// The compose file.
+    /// The file holding the `x-racy` block (compose.yaml or racy.yaml).
     pub file: PathBuf,
+    /// The directory relative paths are resolved against (the first compose file's).
+    pub project_dir: PathBuf,
+    /// The project's `.env` (beside its compose file): values for its variables, under
+    /// those of the matrix.
+    pub dotenv: BTreeMap<String, String>,
+    /// Keys of the files that racy-matrix ignores, one note each (say them once).
+    pub notes: Vec<String>,
     /// Services as written.
     pub services: BTreeMap<String, Service>,
     /// The `x-racy` block as written (interpolate before use: [`Stack::driver_for`]).
@@ -219,48 +232,94 @@ pub struct Stack {
 }
 
 impl Stack {
-    /// Reads and checks `dir/compose.yaml`.
+    /// Reads and checks the stack in `dir`: its `racy.yaml` (with the compose files it
+    /// names) or its `compose.yaml`.
     pub fn load(dir: &Path) -> Result<Stack> {
-        let file = dir.join("compose.yaml");
-        let text = std::fs::read_to_string(&file)
-            .with_context(|| format!("cannot read stack file {}", file.display()))?;
         let name = dir
             .file_name()
             .and_then(|n| n.to_str())
             .ok_or_else(|| anyhow!("bad stack directory {}", dir.display()))?
             .to_string();
-        Self::parse(&name, &file, &text).map_err(|e| anyhow!("{e}"))
+        let layers = layers::read(dir).map_err(|e| anyhow!("{e}"))?;
+        Self::from_layers(&name, &layers).map_err(|e| anyhow!("{e}"))
     }
 
-    /// Parses a compose file's text; errors carry the file, line and column.
+    /// Parses one compose file's text holding its `x-racy` block; errors carry the file,
+    /// line and column.
     pub fn parse(name: &str, file: &Path, text: &str) -> Result<Stack, InputError> {
-        let src = Source { file, text };
-        let parsed: ComposeFile = parse_yaml(text, file)?;
-        let raw: serde_json::Value = parse_yaml(text, file)?;
-        let _ = (&parsed.name, &parsed.networks);
+        let layer = Layer {
+            file: file.to_path_buf(),
+            text: text.to_string(),
+            racy: false,
+        };
+        Self::from_layers(name, &[layer])
+    }
+
+    /// Reads the files of a stack (compose files, then a racy.yaml), merged as compose
+    /// merges them; errors point into the file that holds the value.
+    pub fn from_layers(name: &str, layers: &[Layer]) -> Result<Stack, InputError> {
+        let files = Files(layers);
+        let mut notes = Vec::new();
+        let mut raws = Vec::new();
+        for layer in layers {
+            let src = layer.source();
+            notes.extend(keys::check(src, layer.racy)?);
+            // each file alone, for errors located in it
+            let _: ComposeFile = parse_yaml(src.text, src.file)?;
+            let raw: serde_json::Value = parse_yaml(src.text, src.file)?;
+            if let Some((s, e)) = bad_interpolation(&raw) {
+                return Err(src.at_text(
+                    &s,
+                    format!("{e}: write ${{name}}, ${{name:-default}}, or $$ for a literal '$'"),
+                ));
+            }
+            raws.push(raw);
+        }
+        let raw = layers::merge_all(raws);
+        let parsed: ComposeFile =
+            serde_json::from_value(raw.clone()).map_err(|e| files.whole(e.to_string()))?;
+        let Some(driver) = parsed.x_racy else {
+            return Err(files.whole(
+                "no x-racy block: racy-matrix needs one (in compose.yaml, or in a racy.yaml beside the compose file)",
+            ));
+        };
+        let project_dir = files.project_dir().to_path_buf();
+        let dotenv = read_dotenv(&project_dir)?;
+        let mut services = parsed.services;
+        for (svc, s) in services.iter_mut() {
+            fold_env_files(files, svc, s, &project_dir)?;
+            resolve_binds(files, svc, s, &project_dir)?;
+        }
         let volumes: Vec<String> = parsed
             .volumes
             .as_ref()
             .map(|v| v.keys().cloned().collect())
             .unwrap_or_default();
-        if let Some((s, e)) = bad_interpolation(&raw) {
-            return Err(src.at_text(
-                &s,
-                format!("{e}: write ${{name}}, ${{name:-default}}, or $$ for a literal '$'"),
-            ));
-        }
         let mut variables = BTreeMap::new();
         collect_vars(&raw, &mut variables);
-        check_services(src, &parsed.services, &volumes)?;
-        check_driver(src, &parsed.x_racy, &parsed.services)?;
-        let order = start_order(&parsed.services).map_err(|e| src.whole(e.to_string()))?;
-        let settings = checks::check_file(src, &parsed.x_racy)?;
-        let service_vars = service_vars(&raw, &parsed.services, &order);
+        for (name, default) in variables.iter_mut() {
+            if default.is_none() {
+                *default = dotenv.get(name).cloned();
+            }
+        }
+        check_services(files, &services, &volumes)?;
+        let driver_layer = layers
+            .iter()
+            .rev()
+            .find(|l| l.text.contains("x-racy"))
+            .unwrap_or(&layers[layers.len() - 1]);
+        check_driver(driver_layer.source(), &driver, &services)?;
+        let order = start_order(&services).map_err(|e| files.whole(e.to_string()))?;
+        let settings = checks::check_files(layers, driver_layer, &driver)?;
+        let service_vars = service_vars(&raw, &services, &order);
         Ok(Stack {
             name: name.to_string(),
-            file: file.to_path_buf(),
-            services: parsed.services,
-            driver: parsed.x_racy,
+            file: driver_layer.file.clone(),
+            project_dir,
+            dotenv,
+            notes,
+            services,
+            driver,
             service_vars,
             variables,
             volumes,
@@ -274,12 +333,19 @@ impl Stack {
     pub fn check_variables(&self, vars: &BTreeMap<String, String>) -> Result<(), InputError> {
         self.settings
             .iter()
-            .try_for_each(|s| s.check_with(vars, &self.file))
+            .try_for_each(|s| s.check_with(&self.with_dotenv(vars)))
     }
 
-    /// The directory holding the compose file.
+    /// The directory relative paths are resolved against (build contexts, bind mounts).
     pub fn dir(&self) -> &Path {
-        self.file.parent().unwrap_or(Path::new("."))
+        &self.project_dir
+    }
+
+    /// A cell's variables over the project's `.env`.
+    fn with_dotenv(&self, vars: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+        let mut all = self.dotenv.clone();
+        all.extend(vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+        all
     }
 
     /// Service names in start order (dependencies first).
@@ -401,25 +467,175 @@ impl Stack {
     /// The `x-racy` block with variables substituted; its `handlers` is checked to be a
     /// number here, so that a cell fails before its bursts rather than after.
     pub fn driver_for(&self, vars: &BTreeMap<String, String>) -> Result<Driver> {
-        let driver: Driver = interpolate_typed(&self.driver, vars).context("x-racy")?;
+        let vars = self.with_dotenv(vars);
+        let mut driver: Driver = interpolate_typed(&self.driver, &vars).context("x-racy")?;
         driver.handler_count()?;
+        if driver.database.engine != DatabaseKind::Sqlite {
+            let db = self.service(&driver.database.service, &vars)?;
+            let env = db.environment.map(|e| e.pairs()).unwrap_or_default();
+            credentials_from_env(&mut driver.database, &env)?;
+        }
         Ok(driver)
     }
 
     /// One service with variables substituted.
     pub fn service(&self, svc: &str, vars: &BTreeMap<String, String>) -> Result<Service> {
-        interpolate_typed(&self.services[svc], vars).with_context(|| format!("service '{svc}'"))
+        interpolate_typed(&self.services[svc], &self.with_dotenv(vars))
+            .with_context(|| format!("service '{svc}'"))
     }
 }
 
-/// Every stack under `root` (directories holding a compose.yaml), by name.
+/// Fills the database's user, password and name that `x-racy.database` leaves out from
+/// the database service's environment, as the official images read it: PostgreSQL's
+/// POSTGRES_USER (default postgres), POSTGRES_PASSWORD, POSTGRES_DB (default the user);
+/// MariaDB's and MySQL's MARIADB_/MYSQL_ USER, PASSWORD and DATABASE, or root with
+/// MARIADB_ROOT_PASSWORD / MYSQL_ROOT_PASSWORD.
+fn credentials_from_env(db: &mut Database, env: &BTreeMap<String, String>) -> Result<()> {
+    let get = |keys: &[&str]| {
+        keys.iter()
+            .find_map(|k| env.get(*k).filter(|v| !v.is_empty()).cloned())
+    };
+    let (user, password, name) = match db.engine {
+        DatabaseKind::Postgres => {
+            let user = get(&["POSTGRES_USER"]).unwrap_or_else(|| "postgres".into());
+            let name = get(&["POSTGRES_DB"]).unwrap_or_else(|| user.clone());
+            (Some(user), get(&["POSTGRES_PASSWORD"]), Some(name))
+        }
+        DatabaseKind::Mysql => match get(&["MARIADB_USER", "MYSQL_USER"]) {
+            Some(user) => (
+                Some(user),
+                get(&["MARIADB_PASSWORD", "MYSQL_PASSWORD"]),
+                get(&["MARIADB_DATABASE", "MYSQL_DATABASE"]),
+            ),
+            None => (
+                Some("root".into()),
+                get(&["MARIADB_ROOT_PASSWORD", "MYSQL_ROOT_PASSWORD"]),
+                get(&["MARIADB_DATABASE", "MYSQL_DATABASE"]),
+            ),
+        },
+        DatabaseKind::Sqlite => return Ok(()),
+    };
+    for (field, slot, found) in [
+        ("user", &mut db.user, user),
+        ("password", &mut db.password, password),
+        ("name", &mut db.name, name),
+    ] {
+        if slot.is_empty() {
+            *slot = found.ok_or_else(|| {
+                anyhow!(
+                    "x-racy.database.{field} is not given and service '{}' has no environment variable that says it: write it in x-racy.database",
+                    db.service
+                )
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// The project's `.env`, when it has one.
+fn read_dotenv(project_dir: &Path) -> Result<BTreeMap<String, String>, InputError> {
+    let file = project_dir.join(".env");
+    if !file.is_file() {
+        return Ok(BTreeMap::new());
+    }
+    Ok(read_env_file(&file)?.into_iter().collect())
+}
+
+/// Reads a service's `env_file`s (relative to the project) into its `environment`, under
+/// the entries `environment` writes itself; their values are kept as written (a `$` in a
+/// password is no variable).
+fn fold_env_files(
+    files: Files,
+    svc: &str,
+    s: &mut Service,
+    project_dir: &Path,
+) -> Result<(), InputError> {
+    let Some(env_files) = s.env_file.take() else {
+        return Ok(());
+    };
+    let mut env: BTreeMap<String, Option<Scalar>> = BTreeMap::new();
+    for (path, required) in env_files.entries() {
+        let file = project_dir.join(&path);
+        if !file.is_file() {
+            if required {
+                return Err(files.at_text(
+                    &path,
+                    format!(
+                        "service '{svc}': env_file {} does not exist (paths are relative to {})",
+                        file.display(),
+                        project_dir.display()
+                    ),
+                ));
+            }
+            continue;
+        }
+        for (k, v) in read_env_file(&file)? {
+            env.insert(k, Some(Scalar::Str(v.replace('$', "$$"))));
+        }
+    }
+    if let Some(own) = &s.environment {
+        for (k, v) in own.pairs() {
+            env.insert(k, Some(Scalar::Str(v)));
+        }
+    }
+    s.environment = Some(KeyValues::Map(env));
+    Ok(())
+}
+
+/// Makes the host path of each bind mount absolute (relative to the project, `~` the
+/// home directory) and refuses one that does not exist: Docker would fail at create.
+fn resolve_binds(
+    files: Files,
+    svc: &str,
+    s: &mut Service,
+    project_dir: &Path,
+) -> Result<(), InputError> {
+    let Some(volumes) = s.volumes.as_mut() else {
+        return Ok(());
+    };
+    for entry in volumes.iter_mut() {
+        let written = match entry {
+            VolumeEntry::Short(m) => m.clone(),
+            VolumeEntry::Long { source, .. } => source.clone().unwrap_or_default(),
+        };
+        let mount = entry
+            .mount()
+            .map_err(|e| files.at_text(&written, format!("service '{svc}': {e}")))?;
+        let MountSource::Bind(path) = &mount.source else {
+            continue;
+        };
+        let host = match path.strip_prefix("~/") {
+            Some(rest) => PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(rest),
+            None => project_dir.join(path),
+        };
+        let host = host.canonicalize().map_err(|e| {
+            files.at_text(
+                &written,
+                format!(
+                    "service '{svc}' mounts {} ({e}): bind mounts are relative to {}",
+                    project_dir.join(path).display(),
+                    project_dir.display()
+                ),
+            )
+        })?;
+        *entry = VolumeEntry::Long {
+            kind: "bind".into(),
+            source: Some(host.to_string_lossy().into_owned()),
+            target: mount.target.clone(),
+            read_only: Some(mount.read_only),
+        };
+    }
+    Ok(())
+}
+
+/// Every stack under `root` (directories holding a racy.yaml or a compose.yaml), by name.
 pub fn discover(root: &Path) -> Result<BTreeMap<String, Stack>> {
     let mut out = BTreeMap::new();
     let entries = std::fs::read_dir(root)
         .with_context(|| format!("cannot read the stacks directory {}", root.display()))?;
     for entry in entries {
         let path = entry?.path();
-        if path.join("compose.yaml").is_file() {
+        if path.join("racy.yaml").is_file() || path.join("compose.yaml").is_file() {
             let stack = Stack::load(&path)?;
             out.insert(stack.name.clone(), stack);
         }
@@ -469,19 +685,23 @@ impl Catalog for StackCatalog {
 /// Refuses a service that cannot be made: a mount of an undeclared volume (or a bind
 /// mount), neither `build` nor `image`, a dependency on an unknown service.
 fn check_services(
-    src: Source,
+    files: Files,
     services: &BTreeMap<String, Service>,
     volumes: &[String],
 ) -> Result<(), InputError> {
     let names: Vec<String> = services.keys().cloned().collect();
     for (svc, s) in services {
-        for m in s.volumes.iter().flatten() {
-            let (source, _, _) =
-                parse_mount(m).map_err(|e| src.at_text(m, format!("service '{svc}': {e}")))?;
-            if !volumes.contains(&source) {
-                return Err(src
+        let mounts = s
+            .mounts()
+            .map_err(|e| files.whole(format!("service '{svc}': {e}")))?;
+        for m in mounts {
+            let MountSource::Volume(source) = &m.source else {
+                continue;
+            };
+            if !volumes.contains(source) {
+                return Err(files
                     .at_text(
-                        m,
+                        &format!("{source}:"),
                         format!(
                             "service '{svc}' mounts volume '{source}', which the top-level `volumes` does not declare"
                         ),
@@ -490,14 +710,18 @@ fn check_services(
             }
         }
         if s.build.is_none() && s.image.is_none() {
-            return Err(src.whole(format!("service '{svc}' has neither build nor image")));
+            return Err(files.at_text(
+                &format!("{svc}:"),
+                format!("service '{svc}' has neither build nor image"),
+            ));
         }
         for (dep, _) in dependencies(s) {
             if !services.contains_key(&dep) {
-                return Err(src
-                    .whole(format!(
-                        "service '{svc}' depends on unknown service '{dep}'"
-                    ))
+                return Err(files
+                    .at_text(
+                        &dep,
+                        format!("service '{svc}' depends on unknown service '{dep}'"),
+                    )
                     .with_choices(names.clone()));
             }
         }
@@ -812,8 +1036,8 @@ services:
         assert_eq!(
             app.mounts().unwrap(),
             vec![
-                ("shared".into(), "/shared".into(), false),
-                ("data".into(), "/data".into(), true)
+                compose::tests::volume("shared", "/shared", false),
+                compose::tests::volume("data", "/data", true)
             ]
         );
         let zero = s

@@ -5,14 +5,14 @@
 //! that take a variable once per cell.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::PathBuf;
 
 use anyhow::Result;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::compose::{MAX_REPLICAS, parse_bytes, parse_duration_ns, parse_replicas};
-use super::{DatabaseKind, Driver, interpolate, references};
+use super::{DatabaseKind, Driver, Layer, interpolate, references};
 use crate::input::{InputError, Source, parse_yaml, start};
 
 /// The smallest memory limit Docker accepts (6 MiB); below it container creation fails.
@@ -24,8 +24,8 @@ const MIN_MEMORY: i64 = 6 << 20;
 struct Spans {
     #[serde(default)]
     services: BTreeMap<String, ServiceSpans>,
-    #[serde(rename = "x-racy")]
-    x_racy: SqlSpans,
+    #[serde(rename = "x-racy", default)]
+    x_racy: Option<SqlSpans>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -74,6 +74,7 @@ enum Key {
 /// One such setting as written: its service, its text before interpolation, and where.
 #[derive(Clone, Debug)]
 pub(super) struct Setting {
+    file: PathBuf,
     service: String,
     key: Key,
     raw: String,
@@ -138,28 +139,25 @@ impl Setting {
         }
     }
 
-    fn error(&self, file: &Path, message: String) -> InputError {
-        InputError::new(file, (self.line, self.column), message)
+    fn error(&self, message: String) -> InputError {
+        InputError::new(&self.file, (self.line, self.column), message)
     }
 
     /// Refuses a literal value the engine would refuse.
-    fn check_literal(&self, file: &Path) -> Result<(), InputError> {
+    fn check_literal(&self) -> Result<(), InputError> {
         match self.problem(&self.raw) {
             None => Ok(()),
-            Some((what, fix)) => Err(self.error(
-                file,
-                format!("{} '{}' is {what}: write {fix}", self.path(), self.raw),
-            )),
+            Some((what, fix)) => Err(self.error(format!(
+                "{} '{}' is {what}: write {fix}",
+                self.path(),
+                self.raw
+            ))),
         }
     }
 
     /// Refuses the value a set of variables gives it, naming the variables; a variable
     /// the tool itself provides at run time (not in `vars`) leaves it unchecked.
-    pub(super) fn check_with(
-        &self,
-        vars: &BTreeMap<String, String>,
-        file: &Path,
-    ) -> Result<(), InputError> {
+    pub(super) fn check_with(&self, vars: &BTreeMap<String, String>) -> Result<(), InputError> {
         // a variable with no default and no value yet is one the tool sets at run time
         let later = references(&self.raw)
             .iter()
@@ -183,7 +181,6 @@ impl Setting {
             .collect();
         let names: Vec<&str> = refs.iter().map(|(name, _)| name.as_str()).collect();
         Err(self.error(
-            file,
             format!(
                 "{} '{}' is '{value}' in the cell with {}, which is {what}: change the matrix's values for {} so that it is {fix}",
                 self.path(),
@@ -199,30 +196,45 @@ impl Setting {
 /// variable (or, for SQLite, holds a dot-command) and service settings whose literal
 /// value the engine would refuse; returns the settings that take a variable, to be
 /// checked once per cell.
-pub(super) fn check_file(src: Source, driver: &Driver) -> Result<Vec<Setting>, InputError> {
-    // The same file once more with locations, for the values checked against what
-    // they reach: SQL, the sqlite3 shell, the engine.
+pub(super) fn check_files(
+    layers: &[Layer],
+    driver_layer: &Layer,
+    driver: &Driver,
+) -> Result<Vec<Setting>, InputError> {
+    // The files once more with locations, for the values checked against what they
+    // reach: SQL, the sqlite3 shell, the engine.
+    let src = driver_layer.source();
     let spans: Spans = parse_yaml(src.text, src.file)?;
-    check_sql(&spans, driver.database.engine, src)?;
+    if let Some(sql) = &spans.x_racy {
+        check_sql(sql, driver.database.engine, src)?;
+    }
     let single = [
         driver.target.service.as_str(),
         driver.database.service.as_str(),
     ];
-    let mut settings = settings(&spans, src.text, &single);
+    let mut settings: Vec<Setting> = Vec::new();
+    for layer in layers {
+        let spans: Spans = parse_yaml(&layer.text, &layer.file)?;
+        // a later file's value replaces an earlier one's
+        for s in self::settings(&spans, layer, &single) {
+            settings.retain(|o| (o.service.as_str(), o.key) != (s.service.as_str(), s.key));
+            settings.push(s);
+        }
+    }
     for s in settings.iter().filter(|s| !s.varies()) {
-        s.check_literal(src.file)?;
+        s.check_literal()?;
     }
     settings.retain(Setting::varies);
     Ok(settings)
 }
 
-/// The checked service settings of a file, with their locations. `single` names the
-/// services that must run as one container.
-fn settings(spans: &Spans, text: &str, single: &[&str]) -> Vec<Setting> {
+fn settings(spans: &Spans, layer: &Layer, single: &[&str]) -> Vec<Setting> {
+    let text = layer.text.as_str();
     let mut out = Vec::new();
     for (svc, s) in &spans.services {
         let mut add = |key: Key, raw: String, at: (usize, usize)| {
             out.push(Setting {
+                file: layer.file.clone(),
                 service: svc.clone(),
                 key,
                 raw,
@@ -260,8 +272,7 @@ fn settings(spans: &Spans, text: &str, single: &[&str]) -> Vec<Setting> {
 /// text: a `${...}` there would put a matrix value into SQL, and for SQLite a line that
 /// starts with `.` is a command of the sqlite3 shell the statements run through
 /// (`.shell`, `.system` and `.output` run programs and write files), not SQL.
-fn check_sql(spans: &Spans, engine: DatabaseKind, src: Source) -> Result<(), InputError> {
-    let sql = &spans.x_racy;
+fn check_sql(sql: &SqlSpans, engine: DatabaseKind, src: Source) -> Result<(), InputError> {
     let statements = sql
         .reset
         .iter()

@@ -32,7 +32,9 @@ impl StrOrList {
     /// The exec-form words.
     pub fn words(&self) -> Vec<String> {
         match self {
-            StrOrList::One(s) => s.split_whitespace().map(str::to_string).collect(),
+            // compose splits a string command as a shell would, quotes included
+            StrOrList::One(s) => shell_words::split(s)
+                .unwrap_or_else(|_| s.split_whitespace().map(str::to_string).collect()),
             StrOrList::List(l) => l.iter().map(ToString::to_string).collect(),
         }
     }
@@ -131,8 +133,13 @@ pub enum Condition {
 /// to see the service ready (both read it through [`Healthcheck::interpret`]).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Healthcheck {
-    /// `["CMD", ...]`, `["CMD-SHELL", "..."]` or a shell string.
-    pub test: StrOrList,
+    /// `["CMD", ...]`, `["CMD-SHELL", "..."]`, `["NONE"]` or a shell string (none: the
+    /// image's own check, which racy-matrix does not run).
+    #[serde(default)]
+    pub test: Option<StrOrList>,
+    /// `true` turns the check off (the image's too).
+    #[serde(default)]
+    pub disable: Option<bool>,
     /// Interval between checks, e.g. `2s`.
     #[serde(default)]
     pub interval: Option<String>,
@@ -147,17 +154,197 @@ pub struct Healthcheck {
     pub start_period: Option<String>,
 }
 
-/// Compose `deploy` (only `replicas` is read).
+/// Compose `deploy`: `replicas`, and `resources.limits.memory` as a memory limit.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Deploy {
     /// Number of containers of the service.
     #[serde(default)]
     pub replicas: Option<Scalar>,
+    /// Resource limits (only the memory limit is read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
 }
 
-/// One compose service, as written (before interpolation).
+/// Compose `deploy.resources`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+pub struct Resources {
+    /// `limits.memory`, e.g. `512M`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<Limits>,
+}
+
+/// Compose `deploy.resources.limits`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Limits {
+    /// Memory limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Scalar>,
+}
+
+/// Compose `env_file`: one path, or a list of paths or `{path, required}` entries (read
+/// when the stack loads and folded into `environment`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum EnvFiles {
+    /// One file.
+    One(String),
+    /// Several, in order (a later file's value wins).
+    List(Vec<EnvFileEntry>),
+}
+
+/// One `env_file` entry.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum EnvFileEntry {
+    /// A path, relative to the compose file.
+    Path(String),
+    /// A path that may be missing when `required: false`.
+    Long {
+        /// The file.
+        path: String,
+        /// Whether a missing file is an error (default true).
+        #[serde(default)]
+        required: Option<bool>,
+    },
+}
+
+impl EnvFiles {
+    /// (path, required) of each file, in order.
+    pub fn entries(&self) -> Vec<(String, bool)> {
+        match self {
+            EnvFiles::One(p) => vec![(p.clone(), true)],
+            EnvFiles::List(l) => l
+                .iter()
+                .map(|e| match e {
+                    EnvFileEntry::Path(p) => (p.clone(), true),
+                    EnvFileEntry::Long { path, required } => {
+                        (path.clone(), required.unwrap_or(true))
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Compose service `networks`: names, or names with their settings (only `aliases` is
+/// read). Every service of a stack instance joins its one network, under these aliases.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Networks {
+    /// Network names.
+    List(Vec<String>),
+    /// Network name → settings.
+    Map(BTreeMap<String, Option<NetworkAttach>>),
+}
+
+/// A service's settings on one network.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct NetworkAttach {
+    /// Further DNS names of the service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aliases: Option<Vec<String>>,
+}
+
+impl Networks {
+    /// The networks named.
+    pub fn names(&self) -> Vec<String> {
+        match self {
+            Networks::List(l) => l.clone(),
+            Networks::Map(m) => m.keys().cloned().collect(),
+        }
+    }
+
+    /// The aliases given on any of them.
+    pub fn aliases(&self) -> Vec<String> {
+        match self {
+            Networks::List(_) => vec![],
+            Networks::Map(m) => m
+                .values()
+                .flatten()
+                .flat_map(|a| a.aliases.clone().unwrap_or_default())
+                .collect(),
+        }
+    }
+}
+
+/// A `volumes` entry of a service: the short form `SOURCE:TARGET[:ro]`, or the long form.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum VolumeEntry {
+    /// `name:/path`, `./dir:/path:ro`, ...
+    Short(String),
+    /// `{type: volume|bind, source, target, read_only}`.
+    Long {
+        /// `volume` or `bind`.
+        #[serde(rename = "type")]
+        kind: String,
+        /// Volume name or host path.
+        #[serde(default)]
+        source: Option<String>,
+        /// Path in the container.
+        target: String,
+        /// Mounted read-only.
+        #[serde(default)]
+        read_only: Option<bool>,
+    },
+}
+
+/// What a service mounts, read from its `volumes` entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MountEntry {
+    /// A named volume of the stack, or a directory of the host (a bind mount).
+    pub source: MountSource,
+    /// Path in the container.
+    pub target: String,
+    /// Mounted read-only.
+    pub read_only: bool,
+}
+
+/// Where a mount comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MountSource {
+    /// A named volume (top-level `volumes`), one per stack instance.
+    Volume(String),
+    /// A host path as written (relative paths are resolved against the compose file).
+    Bind(String),
+}
+
+impl VolumeEntry {
+    /// What it mounts.
+    pub fn mount(&self) -> Result<MountEntry> {
+        match self {
+            VolumeEntry::Short(m) => parse_mount(m),
+            VolumeEntry::Long {
+                kind,
+                source,
+                target,
+                read_only,
+            } => {
+                let source = source.clone().unwrap_or_default();
+                let source = match kind.as_str() {
+                    "volume" if !source.is_empty() => MountSource::Volume(source),
+                    "bind" if !source.is_empty() => MountSource::Bind(source),
+                    "volume" | "bind" => bail!("volume entry of type {kind} has no source"),
+                    other => bail!(
+                        "volume type '{other}' is not supported: write a named volume (type: volume) or a bind mount (type: bind)"
+                    ),
+                };
+                if !target.starts_with('/') {
+                    bail!("volume target '{target}': the path in the container must be absolute");
+                }
+                Ok(MountEntry {
+                    source,
+                    target: target.clone(),
+                    read_only: read_only.unwrap_or(false),
+                })
+            }
+        }
+    }
+}
+
+/// One compose service, as written (before interpolation). Keys it does not hold are
+/// classified when the file loads (`keys`): ignored with a note, or refused.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Service {
     /// How to build its image.
     #[serde(default)]
@@ -174,18 +361,25 @@ pub struct Service {
     /// Environment variables.
     #[serde(default)]
     pub environment: Option<KeyValues>,
+    /// Environment files (folded into `environment` when the stack loads).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env_file: Option<EnvFiles>,
     /// Start-up dependencies.
     #[serde(default)]
     pub depends_on: Option<DependsOn>,
     /// Health check.
     #[serde(default)]
     pub healthcheck: Option<Healthcheck>,
-    /// Published ports; racy-matrix publishes only the target and the database, on 127.0.0.1.
+    /// Published ports (any form); racy-matrix publishes only the target and the
+    /// database, on 127.0.0.1 with a port the engine picks.
     #[serde(default)]
-    pub ports: Option<Vec<Scalar>>,
-    /// Named volumes, short syntax `name:/path` or `name:/path:ro` (no bind mounts).
+    pub ports: Option<Vec<serde_json::Value>>,
+    /// Ports exposed to the other services (they reach every port on the stack's network).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expose: Option<Vec<Scalar>>,
+    /// Named volumes and bind mounts, short or long syntax.
     #[serde(default)]
-    pub volumes: Option<Vec<String>>,
+    pub volumes: Option<Vec<VolumeEntry>>,
     /// Replicas.
     #[serde(default)]
     pub deploy: Option<Deploy>,
@@ -201,6 +395,24 @@ pub struct Service {
     /// Capabilities to add back.
     #[serde(default)]
     pub cap_add: Option<Vec<String>>,
+    /// Labels, kept beside racy-matrix's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<KeyValues>,
+    /// Working directory of the command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    /// Networks (every service joins the stack instance's one network; aliases are kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub networks: Option<Networks>,
+    /// Allocate a terminal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tty: Option<bool>,
+    /// Keep stdin open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdin_open: Option<bool>,
+    /// Run an init process as PID 1 (racy-matrix's default: yes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<bool>,
 }
 
 impl Service {
@@ -213,13 +425,21 @@ impl Service {
         parse_replicas(&r.to_string())
     }
 
-    /// The named volumes it mounts: (volume, path in the container, read-only).
-    pub fn mounts(&self) -> Result<Vec<(String, String, bool)>> {
+    /// What it mounts.
+    pub fn mounts(&self) -> Result<Vec<MountEntry>> {
         self.volumes
             .iter()
             .flatten()
-            .map(|m| parse_mount(m))
+            .map(VolumeEntry::mount)
             .collect()
+    }
+
+    /// Its memory limit: `mem_limit`, else `deploy.resources.limits.memory`.
+    pub fn memory_limit(&self) -> Option<String> {
+        self.mem_limit.clone().or_else(|| {
+            let limits = self.deploy.as_ref()?.resources.as_ref()?.limits.as_ref()?;
+            limits.memory.as_ref().map(ToString::to_string)
+        })
     }
 
     /// The engine's description of its container `name` (call on an interpolated
@@ -228,13 +448,27 @@ impl Service {
     pub fn container_spec(&self, name: &str, at: &Placement) -> Result<ContainerSpec> {
         let healthcheck = self.health()?.map(|h| h.engine_config());
         let mut mounts = Vec::new();
-        for (vol, path, read_only) in self.mounts()? {
-            let volume = at
-                .volumes
-                .get(&vol)
-                .ok_or_else(|| anyhow!("volume '{vol}' was not created"))?;
-            mounts.push((volume.clone(), path, read_only));
+        for m in self.mounts()? {
+            let source = match &m.source {
+                MountSource::Volume(vol) => MountSource::Volume(
+                    at.volumes
+                        .get(vol)
+                        .ok_or_else(|| anyhow!("volume '{vol}' was not created"))?
+                        .clone(),
+                ),
+                // made absolute when the stack loaded
+                MountSource::Bind(path) => MountSource::Bind(path.clone()),
+            };
+            mounts.push(MountEntry { source, ..m });
         }
+        let mut labels = self
+            .labels
+            .as_ref()
+            .map(|l| l.pairs().into_iter().collect::<HashMap<_, _>>())
+            .unwrap_or_default();
+        labels.extend(at.labels.clone());
+        let mut aliases = vec![at.alias.clone()];
+        aliases.extend(self.networks.iter().flat_map(Networks::aliases));
         Ok(ContainerSpec {
             name: name.to_string(),
             image: at.image.clone(),
@@ -250,19 +484,23 @@ impl Service {
                         .collect()
                 })
                 .unwrap_or_default(),
-            labels: at.labels.clone(),
+            labels,
             network: at.network.clone(),
-            aliases: vec![at.alias.clone()],
+            aliases,
             publish: at.publish.clone(),
             healthcheck,
-            memory: Some(match &self.mem_limit {
-                Some(m) => parse_bytes(m)?,
+            memory: Some(match self.memory_limit() {
+                Some(m) => parse_bytes(&m)?,
                 None => DEFAULT_MEMORY,
             }),
             user: self.user.clone(),
             cap_drop: self.cap_drop.clone(),
             cap_add: self.cap_add.clone(),
             mounts,
+            working_dir: self.working_dir.clone(),
+            tty: self.tty.unwrap_or(false),
+            open_stdin: self.stdin_open.unwrap_or(false),
+            init: self.init.unwrap_or(true),
         })
     }
 
@@ -365,8 +603,12 @@ impl Healthcheck {
     /// What the check runs and its timings; an error names a timing that is no duration.
     pub fn interpret(&self) -> Result<Health> {
         let ns = |d: &Option<String>| d.as_deref().map(parse_duration_ns).transpose();
+        let test = match (&self.test, self.disable) {
+            (_, Some(true)) | (None, _) => HealthTest::Disabled,
+            (Some(t), _) => HealthTest::of(t),
+        };
         Ok(Health {
-            test: HealthTest::of(&self.test),
+            test,
             interval_ns: ns(&self.interval)?,
             timeout_ns: ns(&self.timeout)?,
             start_period_ns: ns(&self.start_period)?,
@@ -389,20 +631,20 @@ impl Health {
     }
 }
 
-/// Parses a short-syntax volume entry `name:/path[:ro|rw]`; bind mounts are refused.
-pub fn parse_mount(m: &str) -> Result<(String, String, bool)> {
+/// Parses a short-syntax volume entry `SOURCE:/path[:ro|rw]`: a named volume, or a bind
+/// mount when the source is a path (`./src`, `/abs`, `~/dir`).
+pub fn parse_mount(m: &str) -> Result<MountEntry> {
     let parts: Vec<&str> = m.split(':').collect();
     let (source, target, mode) = match parts.as_slice() {
+        [t] if t.starts_with('/') => bail!(
+            "volume '{m}' is an anonymous volume: name it (NAME:{t}) and declare NAME under the top-level `volumes`"
+        ),
         [s, t] => (*s, *t, "rw"),
         [s, t, mode] => (*s, *t, *mode),
-        _ => bail!("volume '{m}': expected NAME:/PATH or NAME:/PATH:ro"),
+        _ => bail!("volume '{m}': expected NAME:/PATH, ./DIR:/PATH or either with :ro"),
     };
-    if source.is_empty()
-        || source.starts_with('.')
-        || source.starts_with('/')
-        || source.starts_with('~')
-    {
-        bail!("volume '{m}': only named volumes are supported, not bind mounts");
+    if source.is_empty() {
+        bail!("volume '{m}' has no source");
     }
     if !target.starts_with('/') {
         bail!("volume '{m}': the path in the container must be absolute");
@@ -410,9 +652,31 @@ pub fn parse_mount(m: &str) -> Result<(String, String, bool)> {
     let read_only = match mode {
         "ro" => true,
         "rw" => false,
-        other => bail!("volume '{m}': unknown mode '{other}' (ro or rw)"),
+        other => {
+            // z, Z, cached, delegated... only say how the mount is shared
+            let opts: Vec<&str> = other.split(',').collect();
+            if opts.iter().all(|o| {
+                matches!(
+                    *o,
+                    "z" | "Z" | "cached" | "delegated" | "consistent" | "ro" | "rw"
+                )
+            }) {
+                opts.contains(&"ro")
+            } else {
+                bail!("volume '{m}': unknown mode '{other}' (ro or rw)")
+            }
+        }
     };
-    Ok((source.to_string(), target.to_string(), read_only))
+    let source = if source.starts_with(['.', '/', '~']) {
+        MountSource::Bind(source.to_string())
+    } else {
+        MountSource::Volume(source.to_string())
+    };
+    Ok(MountEntry {
+        source,
+        target: target.to_string(),
+        read_only,
+    })
 }
 
 /// Parses a compose byte size (`512m`, `1g`, `1GB`, `1073741824`): a positive number with
@@ -486,7 +750,7 @@ pub fn parse_duration_ns(s: &str) -> Result<i64> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -516,6 +780,14 @@ mod tests {
         assert_eq!(parse_duration_ns("1m30s").unwrap(), 90_000_000_000);
         assert!(parse_duration_ns("3 parsecs").is_err());
         assert!(parse_duration_ns("").is_err());
+    }
+
+    pub(crate) fn volume(name: &str, target: &str, read_only: bool) -> MountEntry {
+        MountEntry {
+            source: MountSource::Volume(name.into()),
+            target: target.into(),
+            read_only,
+        }
     }
 
     fn list(words: &[&str]) -> StrOrList {
@@ -566,7 +838,8 @@ mod tests {
     #[test]
     fn health_timings_are_read_once() {
         let check = Healthcheck {
-            test: list(&["CMD", "true"]),
+            test: Some(list(&["CMD", "true"])),
+            disable: None,
             interval: Some("1s".into()),
             timeout: Some("1m30s".into()),
             retries: Some(60),
@@ -644,8 +917,8 @@ mod tests {
         assert_eq!(
             spec.mounts,
             vec![
-                ("net-shared".into(), "/shared".into(), false),
-                ("net-data".into(), "/data".into(), true)
+                volume("net-shared", "/shared", false),
+                volume("net-data", "/data", true)
             ]
         );
         let health = spec.healthcheck.unwrap();
