@@ -29,6 +29,7 @@ Examples:
   racy-matrix down                              # remove what `up` started
   racy-matrix report results/quick-20261124-101500 --format md
   racy-matrix merge out/1 out/2 out/3 out/4 --output out/all
+  racy-matrix init ../myapp/docker-compose.yml  # a starting stacks/myapp/racy.yaml; fill in its TODOs
 
 Exit codes: 0 ok, 1 an expectation failed, 2 bad input, 3 engine or stack failure (or a
 cell that could not be measured), 4 a local file or output could not be written.";
@@ -88,6 +89,22 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         output: PathBuf,
     },
+    /// Write a starting racy.yaml for your own app's compose file (which is not edited):
+    /// the target, database and worker count guessed, the rest marked TODO.
+    Init(InitArgs),
+}
+
+/// The options of `init`; the stack goes into the `--stacks` directory (default ./stacks).
+#[derive(Args, Debug)]
+struct InitArgs {
+    /// The project's compose file (docker-compose.yml, compose.yaml).
+    compose_file: PathBuf,
+    /// The stack's name, a directory under stacks/ (default: the compose file's directory name).
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// Overwrite an existing racy.yaml.
+    #[arg(long)]
+    force: bool,
 }
 
 /// The options of `run`.
@@ -208,6 +225,12 @@ async fn dispatch(cli: Cli) -> Result<Verdict, Failure> {
         Command::Clean => remove_runs(false).await,
         Command::Report { dir, format } => report(&dir, format, stacks).await,
         Command::Merge { dirs, output } => merge(&dirs, &output).await,
+        Command::Init(a) => crate::init::command(
+            &a.compose_file,
+            a.name.as_deref(),
+            &stacks_root(stacks, None),
+            a.force,
+        ),
     }
 }
 

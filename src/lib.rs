@@ -11,6 +11,7 @@ pub mod engine;
 pub mod expect;
 pub mod export;
 pub mod image;
+pub mod init;
 pub mod input;
 pub mod matrix;
 pub mod measure;
