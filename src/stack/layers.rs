@@ -111,7 +111,7 @@ pub fn read(dir: &Path) -> Result<Vec<Layer>, InputError> {
     };
     let mut layers = Vec::new();
     for c in composes {
-        let file = racy.parent().unwrap_or(Path::new(".")).join(&c.value);
+        let file = tidy(&racy.parent().unwrap_or(Path::new(".")).join(&c.value));
         if !file.is_file() {
             return Err(src.at(
                 &c,
@@ -134,6 +134,26 @@ pub fn read(dir: &Path) -> Result<Vec<Layer>, InputError> {
         racy: true,
     });
     Ok(layers)
+}
+
+/// `path` with `.` and `dir/..` taken out as text (`stacks/x/../../app` is `app`), so
+/// that messages name files as the user would.
+fn tidy(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out: Vec<Component> = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.last(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    if out.is_empty() {
+        return PathBuf::from(".");
+    }
+    out.iter().collect()
 }
 
 /// The files merged into one compose tree (each file's raw tree is read by the caller,
@@ -253,6 +273,14 @@ fn volume_target(entry: &Value) -> Option<String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn paths_are_tidied_as_text() {
+        assert_eq!(tidy(Path::new("stacks/x/../../app/c.yml")), Path::new("app/c.yml"));
+        assert_eq!(tidy(Path::new("./a/./b")), Path::new("a/b"));
+        assert_eq!(tidy(Path::new("../up/x")), Path::new("../up/x"));
+        assert_eq!(tidy(Path::new("a/..")), Path::new("."));
+    }
 
     #[test]
     fn files_merge_as_compose_merges_them() {
