@@ -30,6 +30,7 @@ Examples:
   racy-matrix report results/quick-20261124-101500 --format md
   racy-matrix merge out/1 out/2 out/3 out/4 --output out/all
   racy-matrix init ../myapp/docker-compose.yml  # a starting stacks/myapp/racy.yaml; fill in its TODOs
+  racy-matrix check myapp                       # bring it up once: reset, observe, one request per endpoint
 
 Exit codes: 0 ok, 1 an expectation failed, 2 bad input, 3 engine or stack failure (or a
 cell that could not be measured), 4 a local file or output could not be written.";
@@ -61,6 +62,15 @@ enum Command {
     },
     /// Bring one stack up for manual play and print its URLs.
     Up {
+        /// Stack name (a directory under stacks/).
+        stack: String,
+        /// Set a stack variable, e.g. --set workers=4 (repeatable).
+        #[arg(long = "set", value_name = "K=V", value_parser = parse_assignment)]
+        set: Vec<(String, String)>,
+    },
+    /// Try a stack once: bring it up, run its reset and observe SQL, send one request to
+    /// each endpoint, say what works and what does not, and remove it.
+    Check {
         /// Stack name (a directory under stacks/).
         stack: String,
         /// Set a stack variable, e.g. --set workers=4 (repeatable).
@@ -221,6 +231,7 @@ async fn dispatch(cli: Cli) -> Result<Verdict, Failure> {
         Command::Run(args) => run(args, stacks).await,
         Command::Plan { matrix, shard } => plan(&matrix, shard, stacks),
         Command::Up { stack, set } => up(&stack, set, stacks).await,
+        Command::Check { stack, set } => check(&stack, set, stacks).await,
         Command::Down => remove_runs(true).await,
         Command::Clean => remove_runs(false).await,
         Command::Report { dir, format } => report(&dir, format, stacks).await,
@@ -460,13 +471,35 @@ async fn remove_run(engine: &Engine, run_id: &RunId) -> Result<(), Failure> {
     }
 }
 
-/// `up`: starts one stack and prints where it answers. A start that fails or is
-/// interrupted leaves nothing behind.
-async fn up(
+/// A stack started by `up` or `check`, and what removing it or scrubbing its errors needs.
+struct Started {
+    engine: Engine,
+    dep: Deployment,
+    run: RunId,
+    secrets: Vec<String>,
+}
+
+impl Started {
+    /// `text` without the database passwords.
+    fn scrub(&self, text: &str) -> String {
+        scrub_all(text, &self.secrets)
+    }
+}
+
+fn scrub_all(text: &str, secrets: &[String]) -> String {
+    secrets
+        .iter()
+        .fold(text.to_string(), |t, s| crate::database::scrub(&t, s))
+}
+
+/// Starts one stack (its variables from `--set`, the rest their defaults); a start that
+/// fails or is interrupted leaves nothing behind.
+async fn start_one(
     name: &str,
     set: Vec<(String, String)>,
     stacks: Option<&Path>,
-) -> Result<Verdict, Failure> {
+    prefix: &str,
+) -> Result<Started, Failure> {
     let catalog = catalog(&stacks_root(stacks, None))?;
     let st = one_stack(&catalog, name)?;
     let mut vars: BTreeMap<String, String> = set.into_iter().collect();
@@ -479,23 +512,40 @@ async fn up(
     vars.entry("amount".into()).or_insert("100".into());
     vars.entry("db_password".into())
         .or_insert_with(runner::random_password);
-    let run = RunId::new("up-");
-    let password = vars.get("db_password").cloned().unwrap_or_default();
+    let mut secrets = vec![vars.get("db_password").cloned().unwrap_or_default()];
+    // the stack may take its password from its own environment instead
+    let driver = st.driver_for(&vars).input()?;
+    secrets.push(driver.database.password.clone());
+    let run = RunId::new(prefix);
     let started = tokio::select! {
         d = Deployment::start(&engine, st, &run, vars, &mut say) => d,
         _ = interrupted() => Err(anyhow!("interrupted while stack {name} was starting; nothing of it is left")),
     };
-    let dep = match started {
-        Ok(d) => d,
+    match started {
+        Ok(dep) => Ok(Started {
+            engine,
+            dep,
+            run,
+            secrets,
+        }),
         Err(e) => {
             // What the engine is still creating is awaited, then removed.
             let _ = engine
                 .remove_labelled(&format!("{RUN_LABEL}={}", run.id))
                 .await;
-            let e = anyhow!("{}", crate::database::scrub(&format!("{e:#}"), &password));
-            return Err(Failure::Engine(e));
+            let e = anyhow!("{}", scrub_all(&format!("{e:#}"), &secrets));
+            Err(Failure::Engine(e))
         }
-    };
+    }
+}
+
+/// `up`: starts one stack and prints where it answers.
+async fn up(
+    name: &str,
+    set: Vec<(String, String)>,
+    stacks: Option<&Path>,
+) -> Result<Verdict, Failure> {
+    let Started { dep, run, .. } = start_one(name, set, stacks, "up-").await?;
     println!("stack {name} is up (run {})", run.id);
     println!("  app:      http://{}/", dep.target);
     for (endpoint, ep) in &dep.driver.endpoints {
@@ -511,6 +561,49 @@ async fn up(
     println!("  containers: {:?}", dep.container_names());
     println!("remove it with: racy-matrix down");
     Ok(Verdict::Ok)
+}
+
+/// `check`: starts one stack, tries reset, observe and one request per endpoint, says
+/// what works and what does not, and removes the stack (also on Ctrl-C).
+async fn check(
+    name: &str,
+    set: Vec<(String, String)>,
+    stacks: Option<&Path>,
+) -> Result<Verdict, Failure> {
+    let started = start_one(name, set, stacks, "check-").await?;
+    println!("ok    start: stack {name} is up, every service ready");
+    let say = |line: &str| println!("{}", started.scrub(line));
+    let outcome = tokio::select! {
+        o = crate::check::check(&started.dep, &say) => Some(o),
+        _ = interrupted() => None,
+    };
+    let Started {
+        engine, dep, run, ..
+    } = started;
+    if let Err(e) = dep.shutdown().await {
+        eprintln!(
+            "warning: removing stack {name} failed ({e:#}); `racy-matrix clean` removes what is left"
+        );
+        let _ = engine
+            .remove_labelled(&format!("{RUN_LABEL}={}", run.id))
+            .await;
+    }
+    match outcome {
+        None => Err(Failure::Engine(anyhow!(
+            "interrupted; the stack is removed"
+        ))),
+        Some(failed) if failed.is_empty() => {
+            println!(
+                "all checks passed: next, `racy-matrix plan MATRIX` with a matrix naming stack {name}"
+            );
+            Ok(Verdict::Ok)
+        }
+        Some(failed) => Err(Failure::Engine(anyhow!(
+            "{} of the checks failed ({}): fix the stack's files and run `racy-matrix check {name}` again",
+            failed.len(),
+            failed.join(", ")
+        ))),
+    }
 }
 
 /// `down` (`only_up`: the stacks of `up`) and `clean` (everything labelled): removes the

@@ -354,7 +354,7 @@ impl SummaryShape {
             r.push(m.excess_applied.to_string());
         }
         r.extend([
-            m.distinct_pids.to_string(),
+            m.distinct_pids.map(|n| n.to_string()).unwrap_or_default(),
             ms(m.release_spread_us),
             m.start_skew_ms
                 .map(|x| format!("{x:.3}"))

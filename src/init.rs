@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::cli::{Failure, Verdict};
 use crate::input::{InputError, locate, parse_yaml, read_text};
-use crate::stack::{read_env_file, references};
+use crate::stack::{collect_vars, interpolate, read_env_file};
 
 /// The file a stack directory holds instead of `compose.yaml` when it names a project's
 /// own compose file.
@@ -238,7 +238,7 @@ impl Project {
             svcs.push(Svc::read(name, raw, &dir, src, &dotenv)?);
         }
         let mut variables = BTreeMap::new();
-        collect_variables(&doc, &mut variables);
+        collect_vars(&doc, &mut variables);
         Ok(Project {
             dotenv,
             services: svcs,
@@ -442,59 +442,7 @@ fn container_port(entry: &Value, dotenv: &BTreeMap<String, String>) -> Option<u1
 /// `s` with `${VAR}`, `${VAR:-default}`, `${VAR-default}`, `$VAR` and `$$` resolved from
 /// `.env` (then the default, else empty): for guessing only.
 fn resolve(s: &str, dotenv: &BTreeMap<String, String>) -> String {
-    let name_len = |t: &str| {
-        t.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .unwrap_or(t.len())
-    };
-    let mut out = String::new();
-    let mut rest = s;
-    while let Some(at) = rest.find('$') {
-        out.push_str(&rest[..at]);
-        let after = &rest[at + 1..];
-        if let Some(tail) = after.strip_prefix('$') {
-            out.push('$');
-            rest = tail;
-            continue;
-        }
-        let (name, default, tail) = match after.strip_prefix('{') {
-            Some(body) => {
-                let end = body.find('}').unwrap_or(body.len());
-                let expr = &body[..end];
-                let (name, op) = expr.split_at(name_len(expr));
-                let default = op.strip_prefix(":-").or_else(|| op.strip_prefix('-'));
-                (name, default, body.get(end + 1..).unwrap_or(""))
-            }
-            None => {
-                let (name, tail) = after.split_at(name_len(after));
-                if name.is_empty() {
-                    out.push('$');
-                }
-                (name, None, tail)
-            }
-        };
-        let value = dotenv.get(name).filter(|v| !v.is_empty());
-        out.push_str(value.map_or(default.unwrap_or(""), String::as_str));
-        rest = tail;
-    }
-    out.push_str(rest);
-    out
-}
-
-/// Every variable a compose document references, with the first default written.
-fn collect_variables(v: &Value, out: &mut BTreeMap<String, Option<String>>) {
-    match v {
-        Value::String(s) => {
-            for (name, default) in references(s) {
-                let slot = out.entry(name).or_insert(None);
-                if slot.is_none() {
-                    *slot = default;
-                }
-            }
-        }
-        Value::Array(a) => a.iter().for_each(|x| collect_variables(x, out)),
-        Value::Object(m) => m.values().for_each(|x| collect_variables(x, out)),
-        _ => {}
-    }
+    interpolate(s, dotenv).unwrap_or_else(|_| s.to_string())
 }
 
 /// `to` relative to directory `from`, `/`-separated (both made absolute, with the
@@ -802,7 +750,7 @@ fn depends_on(raw: &Value) -> Vec<String> {
 /// The worker-count setting of one service.
 fn workers_in(s: &Svc, dotenv: &BTreeMap<String, String>) -> Workers {
     let mut vars = BTreeMap::new();
-    collect_variables(&s.raw, &mut vars);
+    collect_vars(&s.raw, &mut vars);
     if vars.contains_key("workers") {
         return Workers::Already {
             service: s.name.clone(),

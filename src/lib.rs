@@ -4,6 +4,7 @@
 //! modules are public so that the benchmark harness measures the same code.
 
 pub mod burst;
+pub mod check;
 pub mod cli;
 pub mod database;
 pub mod deploy;

@@ -203,8 +203,9 @@ pub struct CellMetrics {
     pub lost_rate_hi: f64,
     /// acked − ledger_rows.
     pub ack_gap: i64,
-    /// App processes (host and pid) that served the bursts.
-    pub distinct_pids: u64,
+    /// App processes (host and pid) that served the bursts; `None` when no answer named
+    /// its process (an app whose responses carry no `pid`).
+    pub distinct_pids: Option<u64>,
     /// Client side, `wait_ms = 0` only: first to last final byte written in a burst, µs
     /// (median over repetitions).
     #[serde(default)]
@@ -571,7 +572,7 @@ pub fn compute(
     m.anomaly_rate = pooled_rate(&anomaly_bursts);
     (m.anomaly_rate_lo, m.anomaly_rate_hi) = cluster_wilson(&anomaly_bursts);
     m.ack_gap = m.acked as i64 - m.ledger_rows;
-    m.distinct_pids = pids.len() as u64;
+    m.distinct_pids = (!pids.is_empty()).then_some(pids.len() as u64);
     // spaced launches are not meant to be simultaneous: no spread, no skew
     if wait_ms == 0 {
         m.release_spread_us = release_spread_us(reps);
@@ -643,7 +644,9 @@ mod tests {
             records: vec![served("a", 8), served("b", 8), served("a", 8)],
         }];
         assert_eq!(
-            compute(&reps, 100, 0, Check::Counter, None).distinct_pids,
+            compute(&reps, 100, 0, Check::Counter, None)
+                .distinct_pids
+                .unwrap_or(0),
             2
         );
     }
@@ -723,7 +726,7 @@ mod tests {
             "the bursts disagree: wider"
         );
         assert_eq!(m.ack_gap, 0);
-        assert_eq!(m.distinct_pids, 4);
+        assert_eq!(m.distinct_pids, Some(4));
         // latencies 1..7 and 5, 5 (the 409 and 502): sorted 1 2 3 4 5 5 5 6 7
         assert_eq!(m.p50_ms, Some(5.0));
         assert_eq!(m.p95_ms, Some(7.0));

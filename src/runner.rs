@@ -508,12 +508,7 @@ async fn run_cell(
         .endpoints
         .get(cell.endpoint())
         .ok_or_else(|| anyhow!("stack {} has no endpoint {}", cell.stack, cell.endpoint()))?;
-    let fields: Vec<(String, String)> = driver
-        .request
-        .iter()
-        .map(|(k, v)| (k.clone(), v.to_string()))
-        .filter(|(_, v)| !v.is_empty())
-        .collect();
+    let fields = driver.form_fields();
     let spec = BurstSpec {
         addr: dep.target,
         request: HttpRequest::form(&endpoint.method, "localhost", &endpoint.path, &fields),

@@ -172,6 +172,16 @@ pub struct Driver {
 }
 
 impl Driver {
+    /// The form fields of a request (call on an interpolated block): `request` without
+    /// the fields whose value is empty.
+    pub fn form_fields(&self) -> Vec<(String, String)> {
+        self.request
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_string()))
+            .filter(|(_, v)| !v.is_empty())
+            .collect()
+    }
+
     /// `handlers` as a number (call on an interpolated block); `None` when the stack does
     /// not say.
     pub fn handler_count(&self) -> Result<Option<u64>> {
@@ -855,7 +865,8 @@ fn start_order(services: &BTreeMap<String, Service>) -> Result<Vec<String>> {
     Ok(order)
 }
 
-fn collect_vars(v: &serde_json::Value, out: &mut BTreeMap<String, Option<String>>) {
+/// Every variable a compose tree references, with the first default written.
+pub fn collect_vars(v: &serde_json::Value, out: &mut BTreeMap<String, Option<String>>) {
     match v {
         serde_json::Value::String(s) => {
             for (name, default) in references(s) {
@@ -1100,6 +1111,12 @@ services:
                 v.insert("amount".into(), "100".into());
                 s.driver_for(&v).unwrap().handler_count().unwrap()
             };
+            if name == "flask-counter" {
+                // Gunicorn's WEB_CONCURRENCY sync workers, one container
+                assert_eq!(handlers(&[]), Some(1), "{name}");
+                assert_eq!(handlers(&[("workers", "4")]), Some(4), "{name}");
+                continue;
+            }
             assert_eq!(handlers(&[]), Some(3), "{name}");
             let v = [("workers", "3"), ("threads", "2"), ("replicas", "2")];
             assert_eq!(handlers(&v), Some(12), "{name}");

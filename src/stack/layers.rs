@@ -276,7 +276,10 @@ mod tests {
 
     #[test]
     fn paths_are_tidied_as_text() {
-        assert_eq!(tidy(Path::new("stacks/x/../../app/c.yml")), Path::new("app/c.yml"));
+        assert_eq!(
+            tidy(Path::new("stacks/x/../../app/c.yml")),
+            Path::new("app/c.yml")
+        );
         assert_eq!(tidy(Path::new("./a/./b")), Path::new("a/b"));
         assert_eq!(tidy(Path::new("../up/x")), Path::new("../up/x"));
         assert_eq!(tidy(Path::new("a/..")), Path::new("."));
