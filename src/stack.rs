@@ -1315,4 +1315,86 @@ services:
         assert_eq!((e.file.as_path(), e.line), (Path::new("c.yaml"), 16), "{e}");
         assert!(e.message.contains("scale=0"), "{e}");
     }
+
+    #[test]
+    fn a_racy_yaml_beside_an_unmodified_compose_file() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let s = Stack::load(&root.join("stacks/flask-counter")).unwrap();
+        assert!(s.file.ends_with("stacks/flask-counter/racy.yaml"));
+        assert!(s.project_dir.ends_with("examples/flask-counter"));
+        assert_eq!(
+            s.dir(),
+            s.project_dir.as_path(),
+            "build contexts are the app's"
+        );
+        // env_file read into the environment, under what `environment` writes itself
+        let web = s.service("web", &vars(&[("workers", "4")])).unwrap();
+        let env = web.environment.as_ref().unwrap().pairs();
+        assert_eq!(env["POSTGRES_USER"], "counter");
+        assert_eq!(env["WEB_CONCURRENCY"], "4", "racy.yaml's override wins");
+        // a bind mount made absolute, read-only as written
+        let mounts = web.mounts().unwrap();
+        let MountSource::Bind(path) = &mounts[0].source else {
+            panic!("{mounts:?}")
+        };
+        assert!(Path::new(path).is_absolute() && path.ends_with("examples/flask-counter/app"));
+        assert!(mounts[0].read_only);
+        // credentials from the database service's environment
+        let d = s.driver_for(&vars(&[("amount", "100")])).unwrap();
+        assert_eq!(
+            (d.database.user.as_str(), d.database.name.as_str()),
+            ("counter", "counter")
+        );
+        assert_eq!(d.database.password, "counter-dev-secret");
+        assert_eq!(d.target.health, None);
+        // what it ignores, once each, where the compose file says it
+        assert_eq!(s.notes.len(), 2, "{:?}", s.notes);
+        assert!(s.variables.contains_key("workers"));
+    }
+
+    #[test]
+    fn credentials_follow_the_official_images() {
+        let db = |engine| Database {
+            service: "db".into(),
+            port: 1,
+            engine,
+            user: String::new(),
+            password: String::new(),
+            name: String::new(),
+        };
+        let env = |pairs: &[(&str, &str)]| vars(pairs);
+        let mut pg = db(DatabaseKind::Postgres);
+        credentials_from_env(&mut pg, &env(&[("POSTGRES_PASSWORD", "pw")])).unwrap();
+        assert_eq!(
+            (pg.user, pg.password, pg.name),
+            ("postgres".into(), "pw".into(), "postgres".into())
+        );
+        let mut my = db(DatabaseKind::Mysql);
+        let e = env(&[
+            ("MYSQL_USER", "u"),
+            ("MARIADB_PASSWORD", "p"),
+            ("MYSQL_DATABASE", "d"),
+        ]);
+        credentials_from_env(&mut my, &e).unwrap();
+        assert_eq!(
+            (my.user, my.password, my.name),
+            ("u".into(), "p".into(), "d".into())
+        );
+        let mut root = db(DatabaseKind::Mysql);
+        let e = env(&[("MARIADB_ROOT_PASSWORD", "r"), ("MARIADB_DATABASE", "d")]);
+        credentials_from_env(&mut root, &e).unwrap();
+        assert_eq!((root.user, root.password), ("root".into(), "r".into()));
+        // what the file writes wins; what nothing says is an error naming the field
+        let mut given = Database {
+            password: "mine".into(),
+            ..db(DatabaseKind::Postgres)
+        };
+        credentials_from_env(&mut given, &env(&[("POSTGRES_PASSWORD", "theirs")])).unwrap();
+        assert_eq!(given.password, "mine");
+        let mut none = db(DatabaseKind::Mysql);
+        let e = credentials_from_env(&mut none, &env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("x-racy.database.password is not given"), "{e}");
+    }
 }

@@ -86,6 +86,24 @@ fn bad_stack_files_are_located() {
             "services.app.deploy.replicas '-3' is not a replica count",
         ),
         (
+            "tests/bad-stacks/refused-key",
+            quick,
+            "tests/bad-stacks/refused-key/app/compose.yaml:11:5:",
+            "services.web.network_mode is not supported: every service of a stack instance shares one private network",
+        ),
+        (
+            "tests/bad-stacks/racy-compose",
+            quick,
+            "tests/bad-stacks/racy-compose/app/racy.yaml:1:10:",
+            "compose file tests/bad-stacks/nowhere/docker-compose.yml does not exist (the path is relative to racy.yaml)",
+        ),
+        (
+            "tests/bad-stacks/env-file",
+            quick,
+            "tests/bad-stacks/env-file/project/docker-compose.yml:4:16:",
+            "service 'db': env_file tests/bad-stacks/env-file/project/db.env does not exist",
+        ),
+        (
             variables,
             "tests/bad-stacks/variables/scale.yaml",
             "tests/bad-stacks/variables/lab/compose.yaml:13:24:",

@@ -69,16 +69,10 @@ impl Files<'_> {
 }
 
 #[derive(Deserialize)]
-#[serde(untagged)]
-enum Composes {
-    One(Spanned<String>),
-    Many(Vec<Spanned<String>>),
-}
-
-#[derive(Deserialize)]
 struct RacyHead {
+    /// A path or a list of paths.
     #[serde(default)]
-    compose: Option<Composes>,
+    compose: Option<Spanned<Value>>,
 }
 
 /// The files of the stack in `dir`: its racy.yaml's compose files and then the racy.yaml,
@@ -100,21 +94,30 @@ pub fn read(dir: &Path) -> Result<Vec<Layer>, InputError> {
         file: &racy,
         text: &text,
     };
-    let composes = match head.compose {
-        None => {
-            return Err(src.whole(
-                "racy.yaml names no compose file: add `compose: PATH/TO/docker-compose.yml` (relative to racy.yaml)",
+    let Some(compose) = head.compose else {
+        return Err(src.whole(
+            "racy.yaml names no compose file: add `compose: PATH/TO/docker-compose.yml` (relative to racy.yaml)",
+        ));
+    };
+    let paths: Vec<String> = match &compose.value {
+        Value::String(p) => vec![p.clone()],
+        Value::Array(l) if l.iter().all(Value::is_string) && !l.is_empty() => {
+            l.iter().map(scalar_text).collect()
+        }
+        _ => {
+            return Err(src.at(
+                &compose,
+                "`compose:` is a path or a list of paths to compose files",
             ));
         }
-        Some(Composes::One(c)) => vec![c],
-        Some(Composes::Many(c)) => c,
     };
     let mut layers = Vec::new();
-    for c in composes {
-        let file = tidy(&racy.parent().unwrap_or(Path::new(".")).join(&c.value));
+    for path in paths {
+        let file = tidy(&racy.parent().unwrap_or(Path::new(".")).join(&path));
         if !file.is_file() {
-            return Err(src.at(
-                &c,
+            return Err(src.within(
+                &compose,
+                &path,
                 format!(
                     "compose file {} does not exist (the path is relative to racy.yaml)",
                     file.display()
