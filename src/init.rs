@@ -880,6 +880,12 @@ fn render(project: &Project, g: &Guesses) -> String {
     out.push_str("\nx-racy:\n");
     out.push_str(&render_target(&g.target));
     out.push_str(&render_database(g.database.as_ref()));
+    if let Workers::Env { default, .. } = &g.workers {
+        let _ = writeln!(
+            out,
+            "  handlers: \"${{workers:-{default}}}\"   # requests served at once (sync workers x containers): a burst larger than this queues"
+        );
+    }
     out.push_str(
         "  request: {amount: \"${amount}\", delay_ms: \"${delay_ms:-0}\"}   # form fields of each POST (add what your endpoints read)\n",
     );
