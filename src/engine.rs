@@ -112,6 +112,28 @@ pub struct ContainerSpec {
     pub init: bool,
 }
 
+/// The engine's form of a container's mounts (`None` for none).
+fn engine_mounts(mounts: &[MountEntry]) -> Option<Vec<Mount>> {
+    (!mounts.is_empty()).then(|| {
+        mounts
+            .iter()
+            .map(|m| {
+                let (typ, source) = match &m.source {
+                    MountSource::Volume(v) => (MountType::VOLUME, v),
+                    MountSource::Bind(p) => (MountType::BIND, p),
+                };
+                Mount {
+                    typ: Some(typ),
+                    source: Some(source.clone()),
+                    target: Some(m.target.clone()),
+                    read_only: Some(m.read_only),
+                    ..Default::default()
+                }
+            })
+            .collect()
+    })
+}
+
 /// What a command run inside a container printed, and how it ended.
 #[derive(Clone, Debug, Default)]
 pub struct ExecOutput {
@@ -405,24 +427,7 @@ impl Engine {
                 cap_drop: spec.cap_drop.clone(),
                 cap_add: spec.cap_add.clone(),
                 security_opt: Some(vec!["no-new-privileges".into()]),
-                mounts: (!spec.mounts.is_empty()).then(|| {
-                    spec.mounts
-                        .iter()
-                        .map(|m| {
-                            let (typ, source) = match &m.source {
-                                MountSource::Volume(v) => (MountType::VOLUME, v),
-                                MountSource::Bind(p) => (MountType::BIND, p),
-                            };
-                            Mount {
-                                typ: Some(typ),
-                                source: Some(source.clone()),
-                                target: Some(m.target.clone()),
-                                read_only: Some(m.read_only),
-                                ..Default::default()
-                            }
-                        })
-                        .collect()
-                }),
+                mounts: engine_mounts(&spec.mounts),
                 ..Default::default()
             }),
             networking_config: Some(NetworkingConfig {
