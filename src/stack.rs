@@ -275,7 +275,8 @@ impl Stack {
             let src = layer.source();
             notes.extend(keys::check(src, layer.racy)?);
             // each file alone, for errors located in it
-            let _: ComposeFile = parse_yaml(src.text, src.file)?;
+            let _: ComposeFile =
+                parse_yaml(src.text, src.file).map_err(|e| readable(e, src.text))?;
             let raw: serde_json::Value = parse_yaml(src.text, src.file)?;
             if let Some((s, e)) = bad_interpolation(&raw) {
                 return Err(src.at_text(
@@ -540,6 +541,56 @@ fn credentials_from_env(db: &mut Database, env: &BTreeMap<String, String>) -> Re
         }
     }
     Ok(())
+}
+
+/// A type error of a compose file in words about the compose key it is at, instead of
+/// the deserializer's (which names Rust types): the key written on the error's line and
+/// what that key takes.
+fn readable(mut e: InputError, text: &str) -> InputError {
+    const FORMS: &[(&str, &str)] = &[
+        (
+            "VolumeEntry",
+            "a volume is `SOURCE:/path` (`:ro` to mount it read-only) or {type: volume|bind, source, target, read_only}",
+        ),
+        (
+            "EnvFiles",
+            "env_file is a path, a list of paths, or a list of {path, required}",
+        ),
+        ("StrOrList", "this is a string or a list of strings"),
+        (
+            "DependsOn",
+            "depends_on is a list of service names or a mapping of name: {condition: ...}",
+        ),
+        (
+            "KeyValues",
+            "this is a mapping of NAME: value or a list of NAME=value",
+        ),
+        (
+            "Build",
+            "build is a context directory or {context, dockerfile, args}",
+        ),
+        (
+            "Networks",
+            "networks is a list of names or a mapping of name: {aliases: [...]}",
+        ),
+        ("expected sequence", "this is a list"),
+        ("expected mapping", "this is a mapping"),
+        ("invalid boolean", "this is true or false"),
+    ];
+    let Some((_, says)) = FORMS.iter().find(|(k, _)| e.message.contains(k)) else {
+        return e;
+    };
+    let key = text
+        .lines()
+        .nth(e.line.saturating_sub(1))
+        .and_then(|l| l.trim_start().trim_start_matches("- ").split_once(':'))
+        .map(|(k, _)| k.trim().to_string())
+        .filter(|k| !k.is_empty() && !k.contains(' '));
+    e.message = match key {
+        Some(k) => format!("`{k}`: {says}"),
+        None => says.to_string(),
+    };
+    e
 }
 
 /// The project's `.env`, when it has one.
@@ -1350,6 +1401,28 @@ services:
         // what it ignores, once each, where the compose file says it
         assert_eq!(s.notes.len(), 2, "{:?}", s.notes);
         assert!(s.variables.contains_key("workers"));
+    }
+
+    #[test]
+    fn type_errors_speak_of_compose_keys() {
+        let service = |body: &str| {
+            let text = STACK.replace("    image: solo\n", &format!("    image: solo\n{body}\n"));
+            Stack::parse("t", Path::new("c.yaml"), &text).unwrap_err()
+        };
+        let e = service("    volumes: [{source: x}]");
+        assert!(
+            e.message
+                .starts_with("`volumes`: a volume is `SOURCE:/path`"),
+            "{e}"
+        );
+        let e = service("    depends_on: db");
+        assert!(
+            e.message.starts_with("`depends_on`: depends_on is a list"),
+            "{e}"
+        );
+        let e = service("    tty: maybe");
+        assert_eq!(e.message, "`tty`: this is true or false", "{e}");
+        assert!(!e.to_string().contains("enum"), "{e}");
     }
 
     #[test]

@@ -836,6 +836,29 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_disabled_or_testless_check_runs_nothing() {
+        let check = |test: Option<StrOrList>, disable| Healthcheck {
+            test,
+            disable,
+            interval: None,
+            timeout: None,
+            retries: None,
+            start_period: None,
+        };
+        let shell = Some(StrOrList::One("pg_isready".into()));
+        for (test, disable) in [
+            (shell.clone(), Some(true)),
+            (None, None),
+            (None, Some(false)),
+        ] {
+            let h = check(test, disable).interpret().unwrap();
+            assert_eq!(h.test, HealthTest::Disabled);
+        }
+        let h = check(shell, Some(false)).interpret().unwrap();
+        assert_eq!(h.test, HealthTest::Shell("pg_isready".into()));
+    }
+
+    #[test]
     fn health_timings_are_read_once() {
         let check = Healthcheck {
             test: Some(list(&["CMD", "true"])),
