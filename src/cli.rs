@@ -29,6 +29,7 @@ Examples:
   racy-matrix down                              # remove what `up` started
   racy-matrix report results/quick-20261124-101500 --format md
   racy-matrix merge out/1 out/2 out/3 out/4 --output out/all
+  racy-matrix explain results/quick-20261124-101500 --cell 12   # who overwrote whom, per burst
   racy-matrix init ../myapp/docker-compose.yml  # a starting stacks/myapp/racy.yaml; fill in its TODOs
   racy-matrix check myapp                       # bring it up once: reset, observe, one request per endpoint
 
@@ -89,6 +90,14 @@ enum Command {
         /// The format to render.
         #[arg(long, value_enum, default_value_t = Format::Markdown)]
         format: Format,
+    },
+    /// Explain every lost update of a run: which request's write erased which increment.
+    Explain {
+        /// A run directory.
+        dir: PathBuf,
+        /// Only cell N (numbered from 1 in run order, as `report` lists them).
+        #[arg(long, value_name = "N")]
+        cell: Option<usize>,
     },
     /// Merge run directories (e.g. shards) into one.
     Merge {
@@ -236,6 +245,7 @@ async fn dispatch(cli: Cli) -> Result<Verdict, Failure> {
         Command::Clean => remove_runs(false).await,
         Command::Report { dir, format } => report(&dir, format, stacks).await,
         Command::Merge { dirs, output } => merge(&dirs, &output).await,
+        Command::Explain { dir, cell } => explain(&dir, cell).await,
         Command::Init(a) => crate::init::command(
             &a.compose_file,
             a.name.as_deref(),
@@ -654,6 +664,29 @@ async fn report(dir: &Path, format: Format, stacks: Option<&Path>) -> Result<Ver
         &run.cells,
         run.shard.is_none(),
     ))
+}
+
+/// `explain`: the story of every lost update of a run (or of one cell).
+async fn explain(dir: &Path, only: Option<usize>) -> Result<Verdict, Failure> {
+    let run = RunDir::load(dir).await.input()?;
+    let _ = run.close().await;
+    let cells = &run.cells;
+    if let Some(n) = only.filter(|n| *n == 0 || *n > cells.len()) {
+        return Err(Failure::Input(anyhow!(
+            "cell {n} is not in {} (it has cells 1 to {})",
+            dir.display(),
+            cells.len()
+        )));
+    }
+    let mut out = String::new();
+    for (i, c) in cells.iter().enumerate() {
+        if only.is_none_or(|n| n == i + 1) {
+            out.push_str(&crate::explain::render_cell(i + 1, c));
+        }
+    }
+    use std::io::Write;
+    std::io::stdout().write_all(out.as_bytes()).local()?;
+    Ok(Verdict::Ok)
 }
 
 /// `merge`: run directories (e.g. shards) into a new one.

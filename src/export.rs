@@ -239,6 +239,7 @@ impl Exporter for Json {
             "shard": run.shard,
             "columns": cols,
             "rows": rows,
+            "explanations": crate::explain::run_stories(run.cells),
             "cells": run.cells,
         });
         Ok(serde_json::to_vec_pretty(&doc)?)

@@ -10,6 +10,7 @@ pub mod database;
 pub mod deploy;
 pub mod engine;
 pub mod expect;
+pub mod explain;
 pub mod export;
 pub mod image;
 pub mod init;

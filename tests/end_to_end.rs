@@ -96,6 +96,7 @@ async fn matrix_measures_lost_updates_and_leaves_nothing() {
         assert!(r["lost_rate_lo"].as_f64().unwrap() > 0.0, "{r}");
         assert!(int(r, "distinct_pids") > 1, "{r}");
     }
+    explained_as_counted(&json);
     for r in rows {
         // the 8 last bytes of a burst go out back to back: microseconds, not milliseconds
         let spread = r["release_spread_us"].as_f64().unwrap_or(f64::NAN);
@@ -120,4 +121,31 @@ async fn matrix_measures_lost_updates_and_leaves_nothing() {
         "containers and networks of run {run_id} left behind"
     );
     std::fs::remove_dir_all(&out).ok();
+}
+
+/// Every lost update of every burst is explained, request by request: as many stories as
+/// the SQL counted, and the history rebuilt from the answers ends where the database is.
+fn explained_as_counted(json: &Value) {
+    let stories = json["explanations"].as_array().expect("explanations");
+    // every counter cell's answers carry their balances and times, but f_expression's,
+    // which reads nothing
+    assert_eq!(stories.len(), 14, "{}", stories.len());
+    let mut lost_total = 0;
+    for cell in stories {
+        for b in cell["bursts"].as_array().unwrap() {
+            let lost = b["lost"].as_i64().unwrap();
+            let explained = b["losses"].as_array().unwrap().len() as i64;
+            assert_eq!(b["reconciled"], true, "{}: {b}", cell["label"]);
+            assert_eq!(explained, lost, "{}: {b}", cell["label"]);
+            lost_total += lost;
+        }
+    }
+    assert!(lost_total > 0, "the 4-worker read-modify-write cells lose");
+    let rows = json["rows"].as_array().unwrap();
+    let counted: i64 = rows
+        .iter()
+        .filter(|r| r["endpoint"] != "f_expression")
+        .map(|r| int(r, "lost_updates"))
+        .sum();
+    assert_eq!(lost_total, counted);
 }

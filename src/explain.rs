@@ -1,0 +1,439 @@
+//! Every lost update explained: for a counter endpoint whose answers carry what each
+//! request read and wrote (`read_balance`, `written_balance`) and when (`t_read`,
+//! `t_write`, server wall-clock ns), a burst's history is rebuilt and each lost increment
+//! is named with the request that erased it.
+//!
+//! The model: each acknowledged request read one committed state of the counter and
+//! wrote `read + amount` over whatever state was there, and commits are ordered by
+//! `t_write` (taken once the write is done; one host's clock serves every container).
+//! A state is the set of increments it holds. Request j's write makes the state "what j
+//! read, plus j"; the increments of the state just before that write that j had not read
+//! are lost, erased by j. The state j read is the latest one committed before j's read
+//! whose balance is the value j read (else the first with that balance after it, for a
+//! commit stamped a moment after a read that already saw it). Each loss is classed by how j
+//! came to miss it:
+//! - `same_read`: the erased request read the same value as j (both read, both wrote);
+//! - `interleaved`: it read another value but committed inside j's read → write window;
+//! - `stale_read`: it had committed before j read, and j read an older state anyway (a
+//!   snapshot taken earlier, as REPEATABLE READ gives).
+//!
+//! A burst is reconciled when the rebuilt history ends at the balance observed after the
+//! burst and explains as many losses as the SQL counted; one that is not (a request that
+//! wrote but got no answer, clocks that disagree with commit order) is flagged with why,
+//! never dropped.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::measure::{Check, Outcome, Repetition, RequestRecord};
+use crate::results::CellResult;
+
+/// How a lost increment came to be erased.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LossKind {
+    /// Both requests read the same value.
+    SameRead,
+    /// The erased one committed inside the eraser's read → write window.
+    Interleaved,
+    /// The erased one committed before the eraser read, which read an older state.
+    StaleRead,
+}
+
+/// One lost increment and the request that erased it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Loss {
+    /// The request whose increment is lost (index in the burst).
+    pub lost: u32,
+    /// The request whose write erased it.
+    pub by: u32,
+    /// How.
+    pub kind: LossKind,
+    /// The story in words.
+    pub text: String,
+}
+
+/// One burst's history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BurstStory {
+    /// Repetition (0-based).
+    pub repetition: u32,
+    /// Lost increments the SQL counted: ledger rows − applied (never below 0).
+    pub lost: i64,
+    /// Each explained loss, in the order the erasing writes committed.
+    pub losses: Vec<Loss>,
+    /// Whether the history matches what the SQL saw (same final balance, as many losses).
+    pub reconciled: bool,
+    /// Why not, when it does not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// One acknowledged write, as its answer tells it.
+#[derive(Clone, Debug)]
+struct Write {
+    index: u32,
+    who: String,
+    read: i64,
+    written: i64,
+    t_read: i64,
+    t_write: i64,
+}
+
+/// A committed state: when, its balance, the increments it holds (request indexes).
+#[derive(Clone, Debug)]
+struct State {
+    at: i64,
+    balance: i64,
+    holds: BTreeSet<u32>,
+}
+
+/// The stories of a counter cell's bursts; `None` when its answers do not carry what a
+/// history needs (the balances read and written, and their times).
+pub fn counter_cell(reps: &[Repetition]) -> Option<Vec<BurstStory>> {
+    reps.iter().map(burst).collect()
+}
+
+/// One burst's story; `None` when an acknowledged answer lacks a field.
+pub fn burst(rep: &Repetition) -> Option<BurstStory> {
+    let mut writes = Vec::new();
+    for r in rep.records.iter().filter(|r| acked(r)) {
+        writes.push(write_of(r)?);
+    }
+    let t0 = rep
+        .records
+        .iter()
+        .filter_map(|r| r.server_ns("t_start"))
+        .min()
+        .unwrap_or(0);
+    writes.sort_by_key(|w| (w.t_write, w.index));
+    let rows = rep.after.ledger_rows - rep.before.ledger_rows;
+    let amount = writes.first().map(|w| w.written - w.read).unwrap_or(1);
+    let applied = (rep.after.balance - rep.before.balance) / amount.max(1);
+    let lost = (rows - applied).max(0);
+    let (losses, end) = replay(&writes, rep.before.balance, t0);
+    let mut notes = Vec::new();
+    if end != rep.after.balance {
+        notes.push(format!(
+            "the answers rebuild a final balance of {end}, the database holds {}",
+            rep.after.balance
+        ));
+    }
+    if losses.len() as i64 != lost {
+        notes.push(format!("{} losses explained, {lost} counted", losses.len()));
+    }
+    if rows != writes.len() as i64 {
+        notes.push(format!(
+            "{rows} ledger rows but {} acknowledged writes (a request wrote without an answer, or answered without writing)",
+            writes.len()
+        ));
+    }
+    Some(BurstStory {
+        repetition: rep.records.first().map_or(0, |r| r.repetition),
+        lost,
+        losses,
+        reconciled: notes.is_empty(),
+        note: (!notes.is_empty()).then(|| notes.join("; ")),
+    })
+}
+
+fn acked(r: &RequestRecord) -> bool {
+    r.outcome == Outcome::Response && matches!(r.status, Some(200..=299))
+}
+
+fn write_of(r: &RequestRecord) -> Option<Write> {
+    let body = r.body.as_ref()?;
+    let who = match r.pid() {
+        Some(pid) => format!(" (pid {pid})"),
+        None => String::new(),
+    };
+    Some(Write {
+        index: r.index,
+        who,
+        read: body.get("read_balance")?.as_i64()?,
+        written: body.get("written_balance")?.as_i64()?,
+        t_read: r.server_ns("t_read")?,
+        t_write: r.server_ns("t_write")?,
+    })
+}
+
+/// Replays the writes in commit order from the balance before the burst; returns the
+/// losses — the increments the final state does not hold, each with the last write that
+/// erased it (an increment erased, then read back by a later writer, and erased again is
+/// explained by its last erasure) — and the final balance.
+fn replay(writes: &[Write], start: i64, t0: i64) -> (Vec<Loss>, i64) {
+    let mut states = vec![State {
+        at: i64::MIN,
+        balance: start,
+        holds: BTreeSet::new(),
+    }];
+    let mut losses: Vec<Loss> = Vec::new();
+    for w in writes {
+        let latest_seen = states.iter().rposition(|s| s.at <= w.t_read).unwrap_or(0);
+        // the state read: the latest with that balance committed before the read, else
+        // (a commit stamped just after a read that saw it) the first one after
+        let matching = |s: &State| s.balance == w.read;
+        let read = states
+            .iter()
+            .rposition(|s| matching(s) && s.at <= w.t_read)
+            .or_else(|| states.iter().position(matching))
+            .unwrap_or(latest_seen);
+        let prev = states.last().expect("the start state");
+        for &lost in prev.holds.difference(&states[read].holds) {
+            let victim = writes.iter().find(|x| x.index == lost).expect("a write");
+            let kind = if read < latest_seen {
+                LossKind::StaleRead
+            } else if victim.read == w.read {
+                LossKind::SameRead
+            } else {
+                LossKind::Interleaved
+            };
+            losses.retain(|l| l.lost != lost);
+            losses.push(Loss {
+                lost,
+                by: w.index,
+                kind,
+                text: story(w, victim, t0),
+            });
+        }
+        let mut holds = states[read].holds.clone();
+        holds.insert(w.index);
+        states.push(State {
+            at: w.t_write,
+            balance: w.written,
+            holds,
+        });
+    }
+    let last = states.last().expect("the start state");
+    losses.retain(|l| !last.holds.contains(&l.lost));
+    (losses, last.balance)
+}
+
+fn ms(t: i64, t0: i64) -> String {
+    format!("t+{:.1} ms", (t - t0) as f64 / 1e6)
+}
+
+/// "#5 (pid 31) read 100 at t+4.1 ms and wrote 200 at t+312.9 ms, over #2's 200 written
+/// at t+310.2 ms: #2's +100 is lost" (requests numbered from 1 in the burst).
+fn story(by: &Write, lost: &Write, t0: i64) -> String {
+    format!(
+        "#{}{} read {} at {} and wrote {} at {}, over #{}'s {} written at {}: #{}'s {:+} is lost",
+        by.index + 1,
+        by.who,
+        by.read,
+        ms(by.t_read, t0),
+        by.written,
+        ms(by.t_write, t0),
+        lost.index + 1,
+        lost.written,
+        ms(lost.t_write, t0),
+        lost.index + 1,
+        lost.written - lost.read
+    )
+}
+
+/// The stories of a run's cells, for results.json: one entry per counter cell whose
+/// answers allow them (cells are numbered from 1 in run order, as `explain --cell` takes).
+pub fn run_stories(cells: &[CellResult]) -> Vec<serde_json::Value> {
+    cells
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| {
+            let bursts = cell_stories(c)?;
+            Some(serde_json::json!({
+                "cell": i + 1,
+                "key": c.cell.key(),
+                "label": c.cell.label(),
+                "bursts": bursts,
+            }))
+        })
+        .collect()
+}
+
+/// A counter cell's stories (`None` for another check, a failed cell, or answers that do
+/// not carry the balances and times).
+pub fn cell_stories(c: &CellResult) -> Option<Vec<BurstStory>> {
+    let m = c.metrics.as_ref()?;
+    if m.anomaly_kind != Check::Counter.name() {
+        return None;
+    }
+    counter_cell(&c.reps)
+}
+
+/// `racy-matrix explain`'s text for cell number `n` (from 1).
+pub fn render_cell(n: usize, c: &CellResult) -> String {
+    let mut out = format!(
+        "cell {n}: {}
+",
+        c.cell.label()
+    );
+    let Some(bursts) = cell_stories(c) else {
+        let why = match &c.metrics {
+            None => "it failed: nothing was measured".to_string(),
+            Some(m) if m.anomaly_kind != Check::Counter.name() => format!(
+                "a {} check: only counter cells are explained request by request",
+                m.anomaly_kind
+            ),
+            Some(_) => {
+                "its answers do not carry read_balance, written_balance, t_read and t_write".into()
+            }
+        };
+        out.push_str(&format!(
+            "  not explained: {why}
+"
+        ));
+        return out;
+    };
+    for b in &bursts {
+        let head = format!(
+            "  burst {}: {} lost, {} explained",
+            b.repetition + 1,
+            b.lost,
+            b.losses.len()
+        );
+        match &b.note {
+            Some(note) => out.push_str(&format!("{head} — NOT RECONCILED: {note}\n")),
+            None => out.push_str(&format!("{head}\n")),
+        }
+        for l in &b.losses {
+            let kind = serde_json::to_value(l.kind).ok();
+            let kind = kind.as_ref().and_then(|k| k.as_str()).unwrap_or("");
+            out.push_str(&format!("    [{kind}] {}\n", l.text));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::measure::Observation;
+    use serde_json::json;
+
+    /// A request of burst 0 that read `read` at `t_read` ms and wrote `read + 100` at
+    /// `t_write` ms.
+    fn req(index: u32, pid: i64, read: i64, t_read: i64, t_write: i64) -> RequestRecord {
+        RequestRecord {
+            repetition: 0,
+            index,
+            outcome: Outcome::Response,
+            status: Some(200),
+            sent_unix_ns: 0,
+            latency_ms: Some(1.0),
+            body: Some(json!({
+                "pid": pid,
+                "t_start": 0,
+                "t_read": t_read * 1_000_000,
+                "t_write": t_write * 1_000_000,
+                "read_balance": read,
+                "written_balance": read + 100,
+            })),
+            error: None,
+        }
+    }
+
+    fn rep(records: Vec<RequestRecord>, rows: i64, after: i64) -> Repetition {
+        Repetition {
+            before: Observation::default(),
+            after: Observation {
+                balance: after,
+                ledger_rows: rows,
+                ledger_total: rows * 100,
+                extra: Default::default(),
+            },
+            burst_ms: 1.0,
+            records,
+        }
+    }
+
+    #[test]
+    fn two_that_read_the_same_value_lose_one() {
+        // #1 and #2 both read 0; #1 writes 100 at 310 ms, #2 writes 100 at 312 ms
+        let b = burst(&rep(
+            vec![req(0, 7, 0, 4, 310), req(1, 8, 0, 5, 312)],
+            2,
+            100,
+        ))
+        .unwrap();
+        assert!(b.reconciled, "{b:?}");
+        assert_eq!(b.lost, 1);
+        assert_eq!(b.losses.len(), 1);
+        let l = &b.losses[0];
+        assert_eq!((l.lost, l.by, l.kind), (0, 1, LossKind::SameRead));
+        assert_eq!(
+            l.text,
+            "#2 (pid 8) read 0 at t+5.0 ms and wrote 100 at t+312.0 ms, over #1's 100 written at t+310.0 ms: #1's +100 is lost"
+        );
+    }
+
+    #[test]
+    fn a_serial_burst_loses_nothing() {
+        let b = burst(&rep(
+            vec![
+                req(0, 7, 0, 1, 2),
+                req(1, 7, 100, 3, 4),
+                req(2, 7, 200, 5, 6),
+            ],
+            3,
+            300,
+        ))
+        .unwrap();
+        assert!(b.reconciled && b.losses.is_empty() && b.lost == 0, "{b:?}");
+    }
+
+    #[test]
+    fn kinds_of_loss() {
+        // #1 writes 100 at 10 ms. #2 read 0 at 5 ms and writes 100 at 20: it erases #1.
+        // #3 read 100 (#1's state) at 12 and writes 200 at 30: #1's increment is back, #2's
+        // (committed after #3 read, having read 0) is erased: interleaved. #4 read 0 at
+        // 40 ms, long after all three committed (a stale snapshot), and writes 100 at 50:
+        // it erases #1 and #3, stale. Lost in the end: #1 (last by #4), #2 (by #3), #3.
+        let records = vec![
+            req(0, 1, 0, 1, 10),
+            req(1, 2, 0, 5, 20),
+            req(2, 3, 100, 12, 30),
+            req(3, 4, 0, 40, 50),
+        ];
+        let b = burst(&rep(records, 4, 100)).unwrap();
+        let got: Vec<(u32, u32, LossKind)> =
+            b.losses.iter().map(|l| (l.lost, l.by, l.kind)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (1, 2, LossKind::Interleaved),
+                (0, 3, LossKind::StaleRead),
+                (2, 3, LossKind::StaleRead),
+            ]
+        );
+        // 4 rows, the balance 100 holds one: 3 lost, 3 explained
+        assert_eq!(b.lost, 3);
+        assert!(b.reconciled, "{b:?}");
+        // the same answers against a database that holds 200: flagged, not dropped
+        let records = vec![req(0, 1, 0, 1, 10), req(1, 2, 0, 5, 20)];
+        let b = burst(&rep(records, 2, 200)).unwrap();
+        assert!(!b.reconciled);
+        let note = b.note.unwrap();
+        assert!(
+            note.contains("final balance of 100, the database holds 200"),
+            "{note}"
+        );
+        assert!(note.contains("1 losses explained, 0 counted"), "{note}");
+    }
+
+    #[test]
+    fn what_the_answers_cannot_rebuild_is_flagged() {
+        // a ledger row without an answer (a request that wrote, then timed out)
+        let b = burst(&rep(vec![req(0, 7, 0, 4, 310)], 2, 100)).unwrap();
+        assert!(!b.reconciled);
+        let note = b.note.unwrap();
+        assert!(
+            note.contains("2 ledger rows but 1 acknowledged writes"),
+            "{note}"
+        );
+        // answers without the fields: nothing to explain
+        let mut plain = req(0, 7, 0, 1, 2);
+        plain.body = Some(json!("ok 100"));
+        assert!(burst(&rep(vec![plain], 1, 100)).is_none());
+    }
+}
