@@ -285,6 +285,13 @@ pub fn render_cell(n: usize, c: &CellResult) -> String {
         ));
         return out;
     };
+    if bursts.iter().all(|b| b.reconciled && b.losses.is_empty()) {
+        out.push_str(&format!(
+            "  no lost update in {} burst(s), each history reconciled\n",
+            bursts.len()
+        ));
+        return out;
+    }
     for b in &bursts {
         let head = format!(
             "  burst {}: {} lost, {} explained",
