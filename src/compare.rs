@@ -2,7 +2,7 @@
 //! merged runs) of a matrix. Cells are matched by their key (stack and every axis, as
 //! `--resume` and `merge` match them); each matched cell's anomalies are recounted per
 //! repetition exactly as its `anomaly_rate` counts them, and the change is tested with the
-//! burst (repetition) as the sampling unit, as the intervals take it (see [`test`]).
+//! burst (repetition) as the sampling unit, as the intervals take it (see [`test_change`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::f64::consts::{PI, SQRT_2};
@@ -89,7 +89,7 @@ impl Side {
     }
 }
 
-/// The outcome of [`test`]: the difference, its interval, and how surprising it is.
+/// The outcome of [`test_change`]: the difference, its interval, and how surprising it is.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Change {
     /// `d = p_new − p_base`.
@@ -140,7 +140,7 @@ pub struct Change {
 /// (the same process under the null); when neither side has two bursts, each single burst
 /// counts as one observation, `SE² = 2·p0(1−p0)`, the worst case the interval takes for
 /// one burst too.
-pub fn test(base: &Side, new: &Side, alpha: f64) -> Option<Change> {
+pub fn test_change(base: &Side, new: &Side, alpha: f64) -> Option<Change> {
     if base.n == 0 || new.n == 0 {
         return None;
     }
@@ -171,7 +171,7 @@ pub fn test(base: &Side, new: &Side, alpha: f64) -> Option<Change> {
     })
 }
 
-/// σ² of [`test`]: the per-request variance between bursts, `n · var_cluster`, pooled
+/// σ² of [`test_change`]: the per-request variance between bursts, `n · var_cluster`, pooled
 /// over the sides with two or more bursts by their degrees of freedom; `None` when
 /// neither has two.
 fn pooled_dispersion(base: &Side, new: &Side) -> Option<f64> {
@@ -370,7 +370,7 @@ fn test_cell(
             new_kind.name()
         ));
     }
-    let change = test(&base, &new, alpha).ok_or_else(|| {
+    let change = test_change(&base, &new, alpha).ok_or_else(|| {
         let which = if base.n == 0 { "BASE" } else { "NEW" };
         format!("nothing to count in {which} (0 of 0: no rows, rows or tasks written)")
     })?;
@@ -653,7 +653,7 @@ mod tests {
         // p = 2·(1 − Φ(6.196773)) = 2·φ(z)/z·(1 − 1/z² + 3/z⁴ − 15/z⁶ …)
         //   = 2 · (e^(−19.2)/√(2π)) / 6.196773 · 0.97573 = 5.763e-10;
         // interval 0.75 ± 1.959964 · 0.121031 = 0.75 ± 0.237216 → [0.51278, 0.98722].
-        let c = test(&side(&[0, 0, 0, 0], 8), &side(&[6, 6, 6, 6], 8), ALPHA).unwrap();
+        let c = test_change(&side(&[0, 0, 0, 0], 8), &side(&[6, 6, 6, 6], 8), ALPHA).unwrap();
         assert_eq!(c.diff, 0.75);
         assert!(near(c.z * c.z, 38.4, 1e-9), "{c:?}");
         assert!(near(c.p / 5.763e-10, 1.0, 1e-3), "{c:?}");
@@ -670,7 +670,7 @@ mod tests {
         // σ² = (3·0 + 3·0.03125)/6 = 0.015625; p0 = 25/64 = 0.390625,
         // p0(1−p0) = 0.238037 > σ²; SE² = 0.238037/16 = 0.0148773, SE = 0.121973;
         // d = 1/32 = 0.03125, z = 0.256205, p = 2·(1 − Φ(0.256205)) = 0.79779.
-        let c = test(&side(&[3, 3, 3, 3], 8), &side(&[4, 3, 3, 3], 8), ALPHA).unwrap();
+        let c = test_change(&side(&[3, 3, 3, 3], 8), &side(&[4, 3, 3, 3], 8), ALPHA).unwrap();
         assert!(near(c.z, 0.256205, 1e-6), "{c:?}");
         assert!(near(c.p, 0.79779, 1e-5), "{c:?}");
         assert!(c.p > ALPHA);
@@ -688,7 +688,7 @@ mod tests {
         // significant; the interval −0.5 ± 0.565793 = [−1 (clipped), +0.065793] holds 0.
         let base = side(&[8, 8, 0, 0], 8);
         let new = side(&[0, 0, 0, 0], 8);
-        let c = test(&base, &new, ALPHA).unwrap();
+        let c = test_change(&base, &new, ALPHA).unwrap();
         assert!(near(c.z, -3f64.sqrt(), 1e-12), "{c:?}");
         assert!(near(c.p, 0.083265, 1e-6), "{c:?}");
         assert!(near(c.interval.0, -1.0, 0.0) && near(c.interval.1, 0.065793, 1e-6));
@@ -700,7 +700,7 @@ mod tests {
             bursts: s.n as usize,
             ..s.clone()
         };
-        let pooled = test(&naive(&base), &naive(&new), ALPHA).unwrap();
+        let pooled = test_change(&naive(&base), &naive(&new), ALPHA).unwrap();
         assert!(near(pooled.z, -4.618802, 1e-6), "{pooled:?}");
         assert!(near(pooled.p, 3.8596e-6, 1e-9), "{pooled:?}");
         assert!(c.p > pooled.p * 1000.0 && c.p > ALPHA && pooled.p < ALPHA);
@@ -708,13 +708,13 @@ mod tests {
 
     #[test]
     fn identical_sides_do_not_differ() {
-        let c = test(&side(&[2, 3, 2, 1], 8), &side(&[2, 3, 2, 1], 8), ALPHA).unwrap();
+        let c = test_change(&side(&[2, 3, 2, 1], 8), &side(&[2, 3, 2, 1], 8), ALPHA).unwrap();
         assert_eq!((c.diff, c.z, c.p), (0.0, 0.0, 1.0));
         // both 0 of 32: no difference and no variance, p = 1 by the edge rule
-        let none = test(&side(&[0, 0, 0, 0], 8), &side(&[0, 0, 0, 0], 8), ALPHA).unwrap();
+        let none = test_change(&side(&[0, 0, 0, 0], 8), &side(&[0, 0, 0, 0], 8), ALPHA).unwrap();
         assert_eq!((none.diff, none.p, none.interval), (0.0, 1.0, (0.0, 0.0)));
         // and both all lost
-        let all = test(&side(&[8, 8], 8), &side(&[8, 8, 8], 8), ALPHA).unwrap();
+        let all = test_change(&side(&[8, 8], 8), &side(&[8, 8, 8], 8), ALPHA).unwrap();
         assert_eq!(all.p, 1.0);
     }
 
@@ -726,14 +726,14 @@ mod tests {
         // SE = 0.158114; d = 0.25, z = 1.581139, p = 0.113846: not significant, as
         // the base's own interval [0, 0.793] says. (Each side's variance on its own
         // rate would give the base 0 and z = 0.25/√(0.25·0.75/32) = 3.27, p = 0.001.)
-        let c = test(&side(&[0], 8), &side(&[2, 2, 2, 2], 8), ALPHA).unwrap();
+        let c = test_change(&side(&[0], 8), &side(&[2, 2, 2, 2], 8), ALPHA).unwrap();
         assert!(
             near(c.z, 1.581139, 1e-6) && near(c.p, 0.113846, 1e-6),
             "{c:?}"
         );
         // two single bursts, 0 of 8 and 8 of 8: each is one observation,
         // SE² = 2 · 0.25 = 0.5, z = 1/√0.5 = √2, p = erfc(1) = 0.157299
-        let c = test(&side(&[0], 8), &side(&[8], 8), ALPHA).unwrap();
+        let c = test_change(&side(&[0], 8), &side(&[8], 8), ALPHA).unwrap();
         assert!(
             near(c.z, 2f64.sqrt(), 1e-12) && near(c.p, 0.157299, 1e-6),
             "{c:?}"
@@ -742,8 +742,11 @@ mod tests {
 
     #[test]
     fn nothing_to_count_is_not_compared() {
-        assert_eq!(test(&side(&[0, 0], 0), &side(&[1, 2], 8), ALPHA), None);
-        assert_eq!(test(&side(&[1, 2], 8), &side(&[], 8), ALPHA), None);
+        assert_eq!(
+            test_change(&side(&[0, 0], 0), &side(&[1, 2], 8), ALPHA),
+            None
+        );
+        assert_eq!(test_change(&side(&[1, 2], 8), &side(&[], 8), ALPHA), None);
         // bursts with nothing to count are left out, as the interval leaves them out
         assert_eq!(Side::of(&[(0, 0), (3, 8)]).bursts, 1);
     }
@@ -752,7 +755,7 @@ mod tests {
     fn the_interval_follows_alpha_and_agrees_with_the_test() {
         let (b, n) = (side(&[1, 2, 1, 2], 8), side(&[3, 4, 2, 3], 8));
         for alpha in [0.01, 0.05, 0.2] {
-            let c = test(&b, &n, alpha).unwrap();
+            let c = test_change(&b, &n, alpha).unwrap();
             let excludes_zero = c.interval.0 > 0.0 || c.interval.1 < 0.0;
             assert_eq!(excludes_zero, c.p < alpha, "α = {alpha}: {c:?}");
         }
