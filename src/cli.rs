@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 
+use crate::compare::FailOn;
 use crate::deploy::{Deployment, RunId};
 use crate::engine::{Engine, RUN_LABEL};
 use crate::export::{self, Format};
@@ -30,10 +31,11 @@ Examples:
   racy-matrix report results/quick-20261124-101500 --format md
   racy-matrix merge out/1 out/2 out/3 out/4 --output out/all
   racy-matrix explain results/quick-20261124-101500 --cell 12   # who overwrote whom, per burst
+  racy-matrix compare results/last-night results/tonight   # exit 1 when a cell got significantly worse
   racy-matrix init ../myapp/docker-compose.yml  # a starting stacks/myapp/racy.yaml; fill in its TODOs
   racy-matrix check myapp                       # bring it up once: reset, observe, one request per endpoint
 
-Exit codes: 0 ok, 1 an expectation failed, 2 bad input, 3 engine or stack failure (or a
+Exit codes: 0 ok, 1 an expectation failed (compare: a change --fail-on counts), 2 bad input, 3 engine or stack failure (or a
 cell that could not be measured), 4 a local file or output could not be written.";
 
 /// Measures race conditions: sweeps a matrix of concurrency settings over real
@@ -107,6 +109,20 @@ enum Command {
         /// Where the merged results go.
         #[arg(long, value_name = "DIR")]
         output: PathBuf,
+    },
+    /// Test every cell two runs (or merged runs) both measured for a significant change of
+    /// its anomaly rate, bursts as the sampling unit; exit 1 on a change --fail-on counts.
+    Compare {
+        /// The earlier run directory.
+        base: PathBuf,
+        /// The later run directory.
+        new: PathBuf,
+        /// Which significant changes make the command exit 1.
+        #[arg(long, value_enum, default_value_t = FailOn::Worse)]
+        fail_on: FailOn,
+        /// The significance level of each cell's test.
+        #[arg(long, default_value_t = crate::compare::ALPHA, value_parser = crate::compare::parse_alpha)]
+        alpha: f64,
     },
     /// Write a starting racy.yaml for your own app's compose file (which is not edited):
     /// the target, database and worker count guessed, the rest marked TODO.
@@ -192,13 +208,15 @@ pub enum Verdict {
     ExpectationMissed,
     /// Some cells could not be measured (they are recorded as failed).
     CellsFailed,
+    /// `compare` found a significant change of the kind `--fail-on` names.
+    Changed,
 }
 
 /// The exit code of a command's outcome: the one place that chooses it.
 pub fn exit_code(outcome: &Result<Verdict, Failure>) -> u8 {
     match outcome {
         Ok(Verdict::Ok) => 0,
-        Ok(Verdict::ExpectationMissed) => 1,
+        Ok(Verdict::ExpectationMissed | Verdict::Changed) => 1,
         Err(Failure::Input(_)) => 2,
         Ok(Verdict::CellsFailed) | Err(Failure::Engine(_)) => 3,
         Err(Failure::Local(_)) => 4,
@@ -246,6 +264,12 @@ async fn dispatch(cli: Cli) -> Result<Verdict, Failure> {
         Command::Report { dir, format } => report(&dir, format, stacks).await,
         Command::Merge { dirs, output } => merge(&dirs, &output).await,
         Command::Explain { dir, cell } => explain(&dir, cell).await,
+        Command::Compare {
+            base,
+            new,
+            fail_on,
+            alpha,
+        } => crate::compare::command(&base, &new, fail_on, alpha).await,
         Command::Init(a) => crate::init::command(
             &a.compose_file,
             a.name.as_deref(),
@@ -804,6 +828,7 @@ mod tests {
         let code = |o: Result<Verdict, Failure>| exit_code(&o);
         assert_eq!(code(Ok(Verdict::Ok)), 0);
         assert_eq!(code(Ok(Verdict::ExpectationMissed)), 1);
+        assert_eq!(code(Ok(Verdict::Changed)), 1);
         assert_eq!(code(Err(Failure::Input(anyhow!("bad matrix")))), 2);
         assert_eq!(code(Ok(Verdict::CellsFailed)), 3);
         assert_eq!(code(Err(Failure::Engine(anyhow!("no daemon")))), 3);

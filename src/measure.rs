@@ -113,6 +113,13 @@ impl Check {
         }
     }
 
+    /// The check of a name (as [`Check::name`] gives it), if it is one.
+    pub fn from_name(name: &str) -> Option<Check> {
+        [Check::Counter, Check::Unique, Check::Task]
+            .into_iter()
+            .find(|c| c.name() == name)
+    }
+
     /// The integer columns its observe query must return (none for `counter`, which
     /// reads the balance and the ledger).
     pub fn columns(self) -> &'static [&'static str] {
@@ -353,38 +360,61 @@ pub fn cluster_wilson(bursts: &[(u64, u64)]) -> (f64, f64) {
     // agrees (0 lost everywhere says "exactly 0"); Wilson on an effective size stays
     // inside [0, 1], keeps the pooled behaviour at the boundary, and moves between the
     // two extremes (independent requests, all-or-nothing bursts) as the data say.
-    let bursts: Vec<(f64, f64)> = bursts
+    let (k, n) = counted(bursts)
         .iter()
-        .filter(|&&(_, n)| n > 0)
-        .map(|&(k, n)| (k.min(n) as f64, n as f64))
-        .collect();
-    let m = bursts.len() as f64;
-    let n: f64 = bursts.iter().map(|b| b.1).sum();
+        .fold((0.0, 0.0), |(k, n), b| (k + b.0, n + b.1));
     if n == 0.0 {
         return (0.0, 1.0);
     }
+    let p = k / n;
+    let n_eff = match cluster_variance(bursts) {
+        None => 1.0,
+        Some(var_cluster) => {
+            let var_binomial = p * (1.0 - p) / n;
+            // The alternative for p = 0 (n_eff = m, as for one burst) would give no loss
+            // at all a wider upper bound than one loss in one burst (0.49 against 0.16 for
+            // 4 bursts of 8): losing an update would make a verdict look safer.
+            let deff = if var_binomial > 0.0 {
+                (var_cluster / var_binomial).max(1.0)
+            } else {
+                1.0
+            };
+            n / deff
+        }
+    };
+    wilson_effective(p * n_eff, n_eff)
+}
+
+/// The bursts that count, as [`cluster_wilson`] takes them: those with `n_i > 0`, with
+/// `k_i` at most `n_i`, as floats.
+fn counted(bursts: &[(u64, u64)]) -> Vec<(f64, f64)> {
+    bursts
+        .iter()
+        .filter(|&&(_, n)| n > 0)
+        .map(|&(k, n)| (k.min(n) as f64, n as f64))
+        .collect()
+}
+
+/// `var_cluster` of [`cluster_wilson`]: the ratio estimator's variance of the pooled rate
+/// `p = Σk_i / Σn_i`, `m/(m−1) · Σ(k_i − p·n_i)² / n²` over the `m` bursts that count
+/// (`n_i > 0`, `k_i` at most `n_i`); `None` when fewer than two bursts count, as there is
+/// then no between-burst variance to estimate.
+pub fn cluster_variance(bursts: &[(u64, u64)]) -> Option<f64> {
+    let bursts = counted(bursts);
+    if bursts.len() < 2 {
+        return None;
+    }
+    let m = bursts.len() as f64;
+    let n: f64 = bursts.iter().map(|b| b.1).sum();
     let p = bursts.iter().map(|b| b.0).sum::<f64>() / n;
-    let n_eff = if bursts.len() == 1 {
-        1.0
-    } else {
-        let var_cluster = m / (m - 1.0)
+    Some(
+        m / (m - 1.0)
             * bursts
                 .iter()
                 .map(|(k, ni)| (k - p * ni).powi(2))
                 .sum::<f64>()
-            / (n * n);
-        let var_binomial = p * (1.0 - p) / n;
-        // The alternative for p = 0 (n_eff = m, as for one burst) would give no loss at
-        // all a wider upper bound than one loss in one burst (0.49 against 0.16 for 4
-        // bursts of 8): losing an update would make a verdict look safer.
-        let deff = if var_binomial > 0.0 {
-            (var_cluster / var_binomial).max(1.0)
-        } else {
-            1.0
-        };
-        n / deff
-    };
-    wilson_effective(p * n_eff, n_eff)
+            / (n * n),
+    )
 }
 
 /// Σk_i / Σn_i of bursts as [`cluster_wilson`] takes them (0 when there is nothing).
@@ -402,6 +432,19 @@ fn pooled_rate(bursts: &[(u64, u64)]) -> f64 {
 fn burst_counts(anomalies: i64, of: i64) -> (u64, u64) {
     let of = of.max(0);
     (anomalies.clamp(0, of) as u64, of as u64)
+}
+
+/// One `(k_i, n_i)` per repetition: its anomalies of the `check`'s kind and what they are
+/// out of, as a cell's `anomaly_rate` and its interval count them: a negative count (an
+/// excess) as 0, a count above its total as all of them. `amount` is what each request
+/// adds (the matrix's `amount`).
+pub fn anomaly_bursts(reps: &[Repetition], amount: i64, check: Check) -> Vec<(u64, u64)> {
+    reps.iter()
+        .map(|rep| {
+            let (anomalies, of) = check.anomalies(&rep.before, &rep.after, amount);
+            burst_counts(anomalies, of)
+        })
+        .collect()
 }
 
 /// Nearest-rank percentile of sorted values.
@@ -551,7 +594,7 @@ pub fn compute(
         ..Default::default()
     };
     let mut lost_bursts = Vec::with_capacity(reps.len());
-    let mut anomaly_bursts = Vec::with_capacity(reps.len());
+    let anomaly_bursts = anomaly_bursts(reps, amount, check);
     let mut pids = BTreeSet::new();
     let mut latencies = Vec::new();
     for rep in reps {
@@ -561,9 +604,7 @@ pub fn compute(
         m.applied += applied;
         m.excess_applied += (applied - rows).max(0);
         lost_bursts.push(burst_counts(rows - applied, rows));
-        let (anomalies, of) = check.anomalies(&rep.before, &rep.after, amount);
-        m.anomalies += anomalies;
-        anomaly_bursts.push(burst_counts(anomalies, of));
+        m.anomalies += check.anomalies(&rep.before, &rep.after, amount).0;
         count_records(&mut m, &rep.records, &mut pids, &mut latencies);
     }
     m.lost_updates = m.ledger_rows - m.applied;
@@ -821,6 +862,44 @@ mod tests {
             ..obs(0, 0)
         };
         assert_eq!(Check::Task.anomalies(&obs(0, 0), &tasks, 100), (6, 8));
+    }
+
+    #[test]
+    fn the_bursts_of_a_cell_are_those_its_rate_counts() {
+        // 8 rows, +500 → 3 lost; 8 rows, +1000 → an excess of 2, counted 0; and a
+        // unique check, 4 rows with 1 distinct value → 3 of 4
+        let reps = vec![
+            Repetition {
+                before: obs(0, 0),
+                after: obs(500, 8),
+                burst_ms: 1.0,
+                records: vec![],
+            },
+            Repetition {
+                before: obs(100, 2),
+                after: obs(1100, 10),
+                burst_ms: 1.0,
+                records: vec![],
+            },
+        ];
+        let bursts = anomaly_bursts(&reps, 100, Check::Counter);
+        assert_eq!(bursts, vec![(3, 8), (0, 8)]);
+        let m = compute(&reps, 100, 0, Check::Counter, None);
+        assert_eq!(m.anomaly_rate, 3.0 / 16.0);
+        assert_eq!(
+            (m.anomaly_rate_lo, m.anomaly_rate_hi),
+            cluster_wilson(&bursts)
+        );
+        // k_i − p·n_i = ±1.5: var_cluster = 2/1 · 4.5 / 256 = 0.03515625
+        assert_eq!(cluster_variance(&bursts), Some(0.03515625));
+        assert_eq!(
+            cluster_variance(&[(3, 8), (0, 0)]),
+            None,
+            "one burst counts"
+        );
+        assert_eq!(Check::from_name("task"), Some(Check::Task));
+        assert_eq!(Check::from_name("counter"), Some(Check::Counter));
+        assert_eq!(Check::from_name("lost"), None);
     }
 
     #[test]

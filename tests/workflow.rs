@@ -80,3 +80,31 @@ fn every_story_matrix_runs_nightly() {
         .expect("a run step");
     assert!(run.contains("matrices/${{ matrix.story }}.yaml"), "{run}");
 }
+
+#[test]
+fn nightly_compares_with_the_last_night() {
+    let w = workflow();
+    let merge = &w["jobs"]["merge"];
+    assert_eq!(
+        merge["permissions"]["actions"], "read",
+        "gh lists runs and downloads artifacts"
+    );
+    let steps = merge["steps"].as_array().unwrap();
+    let at = |needle: &str| {
+        steps
+            .iter()
+            .position(|s| s["run"].as_str().is_some_and(|r| r.contains(needle)))
+            .unwrap_or_else(|| panic!("no step runs {needle}"))
+    };
+    assert!(at("racy-matrix merge") < at("racy-matrix compare"));
+    let step = &steps[at("racy-matrix compare")];
+    let run = step["run"].as_str().unwrap();
+    assert!(
+        run.contains("compare previous nightly --fail-on worse"),
+        "{run}"
+    );
+    assert!(run.contains("gh run list") && run.contains("gh run download"));
+    assert!(run.contains("GITHUB_STEP_SUMMARY"), "{run}");
+    assert!(run.contains("skipped"), "a first night skips: {run}");
+    assert!(step["env"]["GH_TOKEN"].is_string());
+}
