@@ -279,12 +279,21 @@ pub struct Comparison {
     pub failed: Vec<(Cell, &'static str)>,
     /// Matched cells measured on both sides that cannot be tested, with why.
     pub untestable: Vec<(Cell, String)>,
+    /// Per tested cell, whether Holm's procedure calls its change significant.
+    pub rejected: Vec<bool>,
 }
 
 impl Comparison {
-    /// The tested cells whose change is significant.
+    /// The tested cells whose change is significant: α is the chance, when nothing
+    /// changed, that any cell at all is called changed (Holm's step-down procedure over
+    /// the cells tested), not the chance per cell — a nightly of hundreds of cells would
+    /// otherwise call a few changed every night by chance alone.
     pub fn significant(&self) -> impl Iterator<Item = &Tested> {
-        self.tested.iter().filter(|t| t.change.p < self.alpha)
+        self.tested
+            .iter()
+            .zip(&self.rejected)
+            .filter(|(_, r)| **r)
+            .map(|(t, _)| t)
     }
 
     /// How many cells got significantly worse (more anomalies).
@@ -327,6 +336,7 @@ pub fn compare(base: &Run, new: &Run, alpha: f64) -> Comparison {
             .collect(),
         failed: vec![],
         untestable: vec![],
+        rejected: vec![],
     };
     for (key, bc) in &b {
         let Some(nc) = n.get(key) else { continue };
@@ -342,7 +352,27 @@ pub fn compare(base: &Run, new: &Run, alpha: f64) -> Comparison {
             },
         }
     }
+    let ps: Vec<f64> = out.tested.iter().map(|t| t.change.p).collect();
+    out.rejected = holm(&ps, alpha);
     out
+}
+
+/// Holm's step-down procedure: the p-values in ascending order, the i-th (from 0) of m
+/// is significant while it is below α/(m − i); the first that is not stops it. It keeps
+/// the chance of calling any true non-change significant at most α, whatever the
+/// dependence between the tests (Holm 1979).
+pub fn holm(ps: &[f64], alpha: f64) -> Vec<bool> {
+    let mut order: Vec<usize> = (0..ps.len()).collect();
+    order.sort_by(|&a, &b| ps[a].total_cmp(&ps[b]));
+    let m = ps.len();
+    let mut rejected = vec![false; m];
+    for (i, &at) in order.iter().enumerate() {
+        if ps[at] >= alpha / (m - i) as f64 {
+            break;
+        }
+        rejected[at] = true;
+    }
+    rejected
 }
 
 fn by_key(cells: &[CellResult]) -> BTreeMap<String, &CellResult> {
@@ -456,7 +486,7 @@ pub fn render(c: &Comparison) -> String {
     });
     if !significant.is_empty() {
         out.push_str(&format!(
-            "{} cell(s) changed significantly (α = {}):\n{}\n",
+            "{} cell(s) changed significantly (α = {} over all cells, Holm; intervals per cell):\n{}\n",
             significant.len(),
             c.alpha,
             table(&significant, c.alpha, &label)
@@ -498,7 +528,7 @@ fn verdict_line(c: &Comparison) -> String {
         format!("{worse} worse, {better} better")
     };
     format!(
-        "compare: {} cells matched{tested}, {changed} (α = {})\n",
+        "compare: {} cells matched{tested}, {changed} (α = {} over all cells, Holm)\n",
         c.matched, c.alpha
     )
 }
@@ -762,5 +792,19 @@ mod tests {
         assert!(parse_alpha("0.01").is_ok());
         assert!(parse_alpha("0").is_err() && parse_alpha("1").is_err());
         assert!(parse_alpha("x").is_err());
+    }
+
+    #[test]
+    fn holm_steps_down_until_the_first_that_fails() {
+        // worked by hand: sorted 0.005 < 0.05/4, 0.01 < 0.05/3, 0.03 ≥ 0.05/2: stop
+        assert_eq!(
+            holm(&[0.01, 0.04, 0.03, 0.005], 0.05),
+            vec![true, false, false, true]
+        );
+        // one test is the test itself
+        assert_eq!(holm(&[0.049], 0.05), vec![true]);
+        // 0.02 is significant alone, not among 3 (0.02 ≥ 0.05/3)
+        assert_eq!(holm(&[0.02, 0.5, 0.9], 0.05), vec![false, false, false]);
+        assert!(holm(&[], 0.05).is_empty());
     }
 }

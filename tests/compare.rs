@@ -183,7 +183,9 @@ async fn compare_reports_the_changes_and_exits_as_fail_on_says() {
     let (code, out) = compare(&base, &new, "worse");
     assert_eq!(code, 1, "a cell got worse: {out}");
     assert!(
-        out.contains("compare: 5 cells matched (4 tested), 1 worse, 1 better (α = 0.05)"),
+        out.contains(
+            "compare: 5 cells matched (4 tested), 1 worse, 1 better (α = 0.05 over all cells, Holm)"
+        ),
         "{out}"
     );
     assert!(out.contains("2 cell(s) changed significantly"), "{out}");
@@ -232,7 +234,9 @@ async fn compare_reports_the_changes_and_exits_as_fail_on_says() {
     let (code, out) = compare(&base, &base, "any");
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains("compare: 6 cells matched, 0 changed significantly (α = 0.05)"),
+        out.contains(
+            "compare: 6 cells matched, 0 changed significantly (α = 0.05 over all cells, Holm)"
+        ),
         "{out}"
     );
 
