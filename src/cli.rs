@@ -123,6 +123,10 @@ enum Command {
         /// The significance level of each cell's test.
         #[arg(long, default_value_t = crate::compare::ALPHA, value_parser = crate::compare::parse_alpha)]
         alpha: f64,
+        /// Match cells without this axis (repeatable), to compare runs that differ in
+        /// it, e.g. a run at workers=1 against one at workers=4.
+        #[arg(long = "ignore-axis", value_name = "AXIS")]
+        ignore_axis: Vec<String>,
     },
     /// Write a starting racy.yaml for your own app's compose file (which is not edited):
     /// the target, database and worker count guessed, the rest marked TODO.
@@ -269,7 +273,8 @@ async fn dispatch(cli: Cli) -> Result<Verdict, Failure> {
             new,
             fail_on,
             alpha,
-        } => crate::compare::command(&base, &new, fail_on, alpha).await,
+            ignore_axis,
+        } => crate::compare::command(&base, &new, fail_on, alpha, &ignore_axis).await,
         Command::Init(a) => crate::init::command(
             &a.compose_file,
             a.name.as_deref(),

@@ -245,6 +245,9 @@ pub struct Run<'a> {
     pub cells: &'a [CellResult],
     /// The matrix's `amount`.
     pub amount: i64,
+    /// Axes left out when cells are matched (`--ignore-axis`): two runs that differ in
+    /// one setting, e.g. workers 1 against workers 4, compare cell by cell.
+    pub ignore: &'a [String],
 }
 
 /// A cell both runs measured, tested.
@@ -319,7 +322,7 @@ impl Comparison {
 
 /// Matches the cells of two runs by key and tests every cell both measured.
 pub fn compare(base: &Run, new: &Run, alpha: f64) -> Comparison {
-    let (b, n) = (by_key(base.cells), by_key(new.cells));
+    let (b, n) = (by_key(base), by_key(new));
     let mut out = Comparison {
         alpha,
         matched: 0,
@@ -375,8 +378,35 @@ pub fn holm(ps: &[f64], alpha: f64) -> Vec<bool> {
     rejected
 }
 
-fn by_key(cells: &[CellResult]) -> BTreeMap<String, &CellResult> {
-    cells.iter().map(|c| (c.cell.key(), c)).collect()
+fn by_key<'a>(run: &Run<'a>) -> BTreeMap<String, &'a CellResult> {
+    run.cells
+        .iter()
+        .map(|c| (key(&c.cell, run.ignore), c))
+        .collect()
+}
+
+/// A cell's identity for matching: its key without the ignored axes.
+fn key(cell: &Cell, ignore: &[String]) -> String {
+    let mut c = cell.clone();
+    c.axes.retain(|a, _| !ignore.contains(a));
+    c.key()
+}
+
+/// Refuses a run in which leaving out the ignored axes makes two cells one.
+fn distinct(run: &Run, dir: &Path) -> Result<(), Failure> {
+    let mut seen: BTreeMap<String, &Cell> = BTreeMap::new();
+    for c in run.cells {
+        if let Some(other) = seen.insert(key(&c.cell, run.ignore), &c.cell) {
+            return Err(Failure::Input(anyhow::anyhow!(
+                "{}: cells '{}' and '{}' differ only in {}: they cannot be told apart without it",
+                dir.display(),
+                other.label(),
+                c.cell.label(),
+                run.ignore.join(", ")
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn measured(c: &CellResult) -> bool {
@@ -452,13 +482,17 @@ pub async fn command(
     new: &Path,
     fail_on: FailOn,
     alpha: f64,
+    ignore: &[String],
 ) -> Result<Verdict, Failure> {
     let b = load(base).await?;
     let n = load(new).await?;
     let runs = [(&b, base), (&n, new)].map(|(d, path)| Run {
         cells: &d.cells,
         amount: amount(path),
+        ignore,
     });
+    distinct(&runs[0], base)?;
+    distinct(&runs[1], new)?;
     let found = compare(&runs[0], &runs[1], alpha);
     std::io::stdout()
         .write_all(render(&found).as_bytes())
