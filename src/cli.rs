@@ -371,6 +371,7 @@ fn plan(matrix: &Path, shard: Option<Shard>, stacks: Option<&Path>) -> Result<Ve
 async fn run(args: RunArgs, stacks: Option<&Path>) -> Result<Verdict, Failure> {
     let (m, cells, catalog) = load_cells(&args.matrix, args.shard, stacks)?;
     let (mut dir, cells) = open_run_dir(&args, &m, cells, &catalog).await?;
+    dir.expect = m.expect.clone();
     let output = dir.path.clone();
     let engine = connect().await?;
     keep_matrix(&dir, &args.matrix).await?;
@@ -675,18 +676,25 @@ async fn remove_runs(only_up: bool) -> Result<Verdict, Failure> {
 
 /// `report`: renders a run directory to stdout and checks its matrix's expectations.
 async fn report(dir: &Path, format: Format, stacks: Option<&Path>) -> Result<Verdict, Failure> {
-    let run = RunDir::load(dir).await.input()?;
+    let mut run = RunDir::load(dir).await.input()?;
     let _ = run.close().await;
+    // The run's own copy of its matrix says what must hold.
+    let matrix_file = dir.join(results::MATRIX_FILE);
+    let m = if matrix_file.is_file() {
+        let catalog = catalog(&stacks_root(stacks, Some(&matrix_file)))?;
+        Some(matrix::load(&matrix_file, &catalog)?)
+    } else {
+        None
+    };
+    if let Some(m) = &m {
+        run.expect = m.expect.clone();
+    }
     let bytes = export::exporter(format).render(&run.report()).local()?;
     use std::io::Write;
     std::io::stdout().write_all(&bytes).local()?;
-    // The run's own copy of its matrix says what must hold.
-    let matrix_file = dir.join(results::MATRIX_FILE);
-    if !matrix_file.is_file() {
+    let Some(m) = m else {
         return Ok(Verdict::Ok);
-    }
-    let catalog = catalog(&stacks_root(stacks, Some(&matrix_file)))?;
-    let m = matrix::load(&matrix_file, &catalog)?;
+    };
     Ok(check_expectations(
         &matrix_file,
         &m,

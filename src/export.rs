@@ -23,6 +23,8 @@ pub struct RunReport<'a> {
     pub shard: Option<&'a str>,
     /// Cells in run order.
     pub cells: &'a [CellResult],
+    /// The matrix's expectations (none when unknown).
+    pub expect: &'a [crate::matrix::Expectation],
 }
 
 /// Renders a run in one format.
@@ -196,30 +198,117 @@ impl Exporter for Csv {
 struct Markdown;
 
 impl Exporter for Markdown {
+    /// What the terminal shows, grouped by stack and endpoint — the axes that vary, acked,
+    /// errors by kind, anomalies with the rate and its interval — with the expectations'
+    /// verdicts and the failed cells first; every column in a `<details>` block at the end
+    /// (CSV and JSON hold them too).
     fn render(&self, run: &RunReport) -> Result<Vec<u8>> {
-        let (cols, rows) = text_rows(run);
         let esc = |s: &str| s.replace('|', "\\|").replace('\n', " ");
+        let failed: Vec<&CellResult> = run.cells.iter().filter(|c| c.metrics.is_none()).collect();
         let mut out = format!(
-            "# racy-matrix: {}\n\nrun `{}`, started {}\n\n| {} |\n|{}\n",
+            "# racy-matrix: {}\n\nrun `{}`, started {}{}: {} cells, {} measured, {} failed.\n\n",
             run.matrix,
             run.run_id,
             run.started,
+            run.shard
+                .map(|s| format!(", shard {s}"))
+                .unwrap_or_default(),
+            run.cells.len(),
+            run.cells.len() - failed.len(),
+            failed.len()
+        );
+        out.push_str(&expectations_md(run));
+        if !failed.is_empty() {
+            out.push_str("**Failed cells:**\n\n");
+            for c in &failed {
+                let why = c
+                    .error
+                    .as_deref()
+                    .unwrap_or("")
+                    .lines()
+                    .next()
+                    .unwrap_or("");
+                out.push_str(&format!("- {}: {}\n", esc(&c.cell.label()), esc(why)));
+            }
+            out.push('\n');
+        }
+        for n in excess_notes(run.cells) {
+            out.push_str(&format!("**Excess:** {}.\n\n", esc(&n)));
+        }
+        out.push_str(&summary_md(run, &esc));
+        let (cols, rows) = text_rows(run);
+        out.push_str(&format!(
+            "<details><summary>Every column ({} cells)</summary>\n\n| {} |\n|{}\n",
+            rows.len(),
             cols.join(" | "),
             "---|".repeat(cols.len())
-        );
+        ));
         for r in rows {
             let cells: Vec<String> = r.iter().map(|c| esc(c)).collect();
             out.push_str(&format!("| {} |\n", cells.join(" | ")));
         }
-        let notes = excess_notes(run.cells);
-        if !notes.is_empty() {
-            out.push('\n');
-            for n in notes {
-                out.push_str(&format!("**Excess:** {}.\n\n", esc(&n)));
-            }
-        }
+        out.push_str("\n</details>\n");
         Ok(out.into_bytes())
     }
+}
+
+/// The expectations' verdicts so far, in a line (all held) or a list of misses.
+fn expectations_md(run: &RunReport) -> String {
+    if run.expect.is_empty() {
+        return String::new();
+    }
+    let (checked, misses) = crate::expect::check(run.expect, run.cells, false);
+    if misses.is_empty() {
+        return format!(
+            "**Expectations:** all {} held over {checked} checked cells.\n\n",
+            run.expect.len()
+        );
+    }
+    let mut out = format!("**Expectations:** {} missed:\n\n", misses.len());
+    for m in misses {
+        out.push_str(&format!("- {}\n", m.to_string().replace('|', "\\|")));
+    }
+    out.push('\n');
+    out
+}
+
+/// The terminal's summary table, one per stack and endpoint (in run order), under a
+/// heading each: readable at hundreds of cells.
+fn summary_md(run: &RunReport, esc: &dyn Fn(&str) -> String) -> String {
+    let shape = SummaryShape::of(run);
+    let header = shape.header();
+    let mut groups: Vec<(String, Vec<&CellResult>)> = Vec::new();
+    for c in run.cells {
+        let name = format!("{} · {}", c.cell.stack, c.cell.endpoint());
+        match groups.iter_mut().find(|(g, _)| *g == name) {
+            Some((_, cells)) => cells.push(c),
+            None => groups.push((name, vec![c])),
+        }
+    }
+    // within a group the stack and the endpoint are the heading
+    let keep: Vec<usize> = (0..header.len())
+        .filter(|&i| header[i] != "stack" && header[i] != "endpoint")
+        .collect();
+    let mut out = String::new();
+    for (name, cells) in groups {
+        out.push_str(&format!("### {name}\n\n"));
+        let head: Vec<&str> = keep.iter().map(|&i| header[i].as_str()).collect();
+        out.push_str(&format!(
+            "| {} |\n|{}\n",
+            head.join(" | "),
+            "---|".repeat(head.len())
+        ));
+        for c in cells {
+            let row = shape.row(c);
+            let row: Vec<String> = keep
+                .iter()
+                .map(|&i| esc(row.get(i).map_or("", String::as_str)))
+                .collect();
+            out.push_str(&format!("| {} |\n", row.join(" | ")));
+        }
+        out.push('\n');
+    }
+    out
 }
 
 struct Json;
@@ -430,6 +519,7 @@ mod tests {
 
     fn report(cells: &[CellResult]) -> RunReport<'_> {
         RunReport {
+            expect: &[],
             matrix: "t",
             run_id: "r1",
             started: "now",
@@ -469,14 +559,43 @@ mod tests {
     }
 
     #[test]
-    fn markdown_is_a_table() {
+    fn markdown_is_the_summary_then_every_column() {
         let cells = sample();
         let text = String::from_utf8(Markdown.render(&report(&cells)).unwrap()).unwrap();
-        let table: Vec<&str> = text.lines().filter(|l| l.starts_with('|')).collect();
-        assert_eq!(table.len(), 4, "header, rule, two rows");
+        let (summary, details) = text.split_once("<details>").expect("a details block");
+        // the summary: counts, the failed cell with its reason, one group per endpoint
+        assert!(
+            summary.contains("2 cells, 1 measured, 1 failed."),
+            "{summary}"
+        );
+        assert!(
+            summary.contains("- django-mysql atomic_long_delay "),
+            "{summary}"
+        );
+        assert!(summary.contains(": db died \\| badly"), "{summary}");
+        assert!(
+            summary.contains("### django-mysql · atomic_long_delay"),
+            "{summary}"
+        );
+        let table: Vec<&str> = summary.lines().filter(|l| l.starts_with('|')).collect();
+        assert_eq!(table.len(), 4, "header, rule, two rows: {summary}");
+        assert!(
+            table[0].starts_with("| acked | errors"),
+            "no axis varies: {}",
+            table[0]
+        );
+        assert!(
+            table[2].contains("| 1 counter | 0.500 [0.055, 0.945] |"),
+            "{}",
+            table[2]
+        );
+        // every column, for those who want them
+        let full: Vec<&str> = details.lines().filter(|l| l.starts_with('|')).collect();
+        assert_eq!(full.len(), 4);
         let pipes = |l: &str| l.matches(" | ").count();
-        assert_eq!(pipes(table[0]), pipes(table[2]));
-        assert!(table[3].contains("db died \\| badly"));
+        assert_eq!(pipes(full[0]), pipes(full[2]));
+        assert!(full[0].contains("lost_rate_lo"));
+        assert!(full[3].contains("db died \\| badly"));
     }
 
     #[test]

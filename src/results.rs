@@ -79,6 +79,9 @@ pub struct RunDir {
     pub shard: Option<String>,
     /// Cells in the order they ran.
     pub cells: Vec<CellResult>,
+    /// The matrix's expectations, shown with their verdicts in results.md (set by the
+    /// caller that knows the matrix; none otherwise).
+    pub expect: Vec<crate::matrix::Expectation>,
     store: SqlitePool,
 }
 
@@ -117,6 +120,7 @@ impl RunDir {
             started: chrono::Local::now().to_rfc3339(),
             shard: None,
             cells: vec![],
+            expect: vec![],
             store,
         };
         dir.save_meta().await?;
@@ -180,6 +184,7 @@ impl RunDir {
             started: &self.started,
             shard: self.shard.as_deref(),
             cells: &self.cells,
+            expect: &self.expect,
         }
     }
 
@@ -286,6 +291,7 @@ impl RunDir {
             started: get("started"),
             shard: meta.get("shard").filter(|s| !s.is_empty()).cloned(),
             cells,
+            expect: vec![],
             store,
         })
     }
