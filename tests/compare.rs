@@ -246,3 +246,56 @@ async fn compare_reports_the_changes_and_exits_as_fail_on_says() {
     assert_eq!(code, 2);
     std::fs::remove_dir_all(base.parent().unwrap()).unwrap();
 }
+
+/// Two runs that differ in one setting (workers 1 against workers 4) compare cell by cell
+/// with `--ignore-axis workers`; a run in which leaving the axis out makes two cells one
+/// is refused.
+#[tokio::test]
+async fn runs_that_differ_in_one_axis_compare_without_it() {
+    let root = temp_dir("compare-axis");
+    let spec = |workers, anomalies| Spec {
+        endpoint: NAD,
+        workers,
+        anomalies,
+    };
+    let (one, four, both) = (root.join("w1"), root.join("w4"), root.join("both"));
+    store(&one, vec![measured(&spec(1, &[0, 0, 0, 0]))]).await;
+    store(&four, vec![measured(&spec(4, &[6, 6, 6, 6]))]).await;
+    store(
+        &both,
+        vec![
+            measured(&spec(1, &[0, 0, 0, 0])),
+            measured(&spec(4, &[6, 6, 6, 6])),
+        ],
+    )
+    .await;
+    let run = |a: &Path, b: &Path| {
+        let out = racy(&[
+            "compare",
+            a.to_str().unwrap(),
+            b.to_str().unwrap(),
+            "--ignore-axis",
+            "workers",
+        ]);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code().unwrap(), text)
+    };
+    let (code, out) = run(&one, &four);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("compare: 1 cells matched, 1 worse, 0 better"),
+        "{out}"
+    );
+    // without the option the two cells are different cells
+    let (code, out) = compare(&one, &four, "worse");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("only in BASE: 1 cell(s)"), "{out}");
+    let (code, out) = run(&one, &both);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("differ only in workers"), "{out}");
+    std::fs::remove_dir_all(&root).unwrap();
+}
