@@ -27,7 +27,13 @@ async fn baked_schemas_match_the_migrations() {
                 ])
                 .await;
                 match migrate.first().and_then(|c| c.id.clone()) {
-                    Some(id) => engine.logs_tail(&id, 50).await,
+                    Some(id) => {
+                        // `up` returns once every service is ready, and a one-shot job
+                        // nothing waits for is ready while it runs: read its logs once
+                        // it has exited
+                        exited(&engine, &id).await;
+                        engine.logs_tail(&id, 50).await
+                    }
                     None => String::from("no migrate container"),
                 }
             }
@@ -40,5 +46,17 @@ async fn baked_schemas_match_the_migrations() {
             "{stack}: the schema baked into the database image lacks migrations; run \
              stacks/images/dump-schemas.sh. migrate said:\n{logs}"
         );
+    }
+}
+
+/// Waits until the container has exited (at most a minute: `migrate` takes seconds).
+async fn exited(engine: &Engine, id: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while engine.state(id).await.is_ok_and(|s| s.running) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "migrate still runs after a minute"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
