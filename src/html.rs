@@ -257,6 +257,7 @@ fn first_line(c: &CellResult) -> &str {
 
 const STYLE: &str = "
 body{font:14px/1.4 system-ui,-apple-system,'Segoe UI',Roboto,'DejaVu Sans',sans-serif;margin:16px 24px;color:#1a1a1a;background:#fff}
+#heatmaps,#cells{margin:20px 0 6px}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:0 0 2px}h3{font-size:15px;margin:10px 0 4px}
 code,pre,.mono{font-family:ui-monospace,'DejaVu Sans Mono',monospace;font-size:12px}
 .meta{color:#444}.held{color:#1b7837;font-weight:600}.missed,.flag{color:#b2182b;font-weight:700}
