@@ -53,7 +53,7 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run a matrix: bring the stacks up, sweep every cell, write CSV, Markdown and JSON.
+    /// Run a matrix: bring the stacks up, sweep every cell, write CSV, Markdown, JSON and HTML.
     Run(RunArgs),
     /// Print the cells in run order, the restarts they need and an estimated time.
     Plan {
