@@ -262,7 +262,7 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:0 0 2px}h3{font-size:1
 code,pre,.mono{font-family:ui-monospace,'DejaVu Sans Mono',monospace;font-size:12px}
 .meta{color:#444}.held{color:#1b7837;font-weight:600}.missed,.flag{color:#b2182b;font-weight:700}
 .grid{display:flex;flex-wrap:wrap;gap:14px;align-items:flex-start}
-.endpoint{border:1px solid #ccc;border-radius:6px;padding:8px 10px}
+.endpoint{border:1px solid #ccc;border-radius:6px;padding:8px 10px;max-width:100%;box-sizing:border-box;overflow-x:auto}
 .kind{color:#555;font-size:12px;margin-bottom:4px}.slice{font-size:12px;color:#333;margin:4px 0 2px}
 .cell{border-top:2px solid #ddd;padding-top:6px;margin-top:14px}.cell:target{background:#fff8e0}
 table.counts{border-collapse:collapse;font-size:12px}table.counts td,table.counts th{border:1px solid #ddd;padding:2px 6px;text-align:right}
