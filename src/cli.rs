@@ -53,7 +53,7 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run a matrix: bring the stacks up, sweep every cell, write CSV, Markdown and JSON.
+    /// Run a matrix: bring the stacks up, sweep every cell, write CSV, Markdown, JSON and HTML.
     Run(RunArgs),
     /// Print the cells in run order, the restarts they need and an estimated time.
     Plan {
@@ -92,6 +92,12 @@ enum Command {
         /// The format to render.
         #[arg(long, value_enum, default_value_t = Format::Markdown)]
         format: Format,
+        /// html: the heatmaps' axis across (default: the axis with the most values).
+        #[arg(long, value_name = "AXIS")]
+        x: Option<String>,
+        /// html: the heatmaps' axis down (default: the axis with the next most values).
+        #[arg(long, value_name = "AXIS")]
+        y: Option<String>,
     },
     /// Explain every lost update of a run: which request's write erased which increment.
     Explain {
@@ -265,7 +271,7 @@ async fn dispatch(cli: Cli) -> Result<Verdict, Failure> {
         Command::Check { stack, set } => check(&stack, set, stacks).await,
         Command::Down => remove_runs(true).await,
         Command::Clean => remove_runs(false).await,
-        Command::Report { dir, format } => report(&dir, format, stacks).await,
+        Command::Report { dir, format, x, y } => report(&dir, format, [x, y], stacks).await,
         Command::Merge { dirs, output } => merge(&dirs, &output).await,
         Command::Explain { dir, cell } => explain(&dir, cell).await,
         Command::Compare {
@@ -674,10 +680,29 @@ async fn remove_runs(only_up: bool) -> Result<Verdict, Failure> {
     Ok(Verdict::Ok)
 }
 
-/// `report`: renders a run directory to stdout and checks its matrix's expectations.
-async fn report(dir: &Path, format: Format, stacks: Option<&Path>) -> Result<Verdict, Failure> {
+/// `report`: renders a run directory to stdout and checks its matrix's expectations;
+/// `axes` are the html heatmaps' `--x` and `--y`.
+async fn report(
+    dir: &Path,
+    format: Format,
+    axes: [Option<String>; 2],
+    stacks: Option<&Path>,
+) -> Result<Verdict, Failure> {
     let mut run = RunDir::load(dir).await.input()?;
     let _ = run.close().await;
+    let [x, y] = axes;
+    let exporter: Box<dyn export::Exporter> = match format {
+        Format::Html => Box::new(
+            crate::html::Html::with_axes(&run.cells, x, y)
+                .map_err(|e| Failure::Input(anyhow!(e)))?,
+        ),
+        _ if x.is_some() || y.is_some() => {
+            return Err(Failure::Input(anyhow!(
+                "--x and --y choose the axes of --format html's heatmaps"
+            )));
+        }
+        _ => export::exporter(format),
+    };
     // The run's own copy of its matrix says what must hold.
     let matrix_file = dir.join(results::MATRIX_FILE);
     let m = if matrix_file.is_file() {
@@ -689,7 +714,7 @@ async fn report(dir: &Path, format: Format, stacks: Option<&Path>) -> Result<Ver
     if let Some(m) = &m {
         run.expect = m.expect.clone();
     }
-    let bytes = export::exporter(format).render(&run.report()).local()?;
+    let bytes = exporter.render(&run.report()).local()?;
     use std::io::Write;
     std::io::stdout().write_all(&bytes).local()?;
     let Some(m) = m else {

@@ -43,11 +43,13 @@ pub enum Format {
     Markdown,
     /// results.json
     Json,
+    /// report.html (see `crate::html`)
+    Html,
 }
 
 impl Format {
     /// Every format.
-    pub const ALL: [Format; 3] = [Format::Csv, Format::Markdown, Format::Json];
+    pub const ALL: [Format; 4] = [Format::Csv, Format::Markdown, Format::Json, Format::Html];
 
     /// The file name in a run directory.
     pub fn file_name(self) -> &'static str {
@@ -55,6 +57,7 @@ impl Format {
             Format::Csv => "results.csv",
             Format::Markdown => "results.md",
             Format::Json => "results.json",
+            Format::Html => "report.html",
         }
     }
 }
@@ -65,6 +68,7 @@ pub fn exporter(f: Format) -> Box<dyn Exporter> {
         Format::Csv => Box::new(Csv),
         Format::Markdown => Box::new(Markdown),
         Format::Json => Box::new(Json),
+        Format::Html => Box::new(crate::html::Html::default()),
     }
 }
 

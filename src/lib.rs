@@ -13,6 +13,7 @@ pub mod engine;
 pub mod expect;
 pub mod explain;
 pub mod export;
+pub mod html;
 pub mod image;
 pub mod init;
 pub mod input;
