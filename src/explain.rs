@@ -39,6 +39,8 @@ pub enum LossKind {
     Interleaved,
     /// The erased one committed before the eraser read, which read an older state.
     StaleRead,
+    /// (unique check) A second row for a value a first request had already created.
+    Duplicate,
 }
 
 /// One lost increment and the request that erased it.
@@ -251,50 +253,142 @@ pub fn run_stories(cells: &[CellResult]) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// A counter cell's stories (`None` for another check, a failed cell, or answers that do
-/// not carry the balances and times).
+/// A cell's stories: a counter's lost updates or a unique check's duplicate rows (`None`
+/// for a task check, whose answers cannot say when the task ran, a failed cell, or
+/// answers that do not carry what the story needs).
 pub fn cell_stories(c: &CellResult) -> Option<Vec<BurstStory>> {
     let m = c.metrics.as_ref()?;
-    if m.anomaly_kind != Check::Counter.name() {
+    match Check::from_name(&m.anomaly_kind)? {
+        Check::Counter => counter_cell(&c.reps),
+        Check::Unique => c.reps.iter().map(unique_burst).collect(),
+        Check::Task => None,
+    }
+}
+
+/// A unique check's burst: the requests whose answers say they created the row
+/// (`created: true`), in the order they wrote; those beyond the distinct values made the
+/// duplicates, each named with the first creator. Reconciled when as many requests say
+/// they created a row as the SQL counted new rows.
+pub fn unique_burst(rep: &Repetition) -> Option<BurstStory> {
+    let answered: Vec<&RequestRecord> = rep.records.iter().filter(|r| acked(r)).collect();
+    if !answered.is_empty()
+        && !answered
+            .iter()
+            .any(|r| r.body.as_ref().is_some_and(|b| b.get("created").is_some()))
+    {
         return None;
     }
-    counter_cell(&c.reps)
+    let mut creators: Vec<&RequestRecord> = answered
+        .into_iter()
+        .filter(|r| {
+            r.body
+                .as_ref()
+                .and_then(|b| b.get("created"))
+                .and_then(|v| v.as_bool())
+                == Some(true)
+        })
+        .collect();
+    let at = |r: &RequestRecord| r.server_ns("t_write").or(r.server_ns("t_end")).unwrap_or(0);
+    creators.sort_by_key(|r| (at(r), r.index));
+    let t0 = rep
+        .records
+        .iter()
+        .filter_map(|r| r.server_ns("t_start"))
+        .min()
+        .unwrap_or(0);
+    let d = |c: &str| {
+        rep.after.extra.get(c).copied().unwrap_or(0) - rep.before.extra.get(c).copied().unwrap_or(0)
+    };
+    let (rows, distinct) = (d("total"), d("distinct_values"));
+    let duplicates = (rows - distinct).max(0);
+    let keep = (distinct.max(0) as usize).min(creators.len());
+    let who = |r: &RequestRecord| match r.pid() {
+        Some(pid) => format!("#{} (pid {pid})", r.index + 1),
+        None => format!("#{}", r.index + 1),
+    };
+    let losses: Vec<Loss> = creators
+        .iter()
+        .skip(keep)
+        .filter_map(|r| {
+            let first = creators.first()?;
+            Some(Loss {
+                lost: r.index,
+                by: first.index,
+                kind: LossKind::Duplicate,
+                text: format!(
+                    "{} created a row at {} after {} had created one at {}: neither saw the other's",
+                    who(r),
+                    ms(at(r), t0),
+                    who(first),
+                    ms(at(first), t0)
+                ),
+            })
+        })
+        .collect();
+    let mut notes = Vec::new();
+    if creators.len() as i64 != rows {
+        notes.push(format!(
+            "{} answers say they created a row, the database has {rows} new rows",
+            creators.len()
+        ));
+    }
+    if losses.len() as i64 != duplicates {
+        notes.push(format!(
+            "{} duplicates explained, {duplicates} counted",
+            losses.len()
+        ));
+    }
+    Some(BurstStory {
+        repetition: rep.records.first().map_or(0, |r| r.repetition),
+        lost: duplicates,
+        losses,
+        reconciled: notes.is_empty(),
+        note: (!notes.is_empty()).then(|| notes.join("; ")),
+    })
 }
 
 /// `racy-matrix explain`'s text for cell number `n` (from 1).
 pub fn render_cell(n: usize, c: &CellResult) -> String {
-    let mut out = format!(
-        "cell {n}: {}
-",
-        c.cell.label()
-    );
+    let mut out = format!("cell {n}: {}\n", c.cell.label());
+    let kind = c
+        .metrics
+        .as_ref()
+        .map(|m| m.anomaly_kind.clone())
+        .unwrap_or_default();
     let Some(bursts) = cell_stories(c) else {
         let why = match &c.metrics {
             None => "it failed: nothing was measured".to_string(),
-            Some(m) if m.anomaly_kind != Check::Counter.name() => format!(
-                "a {} check: only counter cells are explained request by request",
-                m.anomaly_kind
-            ),
+            Some(_) if kind == Check::Task.name() => {
+                "a task check: the answers cannot say when each task ran".into()
+            }
+            Some(_) if kind == Check::Unique.name() => "its answers do not say `created`".into(),
             Some(_) => {
                 "its answers do not carry read_balance, written_balance, t_read and t_write".into()
             }
         };
-        out.push_str(&format!(
-            "  not explained: {why}
-"
-        ));
+        out.push_str(&format!("  not explained: {why}\n"));
         return out;
+    };
+    let what = if kind == Check::Unique.name() {
+        "duplicate"
+    } else {
+        "lost update"
     };
     if bursts.iter().all(|b| b.reconciled && b.losses.is_empty()) {
         out.push_str(&format!(
-            "  no lost update in {} burst(s), each history reconciled\n",
+            "  no {what} in {} burst(s), each history reconciled\n",
             bursts.len()
         ));
         return out;
     }
+    let counted = if kind == Check::Unique.name() {
+        "duplicates"
+    } else {
+        "lost"
+    };
     for b in &bursts {
         let head = format!(
-            "  burst {}: {} lost, {} explained",
+            "  burst {}: {} {counted}, {} explained",
             b.repetition + 1,
             b.lost,
             b.losses.len()
@@ -442,5 +536,56 @@ mod tests {
         let mut plain = req(0, 7, 0, 1, 2);
         plain.body = Some(json!("ok 100"));
         assert!(burst(&rep(vec![plain], 1, 100)).is_none());
+    }
+
+    #[test]
+    fn duplicates_are_named_with_the_first_creator() {
+        let created = |index: u32, pid: i64, t_write: i64, created: bool| RequestRecord {
+            body: Some(
+                json!({"pid": pid, "t_start": 0, "t_write": t_write * 1_000_000, "created": created}),
+            ),
+            ..req(index, pid, 0, 0, 0)
+        };
+        let unique = |total: i64, distinct: i64| Observation {
+            extra: [
+                ("total".to_string(), total),
+                ("distinct_values".to_string(), distinct),
+            ]
+            .into(),
+            ..Observation::default()
+        };
+        let mut r = rep(
+            vec![
+                created(0, 7, 205, true),
+                created(1, 8, 203, true),
+                created(2, 9, 210, false),
+                created(3, 7, 207, true),
+            ],
+            0,
+            0,
+        );
+        r.after = unique(3, 1);
+        let b = unique_burst(&r).unwrap();
+        assert!(b.reconciled, "{b:?}");
+        assert_eq!(b.lost, 2);
+        let got: Vec<(u32, u32)> = b.losses.iter().map(|l| (l.lost, l.by)).collect();
+        assert_eq!(
+            got,
+            vec![(0, 1), (3, 1)],
+            "in write order, after #2 created the first"
+        );
+        assert_eq!(
+            b.losses[0].text,
+            "#1 (pid 7) created a row at t+205.0 ms after #2 (pid 8) had created one at t+203.0 ms: neither saw the other's"
+        );
+        // a row nobody says it created: flagged
+        r.after = unique(4, 1);
+        let b = unique_burst(&r).unwrap();
+        assert!(!b.reconciled);
+        assert!(
+            b.note
+                .unwrap()
+                .contains("3 answers say they created a row, the database has 4 new rows")
+        );
     }
 }

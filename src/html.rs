@@ -1002,20 +1002,31 @@ fn ticks(span: f64, h: usize) -> String {
 fn stories_html(out: &mut String, c: &CellResult, stories: Option<&[BurstStory]>) {
     let Some(bursts) = stories else {
         let why = match &c.metrics {
-            Some(m) if m.anomaly_kind != Check::Counter.name() => format!(
-                "a {} check: only counter cells are explained request by request",
-                m.anomaly_kind
-            ),
+            Some(m) if m.anomaly_kind == Check::Task.name() => {
+                "a task check: the answers cannot say when each task ran".to_string()
+            }
+            Some(m) if m.anomaly_kind == Check::Unique.name() => {
+                "its answers do not say `created`".to_string()
+            }
             _ => "its answers do not carry read_balance, written_balance, t_read and t_write"
                 .to_string(),
         };
         let _ = writeln!(out, "<p class=\"meta\">Not explained: {}.</p>", esc(&why));
         return;
     };
+    let unique = c
+        .metrics
+        .as_ref()
+        .is_some_and(|m| m.anomaly_kind == Check::Unique.name());
+    let (none, counted) = if unique {
+        ("No duplicate", "duplicates")
+    } else {
+        ("No lost update", "lost")
+    };
     if bursts.iter().all(|b| b.reconciled && b.losses.is_empty()) {
         let _ = writeln!(
             out,
-            "<p class=\"meta\">No lost update in {} burst(s), each history reconciled.</p>",
+            "<p class=\"meta\">{none} in {} burst(s), each history reconciled.</p>",
             bursts.len()
         );
         return;
@@ -1023,7 +1034,7 @@ fn stories_html(out: &mut String, c: &CellResult, stories: Option<&[BurstStory]>
     for b in bursts {
         let _ = write!(
             out,
-            "<div><b>burst {}</b>: {} lost, {} explained",
+            "<div><b>burst {}</b>: {} {counted}, {} explained",
             b.repetition + 1,
             b.lost,
             b.losses.len()

@@ -39,6 +39,20 @@ async fn get_or_create_story() {
             _ => assert_eq!(int(r, "anomalies"), 0, "the constraint holds: {r}"),
         }
     }
+    // every duplicate named: which requests created a second row, as many as counted
+    let stories = json["explanations"].as_array().expect("explanations");
+    assert_eq!(stories.len(), 12, "every cell's answers say `created`");
+    for (cell, r) in stories.iter().zip(rows) {
+        let bursts = cell["bursts"].as_array().unwrap();
+        let explained: usize = bursts
+            .iter()
+            .map(|b| b["losses"].as_array().unwrap().len())
+            .sum();
+        assert_eq!(explained as i64, int(r, "anomalies"), "{cell}");
+        for b in bursts {
+            assert_eq!(b["reconciled"], true, "{}: {b}", cell["label"]);
+        }
+    }
     for stack in ["django-mysql", "django-postgres"] {
         // READ COMMITTED: the retry inside get_or_create hides every conflict
         let rc = cell(stack, "read_committed", "get_or_create");
