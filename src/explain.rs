@@ -11,7 +11,10 @@
 //! are lost, erased by j. The state j read is the latest one committed before j's read
 //! whose balance is the value j read (else the first with that balance after it, for a
 //! commit stamped a moment after a read that already saw it). Each loss is classed by how j
-//! came to miss it:
+//! came to miss it (when that reading does not reconcile with the counts, because stamps
+//! taken after each commit returns put two close commits out of order, each value is read
+//! from the latest state before the reader's write that had it; the first reading that
+//! reconciles is kept):
 //! - `same_read`: the erased request read the same value as j (both read, both wrote);
 //! - `interleaved`: it read another value but committed inside j's read → write window;
 //! - `stale_read`: it had committed before j read, and j read an older state anyway (a
@@ -83,6 +86,16 @@ struct Write {
     t_write: i64,
 }
 
+/// Which committed state a request read, among those with the value it read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reading {
+    /// The latest committed before its read by the stamps (else the first after).
+    Timed,
+    /// The latest before its own write: what the stamps cannot contradict when commits
+    /// come milliseconds apart.
+    Latest,
+}
+
 /// A committed state: when, its balance, the increments it holds (request indexes).
 #[derive(Clone, Debug)]
 struct State {
@@ -114,7 +127,16 @@ pub fn burst(rep: &Repetition) -> Option<BurstStory> {
     let amount = writes.first().map(|w| w.written - w.read).unwrap_or(1);
     let applied = (rep.after.balance - rep.before.balance) / amount.max(1);
     let lost = (rows - applied).max(0);
-    let (losses, end) = replay(&writes, rep.before.balance, t0);
+    let fits = |(l, e): &(Vec<Loss>, i64)| l.len() as i64 == lost && *e == rep.after.balance;
+    let timed = replay(&writes, rep.before.balance, t0, Reading::Timed);
+    let (losses, end) = if fits(&timed) {
+        timed
+    } else {
+        // commits a few ms apart can be stamped out of order (each stamp is taken after
+        // its commit returns): read each value from the latest state that had it
+        let latest = replay(&writes, rep.before.balance, t0, Reading::Latest);
+        if fits(&latest) { latest } else { timed }
+    };
     let mut notes = Vec::new();
     if end != rep.after.balance {
         notes.push(format!(
@@ -164,7 +186,7 @@ fn write_of(r: &RequestRecord) -> Option<Write> {
 /// losses — the increments the final state does not hold, each with the last write that
 /// erased it (an increment erased, then read back by a later writer, and erased again is
 /// explained by its last erasure) — and the final balance.
-fn replay(writes: &[Write], start: i64, t0: i64) -> (Vec<Loss>, i64) {
+fn replay(writes: &[Write], start: i64, t0: i64, reading: Reading) -> (Vec<Loss>, i64) {
     let mut states = vec![State {
         at: i64::MIN,
         balance: start,
@@ -176,11 +198,14 @@ fn replay(writes: &[Write], start: i64, t0: i64) -> (Vec<Loss>, i64) {
         // the state read: the latest with that balance committed before the read, else
         // (a commit stamped just after a read that saw it) the first one after
         let matching = |s: &State| s.balance == w.read;
-        let read = states
-            .iter()
-            .rposition(|s| matching(s) && s.at <= w.t_read)
-            .or_else(|| states.iter().position(matching))
-            .unwrap_or(latest_seen);
+        let read = match reading {
+            Reading::Timed => states
+                .iter()
+                .rposition(|s| matching(s) && s.at <= w.t_read)
+                .or_else(|| states.iter().position(matching)),
+            Reading::Latest => states.iter().rposition(matching),
+        }
+        .unwrap_or(latest_seen);
         let prev = states.last().expect("the start state");
         for &lost in prev.holds.difference(&states[read].holds) {
             let victim = writes.iter().find(|x| x.index == lost).expect("a write");
