@@ -125,27 +125,46 @@ async fn matrix_measures_lost_updates_and_leaves_nothing() {
 
 /// Every lost update of every burst is explained, request by request: as many stories as
 /// the SQL counted, and the history rebuilt from the answers ends where the database is.
+/// With a read→write window (the long-delay endpoints) commits are far apart and every
+/// burst must reconcile; without one, two commits a few ms apart can be stamped out of
+/// order (each stamp is taken after its commit returns), and such a burst must be
+/// flagged with why rather than explained wrongly.
 fn explained_as_counted(json: &Value) {
     let stories = json["explanations"].as_array().expect("explanations");
     // every counter cell's answers carry their balances and times, but f_expression's,
     // which reads nothing
     assert_eq!(stories.len(), 14, "{}", stories.len());
-    let mut lost_total = 0;
+    let (mut explained_total, mut flagged) = (0, 0);
     for cell in stories {
+        let label = cell["label"].as_str().unwrap();
         for b in cell["bursts"].as_array().unwrap() {
             let lost = b["lost"].as_i64().unwrap();
             let explained = b["losses"].as_array().unwrap().len() as i64;
-            assert_eq!(b["reconciled"], true, "{}: {b}", cell["label"]);
-            assert_eq!(explained, lost, "{}: {b}", cell["label"]);
-            lost_total += lost;
+            if b["reconciled"] == true {
+                assert_eq!(explained, lost, "{label}: {b}");
+                assert!(b["note"].is_null(), "{label}: {b}");
+                explained_total += explained;
+            } else {
+                assert!(!label.contains("long_delay"), "{label}: {b}");
+                assert!(
+                    b["note"].as_str().is_some_and(|n| !n.is_empty()),
+                    "{label}: {b}"
+                );
+                flagged += 1;
+            }
         }
     }
-    assert!(lost_total > 0, "the 4-worker read-modify-write cells lose");
+    assert!(
+        explained_total > 0,
+        "the 4-worker read-modify-write cells lose"
+    );
     let rows = json["rows"].as_array().unwrap();
-    let counted: i64 = rows
-        .iter()
-        .filter(|r| r["endpoint"] != "f_expression")
-        .map(|r| int(r, "lost_updates"))
-        .sum();
-    assert_eq!(lost_total, counted);
+    if flagged == 0 {
+        let counted: i64 = rows
+            .iter()
+            .filter(|r| r["endpoint"] != "f_expression")
+            .map(|r| int(r, "lost_updates"))
+            .sum();
+        assert_eq!(explained_total, counted);
+    }
 }
