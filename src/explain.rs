@@ -4,7 +4,11 @@
 //! is named with the request that erased it.
 //!
 //! The model: each acknowledged request read one committed state of the counter and
-//! wrote `read + amount` over whatever state was there, and commits are ordered by
+//! wrote `read + amount` over whatever state was there. When the answers also carry the
+//! row's version read and written (`read_version`, `written_version`: the lab bumps a
+//! version column in the UPDATE that writes the balance, and a write holds the row's lock
+//! until its commit), versions order the commits and name the state each request read,
+//! exactly, and the clock only classes the losses. Otherwise commits are ordered by
 //! `t_write` (taken once the write is done; one host's clock serves every container).
 //! A state is the set of increments it holds. Request j's write makes the state "what j
 //! read, plus j"; the increments of the state just before that write that j had not read
@@ -14,7 +18,7 @@
 //! came to miss it (when that reading does not reconcile with the counts, because stamps
 //! taken after each commit returns put two close commits out of order, each value is read
 //! from the latest state before the reader's write that had it; the first reading that
-//! reconciles is kept):
+//! reconciles is kept; versions need no such reading):
 //! - `same_read`: the erased request read the same value as j (both read, both wrote);
 //! - `interleaved`: it read another value but committed inside j's read → write window;
 //! - `stale_read`: it had committed before j read, and j read an older state anyway (a
@@ -84,6 +88,8 @@ struct Write {
     written: i64,
     t_read: i64,
     t_write: i64,
+    /// The row's version read and written, when the answer carries them.
+    versions: Option<(i64, i64)>,
 }
 
 /// Which committed state a request read, among those with the value it read.
@@ -94,12 +100,15 @@ enum Reading {
     /// The latest before its own write: what the stamps cannot contradict when commits
     /// come milliseconds apart.
     Latest,
+    /// The state with the version it read (commits in version order).
+    Versions,
 }
 
 /// A committed state: when, its balance, the increments it holds (request indexes).
 #[derive(Clone, Debug)]
 struct State {
     at: i64,
+    version: Option<i64>,
     balance: i64,
     holds: BTreeSet<u32>,
 }
@@ -116,28 +125,30 @@ pub fn burst(rep: &Repetition) -> Option<BurstStory> {
     for r in rep.records.iter().filter(|r| acked(r)) {
         writes.push(write_of(r)?);
     }
-    let t0 = rep
-        .records
-        .iter()
-        .filter_map(|r| r.server_ns("t_start"))
-        .min()
-        .unwrap_or(0);
-    writes.sort_by_key(|w| (w.t_write, w.index));
+    let t0 = burst_t0(rep);
+    let versioned = !writes.is_empty() && writes.iter().all(|w| w.versions.is_some());
     let rows = rep.after.ledger_rows - rep.before.ledger_rows;
     let amount = writes.first().map(|w| w.written - w.read).unwrap_or(1);
     let applied = (rep.after.balance - rep.before.balance) / amount.max(1);
     let lost = (rows - applied).max(0);
-    let fits = |(l, e): &(Vec<Loss>, i64)| l.len() as i64 == lost && *e == rep.after.balance;
-    let timed = replay(&writes, rep.before.balance, t0, Reading::Timed);
-    let (losses, end) = if fits(&timed) {
-        timed
-    } else {
-        // commits a few ms apart can be stamped out of order (each stamp is taken after
-        // its commit returns): read each value from the latest state that had it
-        let latest = replay(&writes, rep.before.balance, t0, Reading::Latest);
-        if fits(&latest) { latest } else { timed }
-    };
     let mut notes = Vec::new();
+    let (losses, end) = if versioned {
+        writes.sort_by_key(|w| (w.versions.map(|v| v.1), w.index));
+        notes.extend(version_gaps(&writes));
+        replay(&writes, rep.before.balance, t0, Reading::Versions)
+    } else {
+        writes.sort_by_key(|w| (w.t_write, w.index));
+        let fits = |(l, e): &(Vec<Loss>, i64)| l.len() as i64 == lost && *e == rep.after.balance;
+        let timed = replay(&writes, rep.before.balance, t0, Reading::Timed);
+        if fits(&timed) {
+            timed
+        } else {
+            // commits a few ms apart can be stamped out of order (each stamp is taken
+            // after its commit returns): read each value from the latest state that had it
+            let latest = replay(&writes, rep.before.balance, t0, Reading::Latest);
+            if fits(&latest) { latest } else { timed }
+        }
+    };
     if end != rep.after.balance {
         notes.push(format!(
             "the answers rebuild a final balance of {end}, the database holds {}",
@@ -162,6 +173,56 @@ pub fn burst(rep: &Repetition) -> Option<BurstStory> {
     })
 }
 
+/// When a burst began: its first request's `t_start` on the server (0 when none says).
+fn burst_t0(rep: &Repetition) -> i64 {
+    rep.records
+        .iter()
+        .filter_map(|r| r.server_ns("t_start"))
+        .min()
+        .unwrap_or(0)
+}
+
+/// What the versions of writes sorted by version say is missing: each write makes the
+/// next version, so a gap is a write without an answer, and a version read that no write
+/// of the burst made and is not the one before the first is a write outside it.
+fn version_gaps(writes: &[Write]) -> Vec<String> {
+    let written: Vec<i64> = writes
+        .iter()
+        .filter_map(|w| w.versions.map(|v| v.1))
+        .collect();
+    let Some(&first) = written.first() else {
+        return Vec::new();
+    };
+    let mut notes = Vec::new();
+    let missing: Vec<String> = written
+        .windows(2)
+        .flat_map(|p| (p[0] + 1)..p[1])
+        .map(|v| v.to_string())
+        .collect();
+    if !missing.is_empty() {
+        notes.push(format!(
+            "no answer wrote version {} (a write without an answer)",
+            missing.join(", ")
+        ));
+    }
+    if written.windows(2).any(|p| p[0] == p[1]) {
+        notes.push("two answers wrote the same version".to_string());
+    }
+    let strays: BTreeSet<i64> = writes
+        .iter()
+        .filter_map(|w| w.versions.map(|v| v.0))
+        .filter(|v| *v != first - 1 && !written.contains(v))
+        .collect();
+    if !strays.is_empty() {
+        let list: Vec<String> = strays.iter().map(|v| v.to_string()).collect();
+        notes.push(format!(
+            "version {} read but written by no answer of the burst",
+            list.join(", ")
+        ));
+    }
+    notes
+}
+
 fn acked(r: &RequestRecord) -> bool {
     r.outcome == Outcome::Response && matches!(r.status, Some(200..=299))
 }
@@ -179,6 +240,10 @@ fn write_of(r: &RequestRecord) -> Option<Write> {
         written: body.get("written_balance")?.as_i64()?,
         t_read: r.server_ns("t_read")?,
         t_write: r.server_ns("t_write")?,
+        versions: body
+            .get("read_version")
+            .and_then(|v| v.as_i64())
+            .zip(body.get("written_version").and_then(|v| v.as_i64())),
     })
 }
 
@@ -189,6 +254,8 @@ fn write_of(r: &RequestRecord) -> Option<Write> {
 fn replay(writes: &[Write], start: i64, t0: i64, reading: Reading) -> (Vec<Loss>, i64) {
     let mut states = vec![State {
         at: i64::MIN,
+        // in version order, the state before the first write is the version before it
+        version: writes.first().and_then(|w| w.versions).map(|v| v.1 - 1),
         balance: start,
         holds: BTreeSet::new(),
     }];
@@ -204,14 +271,26 @@ fn replay(writes: &[Write], start: i64, t0: i64, reading: Reading) -> (Vec<Loss>
                 .rposition(|s| matching(s) && s.at <= w.t_read)
                 .or_else(|| states.iter().position(matching)),
             Reading::Latest => states.iter().rposition(matching),
+            Reading::Versions => states
+                .iter()
+                .position(|s| s.version.is_some() && s.version == w.versions.map(|v| v.0)),
         }
         .unwrap_or(latest_seen);
         let prev = states.last().expect("the start state");
         for &lost in prev.holds.difference(&states[read].holds) {
             let victim = writes.iter().find(|x| x.index == lost).expect("a write");
-            let kind = if read < latest_seen {
+            let stale = match reading {
+                // the victim's stamp, taken after its commit, precedes the eraser's read
+                Reading::Versions => victim.t_write <= w.t_read,
+                _ => read < latest_seen,
+            };
+            let same_read = match (victim.versions, w.versions) {
+                (Some(a), Some(b)) => a.0 == b.0,
+                _ => victim.read == w.read,
+            };
+            let kind = if stale {
                 LossKind::StaleRead
-            } else if victim.read == w.read {
+            } else if same_read {
                 LossKind::SameRead
             } else {
                 LossKind::Interleaved
@@ -228,6 +307,7 @@ fn replay(writes: &[Write], start: i64, t0: i64, reading: Reading) -> (Vec<Loss>
         holds.insert(w.index);
         states.push(State {
             at: w.t_write,
+            version: w.versions.map(|v| v.1),
             balance: w.written,
             holds,
         });
@@ -242,18 +322,26 @@ fn ms(t: i64, t0: i64) -> String {
 }
 
 /// "#5 (pid 31) read 100 at t+4.1 ms and wrote 200 at t+312.9 ms, over #2's 200 written
-/// at t+310.2 ms: #2's +100 is lost" (requests numbered from 1 in the burst).
+/// at t+310.2 ms: #2's +100 is lost" (requests numbered from 1 in the burst); with
+/// versions, each balance is followed by the version that held it: "read 100 (v3)".
 fn story(by: &Write, lost: &Write, t0: i64) -> String {
+    let v = |w: &Write, written: bool| match w.versions {
+        Some((r, wr)) => format!(" (v{})", if written { wr } else { r }),
+        None => String::new(),
+    };
     format!(
-        "#{}{} read {} at {} and wrote {} at {}, over #{}'s {} written at {}: #{}'s {:+} is lost",
+        "#{}{} read {}{} at {} and wrote {}{} at {}, over #{}'s {}{} written at {}: #{}'s {:+} is lost",
         by.index + 1,
         by.who,
         by.read,
+        v(by, false),
         ms(by.t_read, t0),
         by.written,
+        v(by, true),
         ms(by.t_write, t0),
         lost.index + 1,
         lost.written,
+        v(lost, true),
         ms(lost.t_write, t0),
         lost.index + 1,
         lost.written - lost.read
@@ -315,12 +403,7 @@ pub fn unique_burst(rep: &Repetition) -> Option<BurstStory> {
         .collect();
     let at = |r: &RequestRecord| r.server_ns("t_write").or(r.server_ns("t_end")).unwrap_or(0);
     creators.sort_by_key(|r| (at(r), r.index));
-    let t0 = rep
-        .records
-        .iter()
-        .filter_map(|r| r.server_ns("t_start"))
-        .min()
-        .unwrap_or(0);
+    let t0 = burst_t0(rep);
     let d = |c: &str| {
         rep.after.extra.get(c).copied().unwrap_or(0) - rep.before.extra.get(c).copied().unwrap_or(0)
     };
@@ -561,6 +644,75 @@ mod tests {
         let mut plain = req(0, 7, 0, 1, 2);
         plain.body = Some(json!("ok 100"));
         assert!(burst(&rep(vec![plain], 1, 100)).is_none());
+    }
+
+    /// `req` whose answer also carries the row's versions read and written.
+    fn vreq(
+        index: u32,
+        read: (i64, i64),
+        t_read: i64,
+        written: i64,
+        t_write: i64,
+    ) -> RequestRecord {
+        let mut r = req(index, 7 + index as i64, read.0, t_read, t_write);
+        let body = r.body.as_mut().unwrap();
+        body["read_version"] = json!(read.1);
+        body["written_version"] = json!(written);
+        r
+    }
+
+    #[test]
+    fn versions_order_commits_the_stamps_put_out_of_order() {
+        // from balance 0 at version 10: #1 reads 0 (v10) at 1 ms, writes 100 as v11 and
+        // is stamped at 6 ms; #2 reads #1's 100 (v11) at 3 ms, writes 200 as v12, stamped
+        // at 5 ms, before #1; #3 reads 0 (v10) at 2 ms and writes 100 as v13 at 7 ms. The
+        // stamps alone cannot place #2 (no state holds 100 before it); the versions say
+        // #3 wrote over #2's v12, which held #1: both lost, #1 having read what #3 read,
+        // #2 having committed inside #3's window.
+        let records = vec![
+            vreq(0, (0, 10), 1, 11, 6),
+            vreq(1, (100, 11), 3, 12, 5),
+            vreq(2, (0, 10), 2, 13, 7),
+        ];
+        let b = burst(&rep(records.clone(), 3, 100)).unwrap();
+        assert!(b.reconciled, "{b:?}");
+        assert_eq!(b.lost, 2);
+        let got: Vec<(u32, u32, LossKind)> =
+            b.losses.iter().map(|l| (l.lost, l.by, l.kind)).collect();
+        assert_eq!(
+            got,
+            vec![(0, 2, LossKind::SameRead), (1, 2, LossKind::Interleaved)]
+        );
+        assert_eq!(
+            b.losses[1].text,
+            "#3 (pid 9) read 0 (v10) at t+2.0 ms and wrote 100 (v13) at t+7.0 ms, over #2's 200 (v12) written at t+5.0 ms: #2's +100 is lost"
+        );
+        // without the versions the stamps order #2 first, and the counts still add up
+        // with #2's increment blamed on #1, which never wrote over it: why the lab
+        // answers with versions
+        let mut plain = records;
+        for r in &mut plain {
+            let body = r.body.as_mut().unwrap().as_object_mut().unwrap();
+            body.remove("read_version");
+            body.remove("written_version");
+        }
+        let b = burst(&rep(plain, 3, 100)).unwrap();
+        let got: Vec<(u32, u32)> = b.losses.iter().map(|l| (l.lost, l.by)).collect();
+        assert_eq!(got, vec![(1, 0), (0, 2)]);
+    }
+
+    #[test]
+    fn a_version_no_answer_wrote_is_flagged() {
+        // v12 was written by a request that got no answer: 3 ledger rows, 2 answers
+        let records = vec![vreq(0, (0, 10), 1, 11, 2), vreq(1, (200, 12), 5, 13, 6)];
+        let b = burst(&rep(records, 3, 300)).unwrap();
+        assert!(!b.reconciled);
+        let note = b.note.unwrap();
+        assert!(note.contains("no answer wrote version 12"), "{note}");
+        assert!(
+            note.contains("version 12 read but written by no answer of the burst"),
+            "{note}"
+        );
     }
 
     #[test]

@@ -36,5 +36,10 @@ async fn sqlite_immediate_transactions_serialize_writers() {
     assert_eq!(int(immediate, "database_locked"), 0, "{immediate}");
     // both replicas served
     assert!(int(immediate, "distinct_pids") >= 2, "{immediate}");
+    // each lost update named from the versions SQLite's UPDATE ... RETURNING gave
+    assert_eq!(
+        common::every_loss_explained(&json),
+        int(plain, "lost_updates")
+    );
     std::fs::remove_dir_all(&out).ok();
 }

@@ -195,3 +195,40 @@ pub fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Every lost update of every burst is explained, request by request: the history
+/// rebuilt from the answers alone (the balance and the row version each request read and
+/// wrote) ends where the database is, with as many erased increments as the SQL counted.
+/// A burst that does not reconcile fails the test: nothing is left to flagging here.
+/// Returns the losses explained.
+pub fn every_loss_explained(json: &serde_json::Value) -> i64 {
+    let stories = json["explanations"].as_array().expect("explanations");
+    let mut explained_total = 0;
+    for cell in stories {
+        let label = cell["label"].as_str().unwrap();
+        for b in cell["bursts"].as_array().unwrap() {
+            let lost = b["lost"].as_i64().unwrap();
+            let losses = b["losses"].as_array().unwrap();
+            assert_eq!(b["reconciled"], true, "{label}: {b}");
+            assert!(b["note"].is_null(), "{label}: {b}");
+            assert_eq!(losses.len() as i64, lost, "{label}: {b}");
+            for l in losses {
+                // ordered by the versions the lab answers with, not by the clock
+                let text = l["text"].as_str().unwrap();
+                assert!(text.contains(" (v"), "{label}: {text}");
+                assert_ne!(l["lost"], l["by"], "{label}: {text}");
+            }
+            explained_total += lost;
+        }
+    }
+    let counted: i64 = json["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        // f_expression reads nothing and loses nothing: no story to tell
+        .filter(|r| r["endpoint"] != "f_expression")
+        .map(|r| int(r, "lost_updates"))
+        .sum();
+    assert_eq!(explained_total, counted);
+    explained_total
+}

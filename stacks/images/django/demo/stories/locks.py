@@ -113,8 +113,8 @@ def increment_under(call, lock, account, amount, delay, ttl_ms):
     waited = time.monotonic()
     with lock(account, ttl_ms, info):
         info["lock_wait_ms"] = round((time.monotonic() - waited) * 1000, 1)
-        read, written = increment(call, account, amount, delay)
-    return call.balances(read, written, **info)
+        wrote = increment(call, account, amount, delay)
+    return call.balances(**wrote, **info)
 
 
 @endpoint(

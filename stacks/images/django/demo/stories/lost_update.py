@@ -20,42 +20,77 @@ MAX_RETRIES = 20
 
 def increment(call, account_id, amount, delay, accounts=None):
     """Read, wait, write: the read-modify-write the seed lab demonstrates, reading through
-    `accounts` (a locking queryset) when given. Returns the balances read and written."""
+    `accounts` (a locking queryset) when given. Returns what the answer tells: the balance
+    read and written (`read`, `written`) and the row's version read and written."""
     account = (Account.objects if accounts is None else accounts).get(pk=account_id)
     call.mark_read()
-    read_balance = account.balance
+    read_balance, read_version = account.balance, account.version
     if delay:
         time.sleep(delay)
-    account.balance += amount
     Transaction.objects.create(account=account, amount=amount)
-    account.save()
-    return read_balance, account.balance
+    written = read_balance + amount
+    return {
+        "read": read_balance,
+        "written": written,
+        "read_version": read_version,
+        "written_version": save_balance(account_id, written),
+    }
+
+
+def save_balance(account_id, balance):
+    """`account.save()` of the balance computed from the read, as one UPDATE that also
+    bumps the row's `version` from its current value; returns the version written. A write
+    holds the row's lock until its commit, so versions number the writes in commit order:
+    what lets `racy-matrix explain` name who erased whom without trusting the clock."""
+    table = connection.ops.quote_name(Account._meta.db_table)
+    with connection.cursor() as cursor:
+        if connection.vendor == "mysql":
+            # no UPDATE ... RETURNING: LAST_INSERT_ID(expr) keeps the value for this session
+            cursor.execute(
+                f"UPDATE {table} SET balance = %s, version = LAST_INSERT_ID(version + 1) "
+                "WHERE id = %s",
+                [balance, account_id],
+            )
+            if cursor.rowcount == 0:
+                raise Account.DoesNotExist
+            cursor.execute("SELECT LAST_INSERT_ID()")
+        else:
+            cursor.execute(
+                f"UPDATE {table} SET balance = %s, version = version + 1 WHERE id = %s "
+                "RETURNING version",
+                [balance, account_id],
+            )
+        # every row fetched: SQLite ends (and under autocommit commits) the statement
+        rows = cursor.fetchall()
+    if not rows:
+        raise Account.DoesNotExist
+    return rows[0][0]
 
 
 @endpoint("atomic_long_delay", check="counter", countermeasure="atomic() only", engines=EVERY)
 def atomic_long_delay(call, account, amount, delay):
     with transaction.atomic():
-        read, written = increment(call, account, amount, delay)
-    return call.balances(read, written)
+        wrote = increment(call, account, amount, delay)
+    return call.balances(**wrote)
 
 
 @endpoint(
     "non_atomic_long_delay", check="counter", countermeasure="none (autocommit)", engines=EVERY
 )
 def non_atomic_long_delay(call, account, amount, delay):
-    return call.balances(*increment(call, account, amount, delay))
+    return call.balances(**increment(call, account, amount, delay))
 
 
 @endpoint("atomic_no_delay", check="counter", countermeasure="atomic() only")
 def atomic_no_delay(call, account, amount, delay):
     with transaction.atomic():
-        read, written = increment(call, account, amount, 0)
-    return call.balances(read, written)
+        wrote = increment(call, account, amount, 0)
+    return call.balances(**wrote)
 
 
 @endpoint("non_atomic_no_delay", check="counter", countermeasure="none (autocommit)")
 def non_atomic_no_delay(call, account, amount, delay):
-    return call.balances(*increment(call, account, amount, 0))
+    return call.balances(**increment(call, account, amount, 0))
 
 
 @endpoint(
@@ -65,10 +100,8 @@ def non_atomic_no_delay(call, account, amount, delay):
 )
 def row_locking_atomic_long_delay(call, account, amount, delay):
     with transaction.atomic():
-        read, written = increment(
-            call, account, amount, delay, Account.objects.select_for_update()
-        )
-    return call.balances(read, written)
+        wrote = increment(call, account, amount, delay, Account.objects.select_for_update())
+    return call.balances(**wrote)
 
 
 @endpoint(
@@ -79,10 +112,10 @@ def row_locking_atomic_long_delay(call, account, amount, delay):
 )
 def row_locking_nowait(call, account, amount, delay):
     with transaction.atomic():
-        read, written = increment(
+        wrote = increment(
             call, account, amount, delay, Account.objects.select_for_update(nowait=True)
         )
-    return call.balances(read, written)
+    return call.balances(**wrote)
 
 
 @endpoint(
@@ -122,7 +155,11 @@ def optimistic_version(call, account, amount, delay):
                 Transaction.objects.create(account_id=account, amount=amount)
                 # answered inside the transaction: t_write is the swap, not its commit
                 return call.balances(
-                    current.balance, current.balance + amount, retries=attempt
+                    current.balance,
+                    current.balance + amount,
+                    retries=attempt,
+                    read_version=current.version,
+                    written_version=current.version + 1,
                 )
     raise GaveUp(f"version kept changing: gave up after {MAX_RETRIES} retries", MAX_RETRIES)
 
@@ -139,5 +176,5 @@ def immediate_long_delay(call, account, amount, delay):
     if connection.vendor != "sqlite":
         return error("immediate_long_delay needs DB_ENGINE=sqlite", 400)
     with immediate(), transaction.atomic():
-        read, written = increment(call, account, amount, delay)
-    return call.balances(read, written)
+        wrote = increment(call, account, amount, delay)
+    return call.balances(**wrote)
