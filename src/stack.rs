@@ -969,12 +969,7 @@ where
 mod tests {
     use super::*;
 
-    fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use super::interpolate::tests::vars;
 
     const STACK: &str = r#"
 x-racy:
