@@ -317,10 +317,17 @@ async fn stack_start(engine: &Engine, run: &RunId, report: &mut Report) -> Resul
             .shutdown()
             .await?;
         let (mut full, mut floor) = (vec![], vec![]);
+        let mut timelines = Vec::new();
         for _ in 0..TIMES {
             let t = Instant::now();
-            let d = Deployment::start(engine, &stack, run, v.clone(), &mut |_| {}).await?;
-            full.push(secs(t.elapsed()));
+            let mut events: Vec<(f64, String)> = Vec::new();
+            let d = Deployment::start(engine, &stack, run, v.clone(), &mut |m| {
+                events.push((secs(t.elapsed()), m.to_string()))
+            })
+            .await?;
+            let total = secs(t.elapsed());
+            full.push(total);
+            timelines.push((total, events));
             d.shutdown().await?;
             let db = stack.driver.database.service.clone();
             let t = Instant::now();
@@ -330,6 +337,8 @@ async fn stack_start(engine: &Engine, run: &RunId, report: &mut Report) -> Resul
             d.shutdown().await?;
         }
         let (f, d) = (median(&full), median(&floor));
+        timelines.sort_by(|a, b| a.0.total_cmp(&b.0));
+        print_timeline(name, &timelines[timelines.len() / 2].1);
         report.add(
             &format!("{name}: start to ready (median of {TIMES})"),
             f,
@@ -353,6 +362,41 @@ async fn stack_start(engine: &Engine, run: &RunId, report: &mut Report) -> Resul
         );
     }
     Ok(())
+}
+
+/// Each service's start of the median run: when it was asked for, when its containers
+/// ran, and when it was ready (seconds from the start).
+fn print_timeline(stack: &str, events: &[(f64, String)]) {
+    let mut rows: Vec<(String, [Option<f64>; 3])> = Vec::new();
+    for (at, msg) in events {
+        let Some((what, svc)) = msg.split_once(' ') else {
+            continue;
+        };
+        let slot = match what {
+            "starting" => 0,
+            "running" => 1,
+            "ready" => 2,
+            _ => continue,
+        };
+        let i = match rows.iter().position(|(s, _)| s == svc) {
+            Some(i) => i,
+            None => {
+                rows.push((svc.to_string(), [None; 3]));
+                rows.len() - 1
+            }
+        };
+        rows[i].1[slot].get_or_insert(*at);
+    }
+    let show = |t: Option<f64>| t.map_or("-".to_string(), |t| format!("{t:.2}"));
+    println!("  {stack}, the median start: service  asked  running  ready (s)");
+    for (svc, [asked, running, ready]) in rows {
+        println!(
+            "    {svc:<10} {:>6} {:>8} {:>6}",
+            show(asked),
+            show(running),
+            show(ready)
+        );
+    }
 }
 
 async fn reconfigure(engine: &Engine, run: &RunId, report: &mut Report) -> Result<()> {

@@ -136,6 +136,9 @@ pub struct Deployment {
     instance: std::sync::Arc<Instance>,
     /// The containers of each service (one per replica).
     containers: BTreeMap<String, Vec<Running>>,
+    /// The services this instance runs, in start order (all but those of profiles its
+    /// cells do not need).
+    services: Vec<String>,
     /// Where bursts go (the target's published port).
     pub target: SocketAddr,
     /// The database's URL on its published port.
@@ -188,6 +191,7 @@ impl Deployment {
                 driver,
             }),
             containers: BTreeMap::new(),
+            services: services.to_vec(),
             target: SocketAddr::from(([127, 0, 0, 1], 0)),
             db_url: String::new(),
             db: None,
@@ -219,7 +223,8 @@ impl Deployment {
         vars: BTreeMap<String, String>,
         progress: &mut dyn FnMut(&str),
     ) -> Result<Vec<String>> {
-        let changed = self.stack.services_changed(&self.vars, &vars);
+        let mut changed = self.stack.services_changed(&self.vars, &vars);
+        changed.retain(|s| self.services.contains(s));
         let live = self.stack.live_changes(&self.vars, &vars)?;
         let driver = self.stack.driver_for(&vars)?;
         // between cells no launch holds the instance: this changes it in place
@@ -352,6 +357,7 @@ impl Deployment {
             let (svc, launched) = tokio::select! {
                 biased;
                 Some(svc) = started_rx.recv() => {
+                    progress(&format!("running {svc}"));
                     started.insert(svc);
                     continue;
                 }
@@ -369,6 +375,7 @@ impl Deployment {
             };
             match self.adopt(&svc, launched).await {
                 Ok(()) => {
+                    progress(&format!("ready {svc}"));
                     ready.insert(svc);
                 }
                 Err(e) => {

@@ -128,6 +128,7 @@ async fn run_cells(
                 run_id,
                 bar: ctx.bar,
                 matrix: &opts.matrix,
+                cells,
                 current: None,
             };
             ctx.run(&mut slot, cells).await
@@ -175,6 +176,9 @@ struct EngineSlot<'a> {
     run_id: &'a RunId,
     bar: &'a ProgressBar,
     matrix: &'a Matrix,
+    /// The cells this instance measures: which services it starts (see
+    /// `Stack::start_order_for`).
+    cells: &'a [Cell],
     current: Option<Deployment>,
 }
 
@@ -187,10 +191,17 @@ impl Slot for EngineSlot<'_> {
         counted: &mut u64,
     ) -> Result<Measured, (Stage, anyhow::Error)> {
         let (engine, run_id, m, bar) = (self.engine, self.run_id, self.matrix, self.bar);
+        let services = stack.start_order_for(
+            self.cells
+                .iter()
+                .filter(|c| c.stack == stack.name)
+                .map(|c| c.endpoint()),
+        );
         let reps = attempt_cell(
             engine,
             &mut self.current,
             stack,
+            &services,
             run_id,
             vars,
             m,
@@ -465,6 +476,7 @@ async fn attempt_cell(
     engine: &Engine,
     current: &mut Option<Deployment>,
     stack: &Stack,
+    services: &[String],
     run_id: &RunId,
     vars: &BTreeMap<String, String>,
     m: &Matrix,
@@ -486,7 +498,7 @@ async fn attempt_cell(
             if let Some(d) = other {
                 d.shutdown().await.map_err(measure)?;
             }
-            let d = Deployment::start(engine, stack, run_id, vars.clone(), &mut say)
+            let d = Deployment::start_only(engine, stack, run_id, vars.clone(), services, &mut say)
                 .await
                 .map_err(|e| (Stage::Start, e))?;
             current.insert(d)

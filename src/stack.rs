@@ -98,6 +98,10 @@ pub struct Endpoint {
     /// What its race breaks (counter by default).
     #[serde(default)]
     pub check: Check,
+    /// Compose profiles it needs: a run with a cell of this endpoint starts the services
+    /// of these profiles (a service with `profiles:` starts only when one is needed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub profiles: Vec<String>,
 }
 
 fn default_method() -> String {
@@ -362,6 +366,42 @@ impl Stack {
     /// Service names in start order (dependencies first).
     pub fn start_order(&self) -> Vec<String> {
         start_order(&self.services).expect("checked at load")
+    }
+
+    /// The services a run of cells measuring `endpoints` starts, in start order: every
+    /// service without `profiles`, those with a profile one of the endpoints needs, the
+    /// target and the database whatever their profiles, and every service these depend
+    /// on. A matrix of lost-update endpoints starts no Celery worker and no Redis.
+    pub fn start_order_for<'a>(&self, endpoints: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+        let active: BTreeSet<&str> = endpoints
+            .into_iter()
+            .filter_map(|e| self.driver.endpoints.get(e))
+            .flat_map(|e| e.profiles.iter().map(String::as_str))
+            .collect();
+        let mut wanted: BTreeSet<String> = self
+            .services
+            .iter()
+            .filter(|(name, s)| {
+                let profiles = s.profiles.as_deref().unwrap_or_default();
+                profiles.is_empty()
+                    || profiles.iter().any(|p| active.contains(p.as_str()))
+                    || **name == self.driver.target.service
+                    || **name == self.driver.database.service
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        let mut todo: Vec<String> = wanted.iter().cloned().collect();
+        while let Some(svc) = todo.pop() {
+            for (dep, _) in self.depends_on(&svc) {
+                if wanted.insert(dep.clone()) {
+                    todo.push(dep);
+                }
+            }
+        }
+        self.start_order()
+            .into_iter()
+            .filter(|s| wanted.contains(s))
+            .collect()
     }
 
     /// Variables whose change recreates at least one service.
@@ -830,7 +870,19 @@ fn check_driver(
     if driver.endpoints.is_empty() {
         return Err(src.whole("x-racy.endpoints is empty"));
     }
+    let declared: BTreeSet<&str> = services
+        .values()
+        .flat_map(|s| s.profiles.iter().flatten().map(String::as_str))
+        .collect();
     for (name, ep) in &driver.endpoints {
+        if let Some(p) = ep.profiles.iter().find(|p| !declared.contains(p.as_str())) {
+            return Err(src
+                .at_text(
+                    &format!("{name}:"),
+                    format!("endpoint '{name}' needs profile '{p}', which no service has"),
+                )
+                .with_choices(declared.iter().map(|d| d.to_string()).collect()));
+        }
         if ep.check != Check::Counter && !driver.observe.checks.contains_key(&ep.check) {
             return Err(src.whole(format!(
                 "endpoint '{name}' checks '{}', but x-racy.observe has no '{}' query (columns: {})",
@@ -1188,6 +1240,57 @@ services:
         let e = Stack::parse("t", Path::new("c.yaml"), &unclosed).unwrap_err();
         assert!(e.message.contains("unclosed"), "{e}");
         assert_eq!(e.line, 15, "{e}");
+    }
+
+    #[test]
+    fn profiles_start_what_the_cells_need() {
+        // solo and a cache only for endpoint b; web in a profile, but it is the target;
+        // the cache depends on solo, which comes with it
+        let text = STACK
+            .replace("    a: {path: /a/}", "    a: {path: /a/}\n    b: {path: /b/, profiles: [extra]}")
+            .replace("    image: solo", "    image: solo\n    profiles: [other]")
+            .replace(
+                "    depends_on: [app]",
+                "    depends_on: [app]\n    profiles: [other]\n  cache:\n    image: cache\n    profiles: [extra]\n    depends_on: [solo]",
+            );
+        let s = Stack::parse("t", Path::new("c.yaml"), &text).unwrap();
+        assert_eq!(s.start_order_for(["a"]), vec!["db", "app", "web"]);
+        assert_eq!(
+            s.start_order_for(["a", "b"]),
+            vec!["db", "app", "solo", "cache", "web"]
+        );
+        // `up` starts everything
+        assert_eq!(s.start_order().len(), 5);
+        // an endpoint needing a profile no service has: located, with the choices
+        let bad = text.replace("profiles: [extra]}", "profiles: [extar]}");
+        let e = Stack::parse("t", Path::new("c.yaml"), &bad).unwrap_err();
+        assert_eq!((e.line, e.column), (8, 5), "{e}");
+        assert!(
+            e.to_string()
+                .contains("endpoint 'b' needs profile 'extar', which no service has"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_lab_starts_redis_and_celery_only_for_their_endpoints() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("stacks");
+        let stacks = discover(&root).unwrap();
+        let s = &stacks["django-mysql"];
+        assert_eq!(
+            s.start_order_for(["atomic_long_delay", "get_or_create", "lock_flock_shared"]),
+            vec!["app", "db", "migrate", "web"]
+        );
+        let with = |eps: &[&str]| s.start_order_for(eps.iter().copied());
+        assert!(with(&["lock_redis"]).contains(&"redis".to_string()));
+        assert!(!with(&["lock_redis"]).contains(&"worker".to_string()));
+        let tasks = with(&["task_on_commit"]);
+        assert!(tasks.contains(&"redis".to_string()) && tasks.contains(&"worker".to_string()));
+        let s = &stacks["django-sqlite"];
+        assert!(
+            !s.start_order_for(["non_atomic_long_delay"])
+                .contains(&"redis".to_string())
+        );
     }
 
     fn refused(text: &str) -> InputError {

@@ -367,6 +367,10 @@ pub struct Service {
     /// Start-up dependencies.
     #[serde(default)]
     pub depends_on: Option<DependsOn>,
+    /// Compose profiles: the service starts only for a run that needs one of them (an
+    /// endpoint's `profiles` in x-racy), or with `up`, which starts every service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profiles: Option<Vec<String>>,
     /// Health check.
     #[serde(default)]
     pub healthcheck: Option<Healthcheck>,

@@ -85,7 +85,7 @@ fn service_key(key: &str) -> Verdict {
         "build" | "image" | "command" | "entrypoint" | "environment" | "env_file"
         | "depends_on" | "healthcheck" | "ports" | "expose" | "volumes" | "deploy"
         | "mem_limit" | "user" | "cap_drop" | "cap_add" | "labels" | "working_dir" | "networks"
-        | "tty" | "stdin_open" | "init" => Honoured,
+        | "tty" | "stdin_open" | "init" | "profiles" => Honoured,
         "container_name" => Ignored(
             "racy-matrix names containers per run (racy-<run>-<service>-<n>), so that runs and replicas never collide",
         ),
@@ -111,9 +111,6 @@ fn service_key(key: &str) -> Verdict {
             "services reach each other by service name on the stack's network: remove it (depends_on says the start order)",
         ),
         "extends" => Refused("write the extended service's settings into the service itself"),
-        "profiles" => Refused(
-            "racy-matrix starts every service of the file: leave the profile out, or keep such services in another compose file",
-        ),
         "scale" => Refused("write deploy.replicas (racy-matrix reads that)"),
         "secrets" | "configs" => {
             Refused("pass the value through environment or env_file, or a bind mount of the file")

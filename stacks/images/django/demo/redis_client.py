@@ -1,5 +1,10 @@
 """One Redis client per process, made on first use (after Gunicorn forked), or None
-when REDIS_URL is not set."""
+when REDIS_URL is not set or its host does not resolve: Redis is started only for the
+endpoints that need it (compose profile `redis`), and without it no task was dispatched
+and no lease can be taken."""
+import socket
+from urllib.parse import urlparse
+
 from django.conf import settings
 
 _client = None
@@ -9,9 +14,21 @@ DISPATCHED = "racy:tasks:dispatched"
 DONE = "racy:tasks:done"
 
 
+def deployed():
+    """Whether REDIS_URL names a host that resolves (asked each time until it does)."""
+    host = urlparse(settings.REDIS_URL).hostname
+    if not host:
+        return False
+    try:
+        socket.getaddrinfo(host, None)
+    except socket.gaierror:
+        return False
+    return True
+
+
 def client():
     global _client
-    if _client is None and settings.REDIS_URL:
+    if _client is None and settings.REDIS_URL and deployed():
         import redis
 
         _client = redis.Redis.from_url(

@@ -92,7 +92,7 @@ def redis_lease(account_id, ttl_ms, info):
     request in: info["lease_expired"] tells whether the release found the token gone."""
     r = redis_client.client()
     if r is None:
-        raise RedisError("REDIS_URL is not set")
+        raise RedisError("Redis is not deployed (REDIS_URL is unset or its host does not resolve): the endpoint needs profile redis")
     key = f"racy:lock:{account_id}"
     token = secrets.token_hex(16)
     deadline = time.monotonic() + LOCK_GIVE_UP

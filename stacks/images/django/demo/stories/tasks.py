@@ -21,7 +21,7 @@ def dispatch(job_pk):
     """Count the task as outstanding (GET /inflight), then send it."""
     r = redis_client.client()
     if r is None:
-        raise RedisError("REDIS_URL is not set")
+        raise RedisError("Redis is not deployed (REDIS_URL is unset or its host does not resolve): the endpoint needs profile redis")
     r.incr(redis_client.DISPATCHED)
     try:
         check_job.delay(job_pk)
