@@ -156,7 +156,7 @@ impl Probe {
 }
 
 /// Polls `probes` in order (each must pass before the next is tried) with a backoff from
-/// 5 ms to 50 ms (200 ms for commands run in the container) until `deadline`. While
+/// 5 ms to 50 ms (100 ms for commands run in the container) until `deadline`. While
 /// waiting, the engine is asked whether `container` still runs, so a crashed service fails
 /// at once instead of at the deadline; so does a [`Hopeless`] failure.
 pub async fn wait_ready(
@@ -167,10 +167,10 @@ pub async fn wait_ready(
 ) -> Result<Duration> {
     let start = Instant::now();
     for probe in probes {
-        // cheap probes poll up to every 50 ms; a command run in the container costs a
-        // process start, so those back off to 200 ms
+        // cheap probes poll up to every 50 ms; a command run in the container costs an
+        // exec and a process start, so those back off to 100 ms
         let cap = match probe {
-            Probe::Exec { .. } | Probe::Count { .. } => Duration::from_millis(200),
+            Probe::Exec { .. } | Probe::Count { .. } => Duration::from_millis(100),
             _ => Duration::from_millis(50),
         };
         let mut pause = Duration::from_millis(5);
