@@ -1,7 +1,9 @@
 """The `migrate` role: wait until the database answers, then apply the migrations.
 
-The stacks start it beside the database (compose `service_started`), so Django loads
-while the database boots instead of after it.
+The MariaDB and PostgreSQL stacks start it once the database answers (compose
+`service_healthy`): their database images carry the schema, so the app is ready without
+it, and loading Django here does not slow the database's own start. It still waits for
+the database (a new database, or a stack that starts it beside one).
 """
 import os
 import sys
