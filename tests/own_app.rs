@@ -25,6 +25,7 @@ async fn its_racy_endpoint_loses_updates_and_its_fix_does_not() {
     if !common::engine_available().await {
         return;
     }
+    upstream_base().await;
     let (_, json) = common::run_ok("matrices/flask-counter.yaml", "own-app");
     let rows = json["rows"].as_array().expect("rows");
     let cell = |endpoint: &str, workers: &str| {
@@ -54,6 +55,7 @@ async fn check_tries_each_endpoint_and_says_what_fails() {
     if !common::engine_available().await {
         return;
     }
+    upstream_base().await;
     let good = common::racy(&["check", "flask-counter"]);
     let out = text(&good);
     assert!(good.status.success(), "{out}");
@@ -113,6 +115,7 @@ async fn the_compose_files_keys_reach_the_containers() {
     if !common::engine_available().await {
         return;
     }
+    upstream_base().await;
     let up = common::racy(&["up", "flask-counter", "--set", "workers=2"]);
     let out = text(&up);
     let inspected = if up.status.success() {
@@ -191,6 +194,7 @@ async fn docker_compose_runs_the_same_file_unchanged() {
     if !common::engine_available().await {
         return;
     }
+    upstream_base().await;
     let Ok(version) = Command::new("docker-compose").arg("version").output() else {
         assert!(
             std::env::var("CI").is_err(),
@@ -200,21 +204,6 @@ async fn docker_compose_runs_the_same_file_unchanged() {
         return;
     };
     assert!(version.status.success());
-    let engine = racy_matrix::engine::Engine::connect().await.unwrap();
-    let base = racy_matrix::image::ensure_base(&engine, &mut |_| {})
-        .await
-        .unwrap();
-    let docker = |args: &[&str]| Command::new("docker").args(args).output().unwrap();
-    if !docker(&["image", "inspect", "debian:trixie-slim"])
-        .status
-        .success()
-    {
-        assert!(
-            docker(&["tag", &base, "debian:trixie-slim"])
-                .status
-                .success()
-        );
-    }
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/flask-counter");
     let compose = |args: &[&str]| {
         Command::new("docker-compose")
@@ -237,6 +226,28 @@ async fn docker_compose_runs_the_same_file_unchanged() {
         body.starts_with("HTTP/1.1 200") || body.starts_with("HTTP/1.0 200"),
         "{body}"
     );
+}
+
+/// The example's Dockerfiles build `FROM debian:trixie-slim`, as most do. With no registry
+/// to pull it from, the Debian base racy-matrix made stands in under that name (as a user
+/// without a registry would tag it); every test that builds the example's images makes sure
+/// of it before it starts, since the tests of this file run side by side.
+async fn upstream_base() {
+    let engine = racy_matrix::engine::Engine::connect().await.unwrap();
+    let base = racy_matrix::image::ensure_base(&engine, &mut |_| {})
+        .await
+        .unwrap();
+    if base == racy_matrix::image::UPSTREAM_BASE {
+        return;
+    }
+    let docker = |args: &[&str]| Command::new("docker").args(args).output().unwrap();
+    if !docker(&["image", "inspect", racy_matrix::image::UPSTREAM_BASE])
+        .status
+        .success()
+    {
+        let tagged = docker(&["tag", &base, racy_matrix::image::UPSTREAM_BASE]);
+        assert!(tagged.status.success(), "{}", text(&tagged));
+    }
 }
 
 /// GET / on the published port until the app answers (it waits for its database first).
