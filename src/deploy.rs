@@ -579,6 +579,13 @@ pub struct Instance {
     pub driver: Driver,
 }
 
+impl Instance {
+    /// The variables the instance runs with.
+    pub fn vars(&self) -> &BTreeMap<String, String> {
+        &self.vars
+    }
+}
+
 /// One service launch: the instance it belongs to, and whether the start failed elsewhere.
 struct Launcher {
     /// Turns true when the start failed elsewhere: stop waiting for readiness.

@@ -507,6 +507,7 @@ mod tests {
                 metrics: Some(metrics),
                 error: None,
                 attempts: 1,
+                timing: None,
                 reps,
             },
             CellResult {
@@ -516,6 +517,7 @@ mod tests {
                 metrics: None,
                 error: Some("db died | badly".into()),
                 attempts: 2,
+                timing: None,
                 reps: vec![],
             },
         ]

@@ -1127,6 +1127,7 @@ mod tests {
             metrics: Some(metrics),
             error: None,
             attempts: 1,
+            timing: None,
             reps,
         }
     }
@@ -1457,6 +1458,7 @@ mod tests {
                     metrics: Some(metrics.clone()),
                     error: None,
                     attempts: 1,
+                    timing: None,
                     reps: reps.clone(),
                 }
             })

@@ -7,6 +7,7 @@ pub mod burst;
 pub mod check;
 pub mod cli;
 pub mod compare;
+pub mod cost;
 pub mod database;
 pub mod deploy;
 pub mod engine;

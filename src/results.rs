@@ -57,12 +57,95 @@ pub struct CellResult {
     /// Attempts it took (1 unless it was retried on a fresh stack).
     #[serde(default = "one")]
     pub attempts: u32,
+    /// How long the attempt that measured it took; `None` for a failed cell, and in runs
+    /// recorded before durations were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timing: Option<CellTiming>,
     /// Every repetition with its request records.
     pub reps: Vec<Repetition>,
 }
 
 fn one() -> u32 {
     1
+}
+
+/// How long a cell took: what `plan` and `--shard` read back with `--timings`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CellTiming {
+    /// Wall seconds of the attempt that measured the cell: its setup and every
+    /// repetition.
+    pub seconds: f64,
+    /// What the setup before it was.
+    pub setup: crate::cost::Setup,
+    /// Wall seconds of that setup (included in `seconds`).
+    pub setup_seconds: f64,
+}
+
+/// A cell's record without its request records: what `--timings` reads.
+#[derive(Clone, Debug, Deserialize)]
+pub struct CellSummary {
+    /// The cell.
+    pub cell: Cell,
+    /// Repetitions asked for.
+    pub repetitions: u32,
+    /// Requests per repetition.
+    pub requests: u32,
+    /// Why it failed, if it did.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// How long it took, when recorded.
+    #[serde(default)]
+    pub timing: Option<CellTiming>,
+}
+
+/// Reads the cells (without their request records) of a run directory's store, or of a
+/// `results.json` (the file, or a directory holding one but no store).
+pub async fn read_summaries(path: &Path) -> Result<Vec<CellSummary>> {
+    if path.join(STORE_FILE).is_file() {
+        let store = open_store(path, false).await?;
+        let read = async {
+            let version: Option<String> =
+                sqlx::query_scalar("SELECT value FROM meta WHERE key = 'schema_version'")
+                    .fetch_optional(&store)
+                    .await
+                    .with_context(|| format!("{}: not a racy-matrix results store", path.display()))?;
+            if version.as_deref() != Some(&SCHEMA_VERSION.to_string()) {
+                bail!(
+                    "{}: the results store has layout {}, this racy-matrix reads layout {SCHEMA_VERSION}",
+                    path.display(),
+                    version.unwrap_or_default()
+                );
+            }
+            let rows: Vec<String> = sqlx::query_scalar("SELECT result FROM cells ORDER BY seq")
+                .fetch_all(&store)
+                .await?;
+            rows.iter()
+                .map(|r| serde_json::from_str(r).map_err(anyhow::Error::from))
+                .collect::<Result<Vec<CellSummary>>>()
+                .with_context(|| format!("{}: unreadable cell", path.display()))
+        }
+        .await;
+        store.close().await;
+        return read;
+    }
+    let file = if path.is_dir() {
+        path.join("results.json")
+    } else {
+        path.to_path_buf()
+    };
+    #[derive(Deserialize)]
+    struct Doc {
+        cells: Vec<CellSummary>,
+    }
+    let text = std::fs::read(&file).with_context(|| {
+        format!(
+            "{} is neither a run directory (no {STORE_FILE}) nor a results.json",
+            path.display()
+        )
+    })?;
+    let doc: Doc = serde_json::from_slice(&text)
+        .with_context(|| format!("{}: not a racy-matrix results.json", file.display()))?;
+    Ok(doc.cells)
 }
 
 /// A run directory, its store, and the cells it holds.
@@ -394,6 +477,7 @@ mod tests {
             metrics: error.is_none().then(Default::default),
             error: error.map(str::to_string),
             attempts: 1,
+            timing: None,
             reps: (0..2)
                 .map(|r| Repetition {
                     before: Observation::default(),

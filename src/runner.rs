@@ -8,12 +8,13 @@ use anyhow::{Context, Result, anyhow, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::burst::{self, BurstSpec, HttpRequest};
+use crate::cost::Setup;
 use crate::deploy::{Deployment, RunId};
 use crate::engine::Engine;
 use crate::matrix::{Cell, Matrix, parse_delay};
 use crate::measure::{self, Outcome, Repetition};
-use crate::results::CellResult;
 use crate::results::RunDir;
+use crate::results::{CellResult, CellTiming};
 use crate::stack::{Stack, StackCatalog};
 
 /// How a run is asked for.
@@ -145,6 +146,8 @@ pub struct Measured {
     pub reps: Vec<Repetition>,
     /// How many requests the instance serves at once (`x-racy.handlers`), if declared.
     pub handlers: Option<u64>,
+    /// What brought the instance to the cell's configuration, and its wall seconds.
+    pub setup: (Setup, f64),
 }
 
 /// The run loop's view of one stack instance: what a slice of the cells needs of the
@@ -197,7 +200,7 @@ impl Slot for EngineSlot<'_> {
                 .filter(|c| c.stack == stack.name)
                 .map(|c| c.endpoint()),
         );
-        let reps = attempt_cell(
+        let (reps, setup) = attempt_cell(
             engine,
             &mut self.current,
             stack,
@@ -215,7 +218,11 @@ impl Slot for EngineSlot<'_> {
             .current
             .as_ref()
             .and_then(|d| d.driver.handler_count().ok().flatten());
-        Ok(Measured { reps, handlers })
+        Ok(Measured {
+            reps,
+            handlers,
+            setup,
+        })
     }
 
     async fn discard(&mut self) -> String {
@@ -344,9 +351,11 @@ impl Slice<'_> {
             attempt += 1;
             bar.set_message(cell.label());
             let mut counted = 0;
+            let began = Instant::now();
             let (stage, e) = match slot.measure(stack, cell, &vars, &mut counted).await {
                 Ok(measured) => {
-                    let result = measured_cell(stack, cell, m, measured, attempt);
+                    let seconds = began.elapsed().as_secs_f64();
+                    let result = measured_cell(stack, cell, m, measured, attempt, seconds);
                     return Ok(Attempted {
                         result,
                         unstartable: None,
@@ -398,6 +407,7 @@ fn measured_cell(
     m: &Matrix,
     measured: Measured,
     attempts: u32,
+    seconds: f64,
 ) -> CellResult {
     let check = stack
         .driver
@@ -419,6 +429,11 @@ fn measured_cell(
         metrics: Some(metrics),
         error: None,
         attempts,
+        timing: Some(CellTiming {
+            seconds,
+            setup: measured.setup.0,
+            setup_seconds: measured.setup.1,
+        }),
         reps: measured.reps,
     }
 }
@@ -436,6 +451,7 @@ fn failed_cell(cell: &Cell, m: &Matrix, error: String, attempts: u32) -> CellRes
         metrics: None,
         error: Some(error),
         attempts,
+        timing: None,
         reps: vec![],
     }
 }
@@ -470,7 +486,8 @@ fn reason_of(e: &anyhow::Error) -> String {
     }
 }
 
-/// Brings the stack to the cell's configuration (starting it if needed) and measures.
+/// Brings the stack to the cell's configuration (starting it if needed) and measures;
+/// returns the repetitions and what the setup was, with its wall seconds.
 #[allow(clippy::too_many_arguments)]
 async fn attempt_cell(
     engine: &Engine,
@@ -483,16 +500,27 @@ async fn attempt_cell(
     cell: &Cell,
     bar: &ProgressBar,
     counted: &mut u64,
-) -> Result<Vec<Repetition>, (Stage, anyhow::Error)> {
+) -> Result<(Vec<Repetition>, (Setup, f64)), (Stage, anyhow::Error)> {
     let mut say = |msg: &str| bar.set_message(format!("{}: {msg}", cell.stack));
     let measure = |e| (Stage::Measure, e);
-    let dep = match current.take() {
+    let began = Instant::now();
+    let (dep, kind) = match current.take() {
         Some(mut d) if d.stack.name == cell.stack => {
+            let kind = if !stack.services_changed(d.vars(), vars).is_empty() {
+                Setup::Restart
+            } else if stack
+                .live_changes(d.vars(), vars)
+                .is_ok_and(|l| !l.is_empty())
+            {
+                Setup::Live
+            } else {
+                Setup::None
+            };
             let reconfigured = d.reconfigure(vars.clone(), &mut say).await;
             // keep the deployment either way, so a failure can show its logs
             let d = current.insert(d);
             reconfigured.map_err(measure)?;
-            d
+            (d, kind)
         }
         other => {
             if let Some(d) = other {
@@ -501,11 +529,15 @@ async fn attempt_cell(
             let d = Deployment::start_only(engine, stack, run_id, vars.clone(), services, &mut say)
                 .await
                 .map_err(|e| (Stage::Start, e))?;
-            current.insert(d)
+            (current.insert(d), Setup::Start)
         }
     };
+    let setup = (kind, began.elapsed().as_secs_f64());
     bar.set_message(cell.label());
-    run_cell(dep, m, cell, bar, counted).await.map_err(measure)
+    let reps = run_cell(dep, m, cell, bar, counted)
+        .await
+        .map_err(measure)?;
+    Ok((reps, setup))
 }
 
 async fn run_cell(
@@ -774,6 +806,7 @@ mod tests {
                     Ok(Measured {
                         reps: vec![rep; self.repetitions as usize],
                         handlers: None,
+                        setup: (Setup::None, 0.0),
                     })
                 }
                 Err((stage, fail)) => {

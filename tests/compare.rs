@@ -87,6 +87,7 @@ fn measured(s: &Spec) -> CellResult {
         metrics: Some(measure::compute(&reps, AMOUNT, 0, check, None)),
         error: None,
         attempts: 1,
+        timing: None,
         reps,
     }
 }
@@ -99,6 +100,7 @@ fn failed(endpoint: &str, workers: u32) -> CellResult {
         metrics: None,
         error: Some("service app exited with code 1".into()),
         attempts: 2,
+        timing: None,
         reps: vec![],
     }
 }

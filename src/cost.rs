@@ -1,0 +1,531 @@
+//! What a sweep costs in time: the model `plan` and `--shard` share (bringing the stack
+//! to a cell's configuration, then the cell's repetitions), the durations earlier runs
+//! measured (`--timings`), and the model's constants fitted to those measurements.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::matrix::{Cell, Matrix, parse_delay};
+use crate::stack::StackCatalog;
+
+/// What has to happen on a stack instance before a cell runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Setup {
+    /// A fresh stack start: the instance's first cell, or a cell of another stack.
+    Start,
+    /// Services recreated because a variable they use changed.
+    Restart,
+    /// Live changes only (Gunicorn's workers grown or shrunk in place).
+    Live,
+    /// Nothing: the previous cell's configuration serves.
+    None,
+}
+
+/// What runs before `cell` when `prev` ran just before it on the same instance: the kind
+/// of setup, and its steps as `plan` shows them ("recreate app, worker", "workers 1->4
+/// in app"; none for a start).
+pub fn setup(prev: Option<&Cell>, cell: &Cell, catalog: &StackCatalog) -> (Setup, Vec<String>) {
+    let Some(p) = prev.filter(|p| p.stack == cell.stack) else {
+        return (Setup::Start, vec![]);
+    };
+    let Some(stack) = catalog.stacks.get(&cell.stack) else {
+        return (Setup::Start, vec![]);
+    };
+    let mut steps = Vec::new();
+    let recreated = stack.services_changed(&p.axes, &cell.axes);
+    if !recreated.is_empty() {
+        steps.push(format!("recreate {}", recreated.join(", ")));
+    }
+    let live = stack.live_changes(&p.axes, &cell.axes).unwrap_or_default();
+    for l in &live {
+        steps.push(format!(
+            "{} {}->{} in {}",
+            l.var, l.from, l.to, l.live.service
+        ));
+    }
+    let kind = if !recreated.is_empty() {
+        Setup::Restart
+    } else if !live.is_empty() {
+        Setup::Live
+    } else {
+        Setup::None
+    };
+    (kind, steps)
+}
+
+/// Estimated seconds of one repetition's burst of `requests`: launches spread by
+/// `wait_ms`, then the requests served `workers` at a time at the mean delay.
+pub fn burst_estimate_s(requests: u32, cell: &Cell) -> f64 {
+    let wait = cell.wait_ms() as f64 * (requests.saturating_sub(1)) as f64;
+    let (lo, hi) = cell
+        .get("delay_ms")
+        .and_then(|d| parse_delay(d).ok())
+        .unwrap_or((0, 0));
+    let mean = (lo + hi) as f64 / 2.0;
+    let workers: f64 = cell
+        .get("workers")
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(1.0_f64)
+        .max(1.0);
+    let rounds = (requests as f64 / workers).ceil();
+    (wait + rounds * mean) / 1000.0 + 0.05
+}
+
+/// The time model's constants, in seconds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Model {
+    /// Bringing a stack up with its images present.
+    pub start_s: f64,
+    /// Recreating a service and waiting until it is ready again.
+    pub restart_s: f64,
+    /// A live change (Gunicorn workers grown or shrunk in place).
+    pub live_s: f64,
+    /// Reset, observation and quiescence, per repetition.
+    pub repetition_s: f64,
+    /// Measured burst seconds per second of [`burst_estimate_s`].
+    pub burst_scale: f64,
+}
+
+impl Default for Model {
+    /// The constants as guessed on a 2-core machine, before any measurement.
+    fn default() -> Model {
+        Model {
+            start_s: 12.0,
+            restart_s: 3.0,
+            live_s: 1.0,
+            repetition_s: 0.1,
+            burst_scale: 1.0,
+        }
+    }
+}
+
+impl Model {
+    /// Seconds of a setup of this kind.
+    pub fn setup_s(&self, kind: Setup) -> f64 {
+        match kind {
+            Setup::Start => self.start_s,
+            Setup::Restart => self.restart_s,
+            Setup::Live => self.live_s,
+            Setup::None => 0.0,
+        }
+    }
+
+    /// Estimated seconds of one repetition of `cell` with `requests` requests.
+    pub fn repetition_estimate_s(&self, requests: u32, cell: &Cell) -> f64 {
+        self.burst_scale * burst_estimate_s(requests, cell) + self.repetition_s
+    }
+}
+
+/// How long one cell took in an earlier run, as its record says.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sample {
+    /// The cell.
+    pub cell: Cell,
+    /// Requests per repetition in that run.
+    pub requests: u32,
+    /// Repetitions in that run.
+    pub repetitions: u32,
+    /// Its wall time and setup.
+    pub timing: crate::results::CellTiming,
+}
+
+impl Sample {
+    /// Seconds per repetition, setup excluded.
+    fn per_repetition_s(&self) -> f64 {
+        (self.timing.seconds - self.timing.setup_seconds).max(0.0)
+            / f64::from(self.repetitions.max(1))
+    }
+}
+
+/// Measured cell durations by cell key (see [`Cell::key`]), from the run directories or
+/// results files `--timings` names.
+#[derive(Clone, Debug, Default)]
+pub struct Timings {
+    /// Samples by cell key; a cell measured in several runs has several, in the order
+    /// the runs were given.
+    by_key: BTreeMap<String, Vec<Sample>>,
+    /// Where they were read from.
+    pub sources: Vec<PathBuf>,
+    /// Cells read that carried no duration (failed, or recorded by an older version).
+    pub untimed: usize,
+}
+
+impl Timings {
+    /// Timings from samples (in the order given when a cell has several).
+    pub fn from_samples(samples: impl IntoIterator<Item = Sample>) -> Timings {
+        let mut t = Timings::default();
+        for s in samples {
+            t.by_key.entry(s.cell.key()).or_default().push(s);
+        }
+        t
+    }
+
+    /// Reads every measured cell of run directories (their `results.db`) or results
+    /// files (`results.json`, or a directory holding one), e.g. the merged results of
+    /// last night's shards.
+    pub async fn load(paths: &[PathBuf]) -> Result<Timings> {
+        let mut t = Timings::default();
+        for path in paths {
+            let cells = crate::results::read_summaries(path)
+                .await
+                .with_context(|| format!("--timings {}", path.display()))?;
+            for c in cells {
+                match c.timing.filter(|_| c.error.is_none()) {
+                    Some(timing) => t.by_key.entry(c.cell.key()).or_default().push(Sample {
+                        cell: c.cell,
+                        requests: c.requests,
+                        repetitions: c.repetitions,
+                        timing,
+                    }),
+                    None => t.untimed += 1,
+                }
+            }
+            t.sources.push(path.clone());
+        }
+        Ok(t)
+    }
+
+    /// Whether no cell has a measured duration.
+    pub fn is_empty(&self) -> bool {
+        self.by_key.is_empty()
+    }
+
+    /// Every sample, by cell key, then in the order the runs were given.
+    pub fn samples(&self) -> impl Iterator<Item = &Sample> {
+        self.by_key.values().flatten()
+    }
+
+    /// The mean measured seconds per repetition of the cell with `key`, over the samples
+    /// taken with `requests` requests per repetition (a burst of another size is another
+    /// experiment).
+    fn per_repetition_s(&self, key: &str, requests: u32) -> Option<f64> {
+        let v: Vec<f64> = self
+            .by_key
+            .get(key)?
+            .iter()
+            .filter(|s| s.requests == requests)
+            .map(Sample::per_repetition_s)
+            .collect();
+        (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+    }
+}
+
+/// How a fit came out: the constants, and how many samples each rests on.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Fit {
+    /// The fitted constants (the defaults where no sample informs one).
+    pub model: Model,
+    /// Samples behind `start_s`, `restart_s`, `live_s`.
+    pub setups: [usize; 3],
+    /// Cells behind `burst_scale` and `repetition_s`.
+    pub cells: usize,
+}
+
+/// Fits the model's constants to measured cells by least squares.
+///
+/// What the fit assumes:
+/// - a setup of each kind (start, restart, live change) takes a constant time whatever
+///   the stack and the services it recreates: the least-squares constant is the mean of
+///   the measured setups of that kind (a start that also built images counts as one);
+/// - a repetition takes `burst_scale × burst_estimate + repetition_s`: linear in the
+///   model's burst estimate, one scale for every stack and endpoint (an endpoint without
+///   a read→write window, which the estimate charges the delay anyway, pulls the scale
+///   down for all), with errors independent and of equal variance, one point per cell
+///   (its mean seconds per repetition), fitted by ordinary least squares;
+/// - neither constant is negative: when the unconstrained line would give a negative
+///   overhead the line goes through the origin, and a negative scale becomes 0 with
+///   the mean as overhead; with fewer than two distinct estimates only the overhead is
+///   fitted (the scale stays 1).
+pub fn fit(timings: &Timings) -> Fit {
+    let defaults = Model::default();
+    let mut model = defaults;
+    let mut setups = [0; 3];
+    for (i, kind) in [Setup::Start, Setup::Restart, Setup::Live]
+        .into_iter()
+        .enumerate()
+    {
+        let v: Vec<f64> = timings
+            .samples()
+            .filter(|s| s.timing.setup == kind)
+            .map(|s| s.timing.setup_seconds)
+            .collect();
+        setups[i] = v.len();
+        if v.is_empty() {
+            continue;
+        }
+        let mean = v.iter().sum::<f64>() / v.len() as f64;
+        match kind {
+            Setup::Start => model.start_s = mean,
+            Setup::Restart => model.restart_s = mean,
+            _ => model.live_s = mean,
+        }
+    }
+    let points: Vec<(f64, f64)> = timings
+        .samples()
+        .map(|s| (burst_estimate_s(s.requests, &s.cell), s.per_repetition_s()))
+        .collect();
+    if let Some((scale, overhead)) = line(&points) {
+        model.burst_scale = scale;
+        model.repetition_s = overhead;
+    }
+    Fit {
+        model,
+        setups,
+        cells: points.len(),
+    }
+}
+
+/// The least-squares line `y = a·x + b` through `points` with `a, b ≥ 0` (see [`fit`]);
+/// `None` without points.
+fn line(points: &[(f64, f64)]) -> Option<(f64, f64)> {
+    if points.is_empty() {
+        return None;
+    }
+    let n = points.len() as f64;
+    let mx = points.iter().map(|p| p.0).sum::<f64>() / n;
+    let my = points.iter().map(|p| p.1).sum::<f64>() / n;
+    let sxx: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    if sxx <= 1e-12 * n {
+        // one estimate for every point: the scale cannot be told from the overhead
+        return Some((1.0, (my - mx).max(0.0)));
+    }
+    let a = sxy / sxx;
+    let b = my - a * mx;
+    if a < 0.0 {
+        return Some((0.0, my.max(0.0)));
+    }
+    if b < 0.0 {
+        let through_origin = points.iter().map(|p| p.0 * p.1).sum::<f64>()
+            / points.iter().map(|p| p.0 * p.0).sum::<f64>();
+        return Some((through_origin.max(0.0), 0.0));
+    }
+    Some((a, b))
+}
+
+/// The time of cells in a given order on one stack instance: measured durations where
+/// the timings have the cell, the (fitted) model elsewhere.
+pub struct Costs<'a> {
+    /// The matrix (its requests and repetitions).
+    pub matrix: &'a Matrix,
+    /// Its stacks (what a change of variables recreates).
+    pub catalog: &'a StackCatalog,
+    /// The model, fitted to the timings when there were any.
+    pub fit: Fit,
+    /// Measured seconds per repetition, by cell key.
+    measured: BTreeMap<String, f64>,
+    /// The variables whose change needs a setup (a restart or a live change), by stack:
+    /// cells that differ in none of them follow each other for free.
+    setup_vars: BTreeMap<String, std::collections::BTreeSet<String>>,
+}
+
+impl<'a> Costs<'a> {
+    /// The model's constants as guessed, no measurement.
+    pub fn model(matrix: &'a Matrix, catalog: &'a StackCatalog) -> Costs<'a> {
+        Costs::new(matrix, catalog, &Timings::default())
+    }
+
+    /// Measured durations for the cells the timings have, the model fitted to them for
+    /// the rest.
+    pub fn new(matrix: &'a Matrix, catalog: &'a StackCatalog, timings: &Timings) -> Costs<'a> {
+        let measured = timings
+            .by_key
+            .keys()
+            .filter_map(|k| Some((k.clone(), timings.per_repetition_s(k, matrix.requests)?)))
+            .collect();
+        let setup_vars = catalog
+            .stacks
+            .iter()
+            .map(|(name, s)| {
+                let mut vars = s.restart_variables();
+                vars.extend(s.driver.live.keys().cloned());
+                (name.clone(), vars)
+            })
+            .collect();
+        Costs {
+            matrix,
+            catalog,
+            fit: fit(timings),
+            measured,
+            setup_vars,
+        }
+    }
+
+    /// Whether the cell's time comes from a measurement.
+    pub fn is_measured(&self, cell: &Cell) -> bool {
+        self.measured.contains_key(&cell.key())
+    }
+
+    /// Seconds of the cell's repetitions (setup excluded).
+    pub fn work_s(&self, cell: &Cell) -> f64 {
+        let per = match self.measured.get(&cell.key()) {
+            Some(&s) => s,
+            None => self
+                .fit
+                .model
+                .repetition_estimate_s(self.matrix.requests, cell),
+        };
+        f64::from(self.matrix.repetitions) * per
+    }
+
+    /// Seconds of the setup before `cell` when `prev` ran just before it.
+    pub fn setup_s(&self, prev: Option<&Cell>, cell: &Cell) -> f64 {
+        if let (Some(p), Some(vars)) = (prev, self.setup_vars.get(&cell.stack))
+            && p.stack == cell.stack
+            && !vars.iter().any(|v| p.get(v) != cell.get(v))
+        {
+            return 0.0;
+        }
+        self.fit.model.setup_s(setup(prev, cell, self.catalog).0)
+    }
+
+    /// Seconds of `cells` run in this order on one stack instance.
+    pub fn total_s(&self, cells: &[Cell]) -> f64 {
+        let mut prev = None;
+        let mut total = 0.0;
+        for c in cells {
+            total += self.setup_s(prev, c) + self.work_s(c);
+            prev = Some(c);
+        }
+        total
+    }
+}
+
+/// The label of a path list for messages: `a, b and 3 more`.
+pub fn sources_label(paths: &[PathBuf]) -> String {
+    let names: Vec<String> = paths
+        .iter()
+        .take(2)
+        .map(|p| p.display().to_string())
+        .collect();
+    match paths.len() {
+        0 => String::new(),
+        1 | 2 => names.join(", "),
+        n => format!("{} and {} more", names.join(", "), n - 2),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::results::CellTiming;
+
+    fn cell(workers: u32, delay: &str) -> Cell {
+        Cell {
+            stack: "s".into(),
+            axes: BTreeMap::from([
+                ("workers".to_string(), workers.to_string()),
+                ("delay_ms".to_string(), delay.to_string()),
+            ]),
+        }
+    }
+
+    fn sample(c: Cell, reps: u32, seconds: f64, setup: Setup, setup_seconds: f64) -> Sample {
+        Sample {
+            cell: c,
+            requests: 1,
+            repetitions: reps,
+            timing: CellTiming {
+                seconds,
+                setup,
+                setup_seconds,
+            },
+        }
+    }
+
+    #[test]
+    fn burst_estimates() {
+        // 8 requests, one worker, 300 ms each, one after another
+        assert!((burst_estimate_s(8, &cell(1, "300")) - 2.45).abs() < 1e-9);
+        // four workers: two rounds; a 100-200 range counts its mean
+        assert!((burst_estimate_s(8, &cell(4, "100-200")) - 0.35).abs() < 1e-9);
+    }
+
+    /// A case worked by hand. One request per repetition, one worker, so the model's
+    /// burst estimate of each cell is its delay + 0.05 s: x = 0.05, 1.05, 2.05 for delays
+    /// 0, 1000, 2000 ms. The cells took, per repetition (setup taken out, 2
+    /// repetitions each): y = 1, 2, 4 s.
+    ///   mean x = 1.05, mean y = 7/3
+    ///   Sxx = 1 + 0 + 1 = 2, Sxy = (-1)(1 - 7/3) + 0 + (1)(4 - 7/3) = 4/3 + 5/3 = 3
+    ///   scale = Sxy / Sxx = 1.5, overhead = 7/3 - 1.5 × 1.05 = 0.7583…
+    /// Setups: starts of 10 and 14 s → 12; one restart of 2.5 s; no live change (the
+    /// default stays).
+    #[test]
+    fn the_fit_matches_a_case_worked_by_hand() {
+        let t = Timings::from_samples([
+            sample(cell(1, "0"), 2, 10.0 + 2.0 * 1.0, Setup::Start, 10.0),
+            sample(cell(1, "1000"), 2, 14.0 + 2.0 * 2.0, Setup::Start, 14.0),
+            sample(cell(1, "2000"), 2, 2.5 + 2.0 * 4.0, Setup::Restart, 2.5),
+        ]);
+        let f = fit(&t);
+        assert_eq!(f.setups, [2, 1, 0]);
+        assert_eq!(f.cells, 3);
+        assert!((f.model.start_s - 12.0).abs() < 1e-9, "{f:?}");
+        assert!((f.model.restart_s - 2.5).abs() < 1e-9, "{f:?}");
+        assert_eq!(f.model.live_s, Model::default().live_s);
+        assert!((f.model.burst_scale - 1.5).abs() < 1e-9, "{f:?}");
+        assert!(
+            (f.model.repetition_s - (7.0 / 3.0 - 1.5 * 1.05)).abs() < 1e-9,
+            "{f:?}"
+        );
+        // no measurement: the defaults
+        assert_eq!(fit(&Timings::default()).model, Model::default());
+    }
+
+    #[test]
+    fn the_line_keeps_its_constants_non_negative() {
+        // an exact line
+        let (a, b) = line(&[(1.0, 2.5), (2.0, 4.5), (3.0, 6.5)]).unwrap();
+        assert!((a - 2.0).abs() < 1e-12 && (b - 0.5).abs() < 1e-12);
+        // a negative intercept (the free line is y = 2x - 2): through the origin instead,
+        // a = Σxy / Σxx = (0 + 12) / (1 + 9)
+        let (a, b) = line(&[(1.0, 0.0), (3.0, 4.0)]).unwrap();
+        assert_eq!(b, 0.0);
+        assert!((a - 1.2).abs() < 1e-12);
+        // falling: no scale, the mean as overhead
+        assert_eq!(line(&[(1.0, 3.0), (2.0, 1.0)]), Some((0.0, 2.0)));
+        // one estimate only: scale 1, the rest is overhead
+        assert_eq!(line(&[(1.0, 3.0), (1.0, 4.0)]), Some((1.0, 2.5)));
+        assert_eq!(line(&[]), None);
+    }
+
+    #[test]
+    fn measured_cells_replace_the_model_and_several_runs_average() {
+        let stacks = crate::stack::discover(Path::new("stacks")).unwrap();
+        let catalog = StackCatalog { stacks };
+        let m = crate::matrix::load(Path::new("matrices/quick.yaml"), &catalog).unwrap();
+        let cells = crate::matrix::expand(&m, &catalog);
+        let c = &cells[3];
+        let timed = |seconds: f64, requests: u32| Sample {
+            cell: c.clone(),
+            requests,
+            repetitions: 2,
+            timing: CellTiming {
+                seconds,
+                setup: Setup::None,
+                setup_seconds: 0.0,
+            },
+        };
+        let t = Timings::from_samples([
+            timed(3.0, m.requests),
+            timed(5.0, m.requests),
+            timed(99.0, 1),
+        ]);
+        let costs = Costs::new(&m, &catalog, &t);
+        assert!(costs.is_measured(c) && !costs.is_measured(&cells[4]));
+        // (3/2 + 5/2) / 2 = 2 s per repetition; the burst of another size is left out
+        let want = 2.0 * f64::from(m.repetitions);
+        assert!((costs.work_s(c) - want).abs() < 1e-9, "{}", costs.work_s(c));
+        // the model's setups: one start, then one live change (workers 1 -> 4)
+        let model = Costs::model(&m, &catalog);
+        let setups: f64 = cells.iter().map(|c| model.work_s(c)).sum::<f64>();
+        let d = Model::default();
+        assert!((model.total_s(&cells) - setups - d.start_s - d.live_s).abs() < 1e-9);
+    }
+}
