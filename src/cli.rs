@@ -10,6 +10,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 
 use crate::compare::FailOn;
+use crate::cost::{Costs, Timings};
 use crate::deploy::{Deployment, RunId};
 use crate::engine::{Engine, RUN_LABEL};
 use crate::export::{self, Format};
@@ -24,7 +25,9 @@ Examples:
   racy-matrix plan matrices/quick.yaml          # cells in run order, restarts, estimated time
   racy-matrix run matrices/quick.yaml           # measure; results in results/quick-<time>/
   racy-matrix run matrices/quick.yaml --resume results/quick-20261124-101500   # after Ctrl-C
-  racy-matrix run matrices/quick.yaml --shard 2/4 --output out/2
+  racy-matrix run matrices/quick.yaml --shard 2/4 --output out/2   # shards balanced by estimated time
+  racy-matrix plan matrices/nightly.yaml --shards 16 --timings results/last-night   # shard estimates from measured times
+  racy-matrix run matrices/nightly.yaml --shard 3/16 --timings results/last-night --output out/3
   racy-matrix run matrices/lock-scope.yaml --parallel 2   # two stack instances at once
   racy-matrix up django-mysql --set workers=4   # play by hand; prints the URLs
   racy-matrix down                              # remove what `up` started
@@ -55,14 +58,10 @@ pub struct Cli {
 enum Command {
     /// Run a matrix: bring the stacks up, sweep every cell, write CSV, Markdown, JSON and HTML.
     Run(RunArgs),
-    /// Print the cells in run order, the restarts they need and an estimated time.
-    Plan {
-        /// The matrix file (YAML).
-        matrix: PathBuf,
-        /// Show only shard K of N.
-        #[arg(long, value_name = "K/N")]
-        shard: Option<Shard>,
-    },
+    /// Print the cells in run order, the restarts they need and an estimated time, or the
+    /// estimates of a matrix's shards.
+    #[command(after_help = PLAN_EXAMPLES)]
+    Plan(PlanArgs),
     /// Bring one stack up for manual play and print its URLs.
     Up {
         /// Stack name (a directory under stacks/).
@@ -139,6 +138,31 @@ enum Command {
     Init(InitArgs),
 }
 
+const PLAN_EXAMPLES: &str = "\
+Examples:
+  racy-matrix plan matrices/nightly.yaml --shards 16   # the 16 shards' estimates and max/mean
+  racy-matrix plan matrices/nightly.yaml --shard 3/16  # shard 3's cells and its estimate
+  racy-matrix plan matrices/nightly.yaml --shards 16 --timings results/last-night
+                         # measured durations for the cells last night ran, a fitted model for the rest";
+
+/// The options of `plan`.
+#[derive(Args, Debug)]
+struct PlanArgs {
+    /// The matrix file (YAML).
+    matrix: PathBuf,
+    /// Show only shard K of N (shards are balanced by estimated time) and its estimate.
+    #[arg(long, value_name = "K/N", conflicts_with = "shards")]
+    shard: Option<Shard>,
+    /// Print the estimates of all N shards and the slowest over the mean.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    shards: Option<u64>,
+    /// Estimate from earlier runs: run directories or results.json files (e.g. the merged
+    /// shards of last night). Their cells' measured durations replace the model's for the
+    /// same cells, and the model's constants are fitted to them for the rest.
+    #[arg(long, value_name = "DIR", num_args = 1..)]
+    timings: Vec<PathBuf>,
+}
+
 /// The options of `init`; the stack goes into the `--stacks` directory (default ./stacks).
 #[derive(Args, Debug)]
 struct InitArgs {
@@ -160,9 +184,15 @@ struct RunArgs {
     /// Output directory (default: results/<matrix name>-<time>/).
     #[arg(long, value_name = "DIR")]
     output: Option<PathBuf>,
-    /// Run only shard K of N of the cells (e.g. 2/4).
+    /// Run only shard K of N of the cells (e.g. 2/4), shards balanced by estimated time
+    /// (`plan --shards N` shows them).
     #[arg(long, value_name = "K/N")]
     shard: Option<Shard>,
+    /// Balance the shards with the durations earlier runs measured: run directories or
+    /// results.json files (as `plan --timings`; every shard job, and a `--resume`, must be
+    /// given the same ones).
+    #[arg(long, value_name = "DIR", num_args = 1.., requires = "shard")]
+    timings: Vec<PathBuf>,
     /// Complete an interrupted run in DIR: run only the cells it lacks (or that failed).
     #[arg(long, value_name = "DIR", conflicts_with = "output")]
     resume: Option<PathBuf>,
@@ -266,7 +296,7 @@ async fn dispatch(cli: Cli) -> Result<Verdict, Failure> {
     let stacks = cli.stacks.as_deref();
     match cli.command {
         Command::Run(args) => run(args, stacks).await,
-        Command::Plan { matrix, shard } => plan(&matrix, shard, stacks),
+        Command::Plan(args) => plan(args, stacks).await,
         Command::Up { stack, set } => up(&stack, set, stacks).await,
         Command::Check { stack, set } => check(&stack, set, stacks).await,
         Command::Down => remove_runs(true).await,
@@ -312,22 +342,31 @@ fn catalog(root: &Path) -> Result<StackCatalog, Failure> {
     })
 }
 
-/// Loads a matrix and its cells (one shard of them when asked).
+/// Loads a matrix and all its cells, in run order.
 fn load_cells(
     path: &Path,
-    shard: Option<Shard>,
     stacks: Option<&Path>,
 ) -> Result<(Matrix, Vec<Cell>, StackCatalog), Failure> {
     let catalog = catalog(&stacks_root(stacks, Some(path)))?;
     let m = matrix::load(path, &catalog)?;
-    let mut cells = matrix::expand(&m, &catalog);
-    if let Some(s) = shard {
-        cells = matrix::shard(&cells, s.k, s.n);
-    }
+    let cells = matrix::expand(&m, &catalog);
     for name in &m.stacks {
         say_notes(&catalog.stacks[name]);
     }
     Ok((m, cells, catalog))
+}
+
+/// Reads the measured durations `--timings` names (none without it).
+async fn load_timings(paths: &[PathBuf]) -> Result<Timings, Failure> {
+    let t = Timings::load(paths).await.input()?;
+    if !paths.is_empty() && t.is_empty() {
+        eprintln!(
+            "note: {} hold no cell durations (runs recorded by an older racy-matrix, or only failed cells); \
+             the model's constants are the defaults",
+            crate::cost::sources_label(paths)
+        );
+    }
+    Ok(t)
 }
 
 /// What racy-matrix ignores in a stack's files, once, on stderr.
@@ -365,17 +404,46 @@ async fn connect() -> Result<Engine, Failure> {
     Ok(engine)
 }
 
-/// `plan`: the cells in run order, their restarts and an estimate; no engine calls.
-fn plan(matrix: &Path, shard: Option<Shard>, stacks: Option<&Path>) -> Result<Verdict, Failure> {
-    let (m, cells, catalog) = load_cells(matrix, shard, stacks)?;
-    print!("{}", crate::plan::render(&m, &cells, &catalog));
+/// `plan`: the cells in run order, their restarts and an estimate, or the estimates of
+/// the shards; no engine calls.
+async fn plan(args: PlanArgs, stacks: Option<&Path>) -> Result<Verdict, Failure> {
+    let (m, cells, catalog) = load_cells(&args.matrix, stacks)?;
+    let timings = load_timings(&args.timings).await?;
+    let costs = Costs::new(&m, &catalog, &timings);
+    let text = match (args.shard, args.shards) {
+        (Some(s), _) => crate::plan::render_shard(&m, &cells, s, &costs),
+        (None, Some(n)) => crate::plan::render_shards(&m, &cells, n as usize, &costs),
+        (None, None) => crate::plan::render(&m, &cells, &costs),
+    };
+    print!(
+        "{text}{}",
+        crate::plan::render_timings(&cells, &timings, &costs)
+    );
     Ok(Verdict::Ok)
 }
 
 /// `run`: measures every cell (those a resumed directory lacks), then prints the table
 /// and checks the expectations.
 async fn run(args: RunArgs, stacks: Option<&Path>) -> Result<Verdict, Failure> {
-    let (m, cells, catalog) = load_cells(&args.matrix, args.shard, stacks)?;
+    let (m, mut cells, catalog) = load_cells(&args.matrix, stacks)?;
+    if let Some(s) = args.shard {
+        let timings = load_timings(&args.timings).await?;
+        let costs = Costs::new(&m, &catalog, &timings);
+        cells = crate::shard::shard(&cells, s.k, s.n, &costs);
+        eprintln!(
+            "racy-matrix: shard {s}: {} cells, estimated {} (shards balanced by {})",
+            cells.len(),
+            crate::plan::human(costs.total_s(&cells)),
+            if timings.is_empty() {
+                "the model's estimates".to_string()
+            } else {
+                format!(
+                    "the durations measured in {}",
+                    crate::cost::sources_label(&timings.sources)
+                )
+            }
+        );
+    }
     let (mut dir, cells) = open_run_dir(&args, &m, cells, &catalog).await?;
     dir.expect = m.expect.clone();
     let output = dir.path.clone();
@@ -891,11 +959,49 @@ mod tests {
         let cli = Cli::try_parse_from(["racy-matrix", "plan", "m", "--shard", "2/3"]).unwrap();
         assert!(matches!(
             cli.command,
-            Command::Plan {
+            Command::Plan(PlanArgs {
                 shard: Some(Shard { k: 2, n: 3 }),
                 ..
-            }
+            })
         ));
+        let cli = Cli::try_parse_from([
+            "racy-matrix",
+            "plan",
+            "m",
+            "--shards",
+            "16",
+            "--timings",
+            "a",
+            "b",
+        ])
+        .unwrap();
+        assert!(matches!(
+            &cli.command,
+            Command::Plan(PlanArgs { shards: Some(16), timings, .. }) if timings.len() == 2
+        ));
+        let both = [
+            "racy-matrix",
+            "plan",
+            "m",
+            "--shard",
+            "1/2",
+            "--shards",
+            "2",
+        ];
+        assert!(Cli::try_parse_from(both).is_err());
+        assert!(Cli::try_parse_from(["racy-matrix", "plan", "m", "--shards", "0"]).is_err());
+        // run takes timings only to balance its shard
+        assert!(Cli::try_parse_from(["racy-matrix", "run", "m", "--timings", "d"]).is_err());
+        let sharded = [
+            "racy-matrix",
+            "run",
+            "m",
+            "--shard",
+            "1/2",
+            "--timings",
+            "d",
+        ];
+        assert!(Cli::try_parse_from(sharded).is_ok());
         assert!(Cli::try_parse_from(["racy-matrix", "up", "s", "--set", "novalue"]).is_err());
     }
 }

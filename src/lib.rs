@@ -24,4 +24,5 @@ pub mod plan;
 pub mod ready;
 pub mod results;
 pub mod runner;
+pub mod shard;
 pub mod stack;

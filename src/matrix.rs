@@ -1,6 +1,6 @@
 //! Matrix files: the schema of DESIGN §6, validation that points at file, line and
 //! column, expansion into cells (cartesian product, exclude, include), the run order
-//! that keeps restarts few, and sharding over that order.
+//! that keeps restarts few, and slicing that order by count.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -1056,8 +1056,10 @@ pub fn restarts(cells: &[Cell], catalog: &dyn Catalog) -> usize {
         .count()
 }
 
-/// Shard `k` of `n` (1-based) of cells in run order: contiguous chunks whose sizes differ
-/// by at most one, so the shards partition the cells exactly.
+/// Slice `k` of `n` (1-based) of cells in run order by count: contiguous chunks whose
+/// sizes differ by at most one, so the slices partition the cells exactly. `--parallel`
+/// splits a run this way; `--shard` balances by estimated time instead (see
+/// [`crate::shard`]).
 pub fn shard(cells: &[Cell], k: usize, n: usize) -> Vec<Cell> {
     assert!(n >= 1 && (1..=n).contains(&k), "shard {k}/{n}");
     let len = cells.len();

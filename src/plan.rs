@@ -1,72 +1,18 @@
 //! `racy-matrix plan`: the cells in run order, which services each one recreates, and an
-//! estimated duration, computed from the files alone (no engine calls).
+//! estimated duration, computed from the files alone (no engine calls), or the estimates
+//! of a matrix's shards.
 
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 
-use crate::matrix::{Cell, Matrix, parse_delay};
-use crate::stack::StackCatalog;
-
-/// Seconds to bring a stack up with images present.
-const STACK_START_S: f64 = 12.0;
-/// Seconds to apply a live change (Gunicorn workers grown or shrunk in place).
-const LIVE_S: f64 = 1.0;
-/// Seconds to recreate a service and wait until it is ready again.
-const RESTART_S: f64 = 3.0;
-/// Seconds of reset, observation and quiescence per repetition.
-const REPETITION_OVERHEAD_S: f64 = 0.1;
-
-/// Estimated seconds of one repetition's burst: launches spread by `wait_ms`, then the
-/// requests served `workers` at a time at the mean delay.
-pub fn burst_estimate_s(m: &Matrix, cell: &Cell) -> f64 {
-    let wait = cell.wait_ms() as f64 * (m.requests.saturating_sub(1)) as f64;
-    let (lo, hi) = cell
-        .get("delay_ms")
-        .and_then(|d| parse_delay(d).ok())
-        .unwrap_or((0, 0));
-    let mean = (lo + hi) as f64 / 2.0;
-    let workers: f64 = cell
-        .get("workers")
-        .and_then(|w| w.parse().ok())
-        .unwrap_or(1.0_f64)
-        .max(1.0);
-    let rounds = (m.requests as f64 / workers).ceil();
-    (wait + rounds * mean) / 1000.0 + 0.05
-}
-
-/// What must change before each cell: `None` for a fresh stack start, else the services
-/// whose variables changed ("recreate app") and the live changes ("workers 1->4 in app").
-pub fn transitions(cells: &[Cell], catalog: &StackCatalog) -> Vec<Option<Vec<String>>> {
-    let mut out = Vec::with_capacity(cells.len());
-    let mut prev: Option<&Cell> = None;
-    for c in cells {
-        match prev {
-            Some(p) if p.stack == c.stack => {
-                let s = &catalog.stacks[&c.stack];
-                let mut steps = Vec::new();
-                let recreated = s.services_changed(&p.axes, &c.axes);
-                if !recreated.is_empty() {
-                    steps.push(format!("recreate {}", recreated.join(", ")));
-                }
-                for l in s.live_changes(&p.axes, &c.axes).unwrap_or_default() {
-                    steps.push(format!(
-                        "{} {}->{} in {}",
-                        l.var, l.from, l.to, l.live.service
-                    ));
-                }
-                out.push(Some(steps));
-            }
-            _ => out.push(None),
-        }
-        prev = Some(c);
-    }
-    out
-}
+use crate::cost::{Costs, Setup, Timings, setup};
+use crate::matrix::{Cell, Matrix, Shard};
+use crate::shard::{self, Estimate};
 
 /// The plan as text: a table of cells and a summary line.
-pub fn render(m: &Matrix, cells: &[Cell], catalog: &StackCatalog) -> String {
+pub fn render(m: &Matrix, cells: &[Cell], costs: &Costs) -> String {
     let varying: Vec<String> = {
         let mut names = BTreeSet::new();
         for c in cells {
@@ -89,23 +35,26 @@ pub fn render(m: &Matrix, cells: &[Cell], catalog: &StackCatalog) -> String {
     table.set_header(header);
     let mut total = 0.0;
     let mut starts = 0;
-    for (i, (c, t)) in cells.iter().zip(transitions(cells, catalog)).enumerate() {
+    let mut prev = None;
+    for (i, c) in cells.iter().enumerate() {
         let mut row = vec![(i + 1).to_string(), c.stack.clone()];
         row.extend(varying.iter().map(|a| c.get(a).unwrap_or("").to_string()));
-        let (what, cost) = match t {
-            None => {
+        let (kind, steps) = setup(prev, c, costs.catalog);
+        let what = match kind {
+            Setup::Start => {
                 starts += 1;
-                ("start stack".to_string(), STACK_START_S)
+                "start stack".to_string()
             }
-            Some(s) if s.is_empty() => (String::new(), 0.0),
-            Some(s) if s.iter().all(|x| !x.starts_with("recreate")) => (s.join("; "), LIVE_S),
-            Some(s) => (s.join("; "), RESTART_S),
+            _ => steps.join("; "),
         };
-        let est = cost + m.repetitions as f64 * (burst_estimate_s(m, c) + REPETITION_OVERHEAD_S);
+        let est = costs.setup_s(prev, c) + costs.work_s(c);
         total += est;
         row.push(what);
-        row.push(format!("{est:.1}"));
+        // a measured time is marked, so that the model's guesses stand apart
+        let mark = if costs.is_measured(c) { "*" } else { "" };
+        row.push(format!("{est:.1}{mark}"));
         table.add_row(row);
+        prev = Some(c);
     }
     let mut out = format!("{table}\n");
     let _ = writeln!(
@@ -115,13 +64,119 @@ pub fn render(m: &Matrix, cells: &[Cell], catalog: &StackCatalog) -> String {
         m.repetitions,
         m.requests,
         starts,
-        crate::matrix::restarts(cells, catalog),
+        crate::matrix::restarts(cells, costs.catalog),
         human(total)
     );
     out
 }
 
-fn human(s: f64) -> String {
+/// `plan --shard K/N`: the shard's cells as [`render`] shows them, then the shard's
+/// estimate beside those of the other shards.
+pub fn render_shard(m: &Matrix, cells: &[Cell], s: Shard, costs: &Costs) -> String {
+    let all = shard::estimates(cells, s.n, costs);
+    let mine = shard::shard(cells, s.k, s.n, costs);
+    let mut out = render(m, &mine, costs);
+    let (mean, max) = mean_max(&all);
+    let _ = writeln!(
+        out,
+        "shard {s}: estimated {}; the {} shards (balanced by cost): mean {}, slowest {}, max/mean {:.2}",
+        human(all[s.k - 1].seconds),
+        s.n,
+        human(mean),
+        human(max),
+        shard::max_over_mean(&all)
+    );
+    out
+}
+
+/// `plan --shards N`: every shard's cells, setups and estimate, and the slowest over the
+/// mean, against the split by count.
+pub fn render_shards(m: &Matrix, cells: &[Cell], n: usize, costs: &Costs) -> String {
+    let all = shard::estimates(cells, n, costs);
+    let mut table = Table::new();
+    table.load_style(UTF8_FULL_CONDENSED);
+    table.set_header([
+        "shard",
+        "cells",
+        "starts",
+        "restarts",
+        "estimated",
+        "est. s",
+        "/ mean",
+    ]);
+    let (mean, max) = mean_max(&all);
+    for (k, e) in all.iter().enumerate() {
+        table.add_row([
+            format!("{}/{n}", k + 1),
+            e.cells.to_string(),
+            e.starts.to_string(),
+            e.restarts.to_string(),
+            human(e.seconds),
+            format!("{:.0}", e.seconds),
+            format!("{:.3}", if mean > 0.0 { e.seconds / mean } else { 1.0 }),
+        ]);
+    }
+    let by_count = shard::max_over_mean(&shard::count_estimates(cells, n, costs));
+    let mut out = format!("{table}\n");
+    let _ = writeln!(
+        out,
+        "{} cells of {} in {n} shards: mean {}, slowest {}; max/mean {:.3} (split by count: {:.3})",
+        cells.len(),
+        m.name,
+        human(mean),
+        human(max),
+        shard::max_over_mean(&all),
+        by_count
+    );
+    out
+}
+
+/// What the measurements given with `--timings` changed: how many cells they cover and
+/// the fitted constants; empty without `--timings`.
+pub fn render_timings(cells: &[Cell], timings: &Timings, costs: &Costs) -> String {
+    if timings.sources.is_empty() {
+        return String::new();
+    }
+    let measured = cells.iter().filter(|c| costs.is_measured(c)).count();
+    let mut out = format!(
+        "timings: {measured} of {} cells measured in {} (marked *); the rest estimated",
+        cells.len(),
+        crate::cost::sources_label(&timings.sources)
+    );
+    if timings.untimed > 0 {
+        let _ = write!(out, "; {} cells there had no duration", timings.untimed);
+    }
+    out.push('\n');
+    let f = costs.fit;
+    if f.cells == 0 {
+        out.push_str("timings: no durations to fit the model to; its constants are the defaults\n");
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "model fitted: start {:.1} s ({} starts), restart {:.1} s ({}), live change {:.1} s ({}); \
+         a repetition {:.2} x its burst estimate + {:.2} s ({} cells)",
+        f.model.start_s,
+        f.setups[0],
+        f.model.restart_s,
+        f.setups[1],
+        f.model.live_s,
+        f.setups[2],
+        f.model.burst_scale,
+        f.model.repetition_s,
+        f.cells
+    );
+    out
+}
+
+fn mean_max(all: &[Estimate]) -> (f64, f64) {
+    let mean = all.iter().map(|e| e.seconds).sum::<f64>() / all.len().max(1) as f64;
+    let max = all.iter().map(|e| e.seconds).fold(0.0, f64::max);
+    (mean, max)
+}
+
+/// Seconds as `5s`, `1m15s`, `1h02m`.
+pub fn human(s: f64) -> String {
     let s = s.round() as u64;
     if s >= 3600 {
         format!("{}h{:02}m", s / 3600, (s % 3600) / 60)

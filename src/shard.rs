@@ -1,0 +1,268 @@
+//! `--shard K/N`: the cells of a matrix split into N shards of about equal estimated time.
+//!
+//! The unit assigned is the cell. Longest first (by the time of its repetitions, measured
+//! or estimated), each cell goes to the shard whose estimate it raises least in total:
+//! the shard's time after the cell is inserted at its place in the run order, with the
+//! setups its new neighbours need (a stack start, a restart, a live change). A shard keeps
+//! the matrix's run order, so the cells it holds of one restart group (the same stack and
+//! restart variables) run back to back: a shard pays at most one start per stack and one
+//! restart per group it holds. Those setups are small beside a shard (on the nightly
+//! matrix, 9 groups at most ~3 s each and 2 starts against ~90 minutes a shard), so
+//! cells rather than whole groups or runs of cells are assigned: a group of the nightly
+//! matrix holds a sixth of its time, too coarse for 16 shards. And the setup a cell
+//! adds counts in its choice, so a small cell goes where its group already runs
+//! when the shards are otherwise even.
+//!
+//! The assignment is a pure function of the cells, their order and the costs: ties go to
+//! the earlier cell and the lower shard, the measurements are read by key in sorted
+//! order, so every shard job of a CI matrix computes the same split and the shards never
+//! overlap or miss a cell.
+
+use std::collections::BTreeSet;
+
+use crate::cost::{Costs, Setup, setup};
+use crate::matrix::Cell;
+
+/// The shard (0-based, below `n`) of every cell, balanced by cost (see the module doc).
+pub fn assign(cells: &[Cell], n: usize, costs: &Costs) -> Vec<usize> {
+    assert!(n >= 1, "at least one shard");
+    let work: Vec<f64> = cells.iter().map(|c| costs.work_s(c)).collect();
+    let mut order: Vec<usize> = (0..cells.len()).collect();
+    order.sort_by(|&a, &b| work[b].total_cmp(&work[a]).then(a.cmp(&b)));
+    let setup_s =
+        |prev: Option<usize>, next: usize| costs.setup_s(prev.map(|p| &cells[p]), &cells[next]);
+    let mut members: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); n];
+    let mut load = vec![0.0_f64; n];
+    let mut out = vec![0; cells.len()];
+    for i in order {
+        let mut best: Option<(f64, usize)> = None;
+        for (s, held) in members.iter().enumerate() {
+            let prev = held.range(..i).next_back().copied();
+            let next = held.range(i + 1..).next().copied();
+            let mut added = work[i] + setup_s(prev, i);
+            if let Some(q) = next {
+                added += setup_s(Some(i), q) - setup_s(prev, q);
+            }
+            let after = load[s] + added;
+            if best.is_none_or(|(b, _)| after < b) {
+                best = Some((after, s));
+            }
+        }
+        let (after, s) = best.expect("at least one shard");
+        members[s].insert(i);
+        load[s] = after;
+        out[i] = s;
+    }
+    out
+}
+
+/// Shard `k` of `n` (1-based) of `cells`, balanced by cost, in run order.
+pub fn shard(cells: &[Cell], k: usize, n: usize, costs: &Costs) -> Vec<Cell> {
+    assert!((1..=n).contains(&k), "shard {k}/{n}");
+    let of = assign(cells, n, costs);
+    cells
+        .iter()
+        .zip(of)
+        .filter(|(_, s)| *s == k - 1)
+        .map(|(c, _)| c.clone())
+        .collect()
+}
+
+/// What one shard holds and how long it should take.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Estimate {
+    /// Its cells.
+    pub cells: usize,
+    /// Stack starts its order needs.
+    pub starts: usize,
+    /// Restarts (services recreated) its order needs.
+    pub restarts: usize,
+    /// Estimated seconds.
+    pub seconds: f64,
+}
+
+impl Estimate {
+    /// The estimate of `cells` run in this order on one stack instance.
+    pub fn of(cells: &[Cell], costs: &Costs) -> Estimate {
+        let mut e = Estimate {
+            cells: cells.len(),
+            starts: 0,
+            restarts: 0,
+            seconds: costs.total_s(cells),
+        };
+        let mut prev = None;
+        for c in cells {
+            match setup(prev, c, costs.catalog).0 {
+                Setup::Start => e.starts += 1,
+                Setup::Restart => e.restarts += 1,
+                _ => {}
+            }
+            prev = Some(c);
+        }
+        e
+    }
+}
+
+/// The estimate of each of the `n` cost-balanced shards of `cells`.
+pub fn estimates(cells: &[Cell], n: usize, costs: &Costs) -> Vec<Estimate> {
+    let of = assign(cells, n, costs);
+    (0..n)
+        .map(|s| {
+            let held: Vec<Cell> = cells
+                .iter()
+                .zip(&of)
+                .filter(|(_, o)| **o == s)
+                .map(|(c, _)| c.clone())
+                .collect();
+            Estimate::of(&held, costs)
+        })
+        .collect()
+}
+
+/// The estimate of each of the `n` count-based shards (contiguous slices of the run
+/// order whose sizes differ by at most one: the split before costs were balanced).
+pub fn count_estimates(cells: &[Cell], n: usize, costs: &Costs) -> Vec<Estimate> {
+    (1..=n)
+        .map(|k| Estimate::of(&crate::matrix::shard(cells, k, n), costs))
+        .collect()
+}
+
+/// The slowest shard's estimate over the mean (1 for perfectly even shards; the night
+/// lasts as long as the slowest).
+pub fn max_over_mean(estimates: &[Estimate]) -> f64 {
+    let n = estimates.len().max(1) as f64;
+    let mean = estimates.iter().map(|e| e.seconds).sum::<f64>() / n;
+    let max = estimates.iter().map(|e| e.seconds).fold(0.0, f64::max);
+    if mean > 0.0 { max / mean } else { 1.0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    use super::*;
+    use crate::cost::{Sample, Timings};
+    use crate::matrix::Matrix;
+    use crate::results::CellTiming;
+    use crate::stack::StackCatalog;
+
+    fn load(name: &str) -> (Matrix, Vec<Cell>, StackCatalog) {
+        let stacks = crate::stack::discover(Path::new("stacks")).unwrap();
+        let catalog = StackCatalog { stacks };
+        let m = crate::matrix::load(Path::new(&format!("matrices/{name}.yaml")), &catalog).unwrap();
+        let cells = crate::matrix::expand(&m, &catalog);
+        (m, cells, catalog)
+    }
+
+    /// Every cell in exactly one shard, each shard in run order.
+    fn assert_partition(cells: &[Cell], n: usize, costs: &Costs) {
+        let of = assign(cells, n, costs);
+        assert_eq!(of.len(), cells.len(), "a shard for every cell");
+        assert!(of.iter().all(|s| *s < n));
+        let mut seen = BTreeMap::new();
+        for k in [1, n] {
+            // `shard` takes the cells `assign` gives it, in run order
+            let want: Vec<Cell> = (0..cells.len())
+                .filter(|i| of[*i] == k - 1)
+                .map(|i| cells[i].clone())
+                .collect();
+            assert_eq!(shard(cells, k, n, costs), want);
+        }
+        for (c, s) in cells.iter().zip(&of) {
+            assert!(seen.insert(c.key(), s).is_none(), "{} twice", c.label());
+        }
+        assert_eq!(seen.len(), cells.len(), "a cell in no shard");
+    }
+
+    #[test]
+    fn shards_partition_every_shipped_matrix() {
+        for name in ["quick", "isolation", "nightly", "lock-scope"] {
+            let (m, cells, catalog) = load(name);
+            let costs = Costs::model(&m, &catalog);
+            for n in [1, 2, 3, 7, 16] {
+                assert_partition(&cells, n, &costs);
+            }
+        }
+        // more shards than cells: the surplus shards are empty
+        let (m, cells, catalog) = load("quick");
+        let costs = Costs::model(&m, &catalog);
+        let mut joined: Vec<Cell> = (1..=5).flat_map(|k| shard(&cells, k, 5, &costs)).collect();
+        joined.sort_by_key(|c| cells.iter().position(|x| x == c));
+        assert_eq!(joined, cells, "the shards together hold every cell once");
+        assert_partition(&cells, cells.len() + 3, &costs);
+        assert_eq!(
+            shard(&cells, cells.len() + 3, cells.len() + 3, &costs),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn nightly_shards_are_within_ten_percent_of_the_mean() {
+        let (m, cells, catalog) = load("nightly");
+        let costs = Costs::model(&m, &catalog);
+        let e = estimates(&cells, 16, &costs);
+        let mean = e.iter().map(|e| e.seconds).sum::<f64>() / 16.0;
+        for (k, s) in e.iter().enumerate() {
+            assert!(
+                (s.seconds - mean).abs() <= 0.10 * mean,
+                "shard {}: {:.0} s against a mean of {mean:.0} s",
+                k + 1,
+                s.seconds
+            );
+        }
+        assert!(max_over_mean(&e) <= 1.10);
+        // what counting cells gave
+        assert!(max_over_mean(&count_estimates(&cells, 16, &costs)) > 1.3);
+        // the starts, restarts and live changes the split adds cost little
+        let whole = costs.total_s(&cells);
+        let split: f64 = e.iter().map(|e| e.seconds).sum();
+        assert!(
+            split <= 1.02 * whole,
+            "{split:.0} s split, {whole:.0} s whole"
+        );
+        assert!(
+            e.iter().all(|e| e.starts <= 2),
+            "one start per stack: {e:?}"
+        );
+        assert!(e.iter().all(|e| e.restarts <= 9), "one per group: {e:?}");
+    }
+
+    #[test]
+    fn the_split_is_stable() {
+        let (m, cells, catalog) = load("nightly");
+        let costs = Costs::model(&m, &catalog);
+        let a = assign(&cells, 16, &costs);
+        assert_eq!(a, assign(&cells, 16, &costs));
+        // measured timings given in another order (another run's order, or a map walked
+        // in another order) give the same split
+        let samples: Vec<Sample> = cells
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 3 == 0)
+            .map(|(i, c)| Sample {
+                cell: c.clone(),
+                requests: m.requests,
+                repetitions: m.repetitions,
+                timing: CellTiming {
+                    seconds: 5.0 + (i % 17) as f64,
+                    setup: Setup::None,
+                    setup_seconds: 0.0,
+                },
+            })
+            .collect();
+        let mut reversed = samples.clone();
+        reversed.reverse();
+        let hashed: std::collections::HashMap<String, Sample> =
+            samples.iter().map(|s| (s.cell.key(), s.clone())).collect();
+        let t1 = Timings::from_samples(samples);
+        let t2 = Timings::from_samples(reversed);
+        let t3 = Timings::from_samples(hashed.into_values());
+        let with = |t: &Timings| assign(&cells, 16, &Costs::new(&m, &catalog, t));
+        let b = with(&t1);
+        assert_eq!(b, with(&t2));
+        assert_eq!(b, with(&t3));
+        assert_ne!(a, b, "the timings change the split");
+        assert_partition(&cells, 16, &Costs::new(&m, &catalog, &t1));
+    }
+}
