@@ -1,9 +1,9 @@
 //! racy-matrix's benchmark harness: `cargo bench --bench harness` (all sections; about
 //! 8 minutes on 2 cores) or `cargo bench --bench harness -- SECTION...` with sections
-//! `overhead`, `baseline`, `start`, `reconfigure`, `skew`. It prints every figure next
-//! to its target, and writes them to `bench-figures.json` in cargo's target directory.
-//! It needs a Docker Engine and the stack images (`racy-matrix run matrices/quick.yaml`
-//! makes them).
+//! `overhead`, `baseline`, `start`, `reconfigure`, `skew`, `shards`. It prints every figure
+//! next to its target, and writes them to `bench-figures.json` in cargo's target
+//! directory. Every section but `shards` needs a Docker Engine and the stack images
+//! (`racy-matrix run matrices/quick.yaml` makes them).
 //!
 //! - overhead: wall time of `racy-matrix run matrices/quick.yaml` against the sum of the
 //!   cells' burst times; peak RSS and CPU time of the racy-matrix process.
@@ -17,6 +17,9 @@
 //!   nginx for each release method, after one untimed burst of the same size; and, with
 //!   tcpdump on the stack's bridge network, the spread of the times at which each
 //!   request's last data packet reaches nginx's port.
+//! - shards: for every shipped matrix and N = 4, 16, 64 shards, the slowest shard's
+//!   estimated time over the mean, split by count and balanced by cost (the model's
+//!   estimates; no engine).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -26,6 +29,7 @@ use anyhow::{Context, Result, bail};
 use racy_matrix::burst::{self, BurstSpec, HttpRequest, Release};
 use racy_matrix::deploy::{Deployment, RunId};
 use racy_matrix::engine::Engine;
+use racy_matrix::shard;
 use racy_matrix::stack::Stack;
 use serde_json::{Value, json};
 
@@ -130,7 +134,14 @@ async fn main() -> Result<()> {
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
-    let all = ["overhead", "baseline", "start", "reconfigure", "skew"];
+    let all = [
+        "overhead",
+        "baseline",
+        "start",
+        "reconfigure",
+        "skew",
+        "shards",
+    ];
     let wanted: Vec<&str> = if args.is_empty() {
         all.to_vec()
     } else {
@@ -142,6 +153,13 @@ async fn main() -> Result<()> {
         args.iter().map(String::as_str).collect()
     };
     let mut report = Report { figures: vec![] };
+    if wanted.contains(&"shards") {
+        println!("\n== shards: slowest over mean estimate, by count and by cost");
+        shards(&mut report)?;
+    }
+    if wanted.iter().all(|w| *w == "shards") {
+        return report.save();
+    }
     let engine = Engine::connect().await?;
     println!(
         "racy-matrix benchmark harness (Docker Engine API {})",
@@ -180,6 +198,48 @@ async fn main() -> Result<()> {
     result?;
     cleanup?;
     report.save()
+}
+
+/// Shard counts the `shards` section splits each matrix into.
+const SHARD_COUNTS: [usize; 3] = [4, 16, 64];
+
+/// For every shipped matrix and shard count, the slowest shard's estimate over the mean,
+/// for the split by count and the one balanced by cost. The nightly matrix, the one CI
+/// shards, is held to 1.1 at 16 shards; more shards than a matrix has cells of similar
+/// size cannot be even, so the others have no target.
+fn shards(report: &mut Report) -> Result<()> {
+    let root = Path::new(ROOT);
+    let catalog = racy_matrix::stack::StackCatalog {
+        stacks: racy_matrix::stack::discover(&root.join("stacks"))?,
+    };
+    let mut files: Vec<_> = std::fs::read_dir(root.join("matrices"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    for file in files {
+        let m = racy_matrix::matrix::load(&file, &catalog)?;
+        let cells = racy_matrix::matrix::expand(&m, &catalog);
+        let costs = racy_matrix::cost::Costs::model(&m, &catalog);
+        for n in SHARD_COUNTS {
+            let by_count = shard::max_over_mean(&shard::count_estimates(&cells, n, &costs));
+            let by_cost = shard::max_over_mean(&shard::estimates(&cells, n, &costs));
+            let target = (m.name == "nightly" && n == 16).then_some(("<=", 1.1));
+            let name = format!(
+                "{} ({} cells), {n} shards: max/mean by count",
+                m.name,
+                cells.len()
+            );
+            report.add(&name, by_count, "x", None, "");
+            let name = format!(
+                "{} ({} cells), {n} shards: max/mean by cost",
+                m.name,
+                cells.len()
+            );
+            report.add(&name, by_cost, "x", target, "");
+        }
+    }
+    Ok(())
 }
 
 /// Runs the quick matrix with the release binary; returns its wall time and the sum of
