@@ -161,6 +161,11 @@ struct PlanArgs {
     /// same cells, and the model's constants are fitted to them for the rest.
     #[arg(long, value_name = "DIR", num_args = 1..)]
     timings: Vec<PathBuf>,
+    /// With --shards: each shard's wall time when it runs with `run --parallel N` (its
+    /// cells split among N stack instances as `run` splits them).
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "shards",
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    parallel: u16,
 }
 
 /// The options of `init`; the stack goes into the `--stacks` directory (default ./stacks).
@@ -188,10 +193,10 @@ struct RunArgs {
     /// (`plan --shards N` shows them).
     #[arg(long, value_name = "K/N")]
     shard: Option<Shard>,
-    /// Balance the shards with the durations earlier runs measured: run directories or
-    /// results.json files (as `plan --timings`; every shard job, and a `--resume`, must be
-    /// given the same ones).
-    #[arg(long, value_name = "DIR", num_args = 1.., requires = "shard")]
+    /// Balance the shards (and the `--parallel` instances' slices) with the durations
+    /// earlier runs measured: run directories or results.json files (as `plan --timings`;
+    /// every shard job, and a `--resume`, must be given the same ones).
+    #[arg(long, value_name = "DIR", num_args = 1..)]
     timings: Vec<PathBuf>,
     /// Complete an interrupted run in DIR: run only the cells it lacks (or that failed).
     #[arg(long, value_name = "DIR", conflicts_with = "output")]
@@ -412,7 +417,9 @@ async fn plan(args: PlanArgs, stacks: Option<&Path>) -> Result<Verdict, Failure>
     let costs = Costs::new(&m, &catalog, &timings);
     let text = match (args.shard, args.shards) {
         (Some(s), _) => crate::plan::render_shard(&m, &cells, s, &costs),
-        (None, Some(n)) => crate::plan::render_shards(&m, &cells, n as usize, &costs),
+        (None, Some(n)) => {
+            crate::plan::render_shards(&m, &cells, n as usize, usize::from(args.parallel), &costs)
+        }
         (None, None) => crate::plan::render(&m, &cells, &costs),
     };
     print!(
@@ -426,8 +433,8 @@ async fn plan(args: PlanArgs, stacks: Option<&Path>) -> Result<Verdict, Failure>
 /// and checks the expectations.
 async fn run(args: RunArgs, stacks: Option<&Path>) -> Result<Verdict, Failure> {
     let (m, mut cells, catalog) = load_cells(&args.matrix, stacks)?;
+    let timings = load_timings(&args.timings).await?;
     if let Some(s) = args.shard {
-        let timings = load_timings(&args.timings).await?;
         let costs = Costs::new(&m, &catalog, &timings);
         cells = crate::shard::shard(&cells, s.k, s.n, &costs);
         eprintln!(
@@ -465,6 +472,7 @@ async fn run(args: RunArgs, stacks: Option<&Path>) -> Result<Verdict, Failure> {
         retries: args.retries,
         fail_fast: args.fail_fast,
         parallel: usize::from(args.parallel),
+        timings,
     };
     let run_id = RunId::new("").keeping(args.keep_up);
     let outcome = tokio::select! {

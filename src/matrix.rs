@@ -1057,9 +1057,9 @@ pub fn restarts(cells: &[Cell], catalog: &dyn Catalog) -> usize {
 }
 
 /// Slice `k` of `n` (1-based) of cells in run order by count: contiguous chunks whose
-/// sizes differ by at most one, so the slices partition the cells exactly. `--parallel`
-/// splits a run this way; `--shard` balances by estimated time instead (see
-/// [`crate::shard`]).
+/// sizes differ by at most one, so the slices partition the cells exactly. Only the
+/// count-based figures of `plan --shards` use it now; `--shard` and `--parallel` balance
+/// by estimated time (see [`crate::shard`]).
 pub fn shard(cells: &[Cell], k: usize, n: usize) -> Vec<Cell> {
     assert!(n >= 1 && (1..=n).contains(&k), "shard {k}/{n}");
     let len = cells.len();

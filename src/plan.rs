@@ -89,10 +89,28 @@ pub fn render_shard(m: &Matrix, cells: &[Cell], s: Shard, costs: &Costs) -> Stri
     out
 }
 
-/// `plan --shards N`: every shard's cells, setups and estimate, and the slowest over the
-/// mean, against the split by count.
-pub fn render_shards(m: &Matrix, cells: &[Cell], n: usize, costs: &Costs) -> String {
+/// `plan --shards N [--parallel P]`: every shard's cells, setups and estimate, and the
+/// slowest over the mean, against the split by count; with P > 1 also each shard's wall
+/// time on P stack instances (the slowest of its P slices, split as `run --parallel`
+/// splits; this assumes the runner has the cores for P instances, so that they do not
+/// slow each other).
+pub fn render_shards(
+    m: &Matrix,
+    cells: &[Cell],
+    n: usize,
+    parallel: usize,
+    costs: &Costs,
+) -> String {
     let all = shard::estimates(cells, n, costs);
+    let walls: Vec<f64> = (1..=n)
+        .map(|k| {
+            let mine = shard::shard(cells, k, n, costs);
+            shard::estimates(&mine, parallel.clamp(1, mine.len().max(1)), costs)
+                .iter()
+                .map(|e| e.seconds)
+                .fold(0.0, f64::max)
+        })
+        .collect();
     let mut table = Table::new();
     table.load_style(UTF8_FULL_CONDENSED);
     table.set_header([
@@ -103,6 +121,7 @@ pub fn render_shards(m: &Matrix, cells: &[Cell], n: usize, costs: &Costs) -> Str
         "estimated",
         "est. s",
         "/ mean",
+        "wall",
     ]);
     let (mean, max) = mean_max(&all);
     for (k, e) in all.iter().enumerate() {
@@ -114,6 +133,7 @@ pub fn render_shards(m: &Matrix, cells: &[Cell], n: usize, costs: &Costs) -> Str
             human(e.seconds),
             format!("{:.0}", e.seconds),
             format!("{:.3}", if mean > 0.0 { e.seconds / mean } else { 1.0 }),
+            human(walls[k]),
         ]);
     }
     let by_count = shard::max_over_mean(&shard::count_estimates(cells, n, costs));
@@ -127,6 +147,11 @@ pub fn render_shards(m: &Matrix, cells: &[Cell], n: usize, costs: &Costs) -> Str
         human(max),
         shard::max_over_mean(&all),
         by_count
+    );
+    let _ = writeln!(
+        out,
+        "slowest shard's wall time on {parallel} stack instance(s) (run --parallel {parallel}): {}",
+        human(walls.iter().copied().fold(0.0, f64::max))
     );
     out
 }

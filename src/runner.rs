@@ -33,6 +33,8 @@ pub struct RunOptions {
     pub fail_fast: bool,
     /// Independent stack instances measuring cells side by side (1: one at a time).
     pub parallel: usize,
+    /// Durations earlier runs measured (`--timings`), which balance the instances' slices.
+    pub timings: crate::cost::Timings,
 }
 
 /// The variables a cell gives its stack: its axes plus what the tool provides.
@@ -109,10 +111,12 @@ async fn run_cells(
             }
         }
     }
-    // Contiguous slices of the run order, so each instance keeps the restart order.
+    // Slices balanced by estimated time, as `--shard` balances shards, each in the run
+    // order, so each instance keeps the restart order.
     let dir = tokio::sync::Mutex::new(dir);
+    let costs = crate::cost::Costs::new(&opts.matrix, &opts.catalog, &opts.timings);
     let chunks: Vec<Vec<Cell>> = (1..=n)
-        .map(|k| crate::matrix::shard(&opts.cells, k, n))
+        .map(|k| crate::shard::shard(&opts.cells, k, n, &costs))
         .collect();
     let ctx = Slice {
         opts,
@@ -855,6 +859,7 @@ mod tests {
             retries,
             fail_fast,
             parallel: 1,
+            timings: Default::default(),
         };
         let path = std::env::temp_dir().join(format!("racy-runner-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);

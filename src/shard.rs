@@ -326,6 +326,29 @@ mod tests {
         );
     }
 
+    /// The nightly workflow's sizing: 16 shards, each on 2 stack instances, must fit in
+    /// the hour with the build; each shard's two slices split its time about evenly.
+    #[test]
+    fn a_nightly_shard_on_two_instances_takes_about_half() {
+        let (m, cells, catalog) = load("nightly");
+        let costs = Costs::model(&m, &catalog);
+        for k in [1, 8, 16] {
+            let mine = shard(&cells, k, 16, &costs);
+            let whole = Estimate::of(&mine, &costs).seconds;
+            let halves = estimates(&mine, 2, &costs);
+            let slowest = halves.iter().map(|e| e.seconds).fold(0.0, f64::max);
+            // each half starts its stacks again: a little over half, never near the whole
+            assert!(
+                slowest >= whole / 2.0 && slowest <= 0.55 * whole,
+                "{slowest} of {whole}"
+            );
+            assert!(
+                slowest <= 50.0 * 60.0,
+                "shard {k}: {slowest:.0} s on 2 instances"
+            );
+        }
+    }
+
     #[test]
     fn nightly_shards_are_within_ten_percent_of_the_mean() {
         let (m, cells, catalog) = load("nightly");

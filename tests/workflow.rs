@@ -40,6 +40,26 @@ fn nightly_shards_cover_the_matrix() {
         run.contains(&format!("--shard \"${{{{ matrix.shard }}}}/{n}\"")),
         "every shard runs K/{n}: {run}"
     );
+    // each shard runs on 2 stack instances, split with the same timings as every other
+    // shard, from the one binary the build job made
+    assert!(run.contains("--parallel 2"), "{run}");
+    assert!(run.contains("--timings timings"), "{run}");
+    let needs: Vec<&str> = shard["needs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(needs, ["build", "timings"]);
+    for job in ["shard", "merge", "story"] {
+        let builds = w["jobs"][job]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|s| s["run"].as_str())
+            .any(|r| r.contains("cargo build"));
+        assert!(!builds, "{job} uses the build job's binary");
+    }
     let merge = &w["jobs"]["merge"];
     assert_eq!(merge["needs"], "shard");
     let merge_runs: Vec<&str> = merge["steps"]
