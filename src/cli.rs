@@ -998,8 +998,27 @@ mod tests {
         ];
         assert!(Cli::try_parse_from(both).is_err());
         assert!(Cli::try_parse_from(["racy-matrix", "plan", "m", "--shards", "0"]).is_err());
-        // run takes timings only to balance its shard
-        assert!(Cli::try_parse_from(["racy-matrix", "run", "m", "--timings", "d"]).is_err());
+        // run takes timings to balance its shard and its --parallel slices
+        assert!(Cli::try_parse_from(["racy-matrix", "run", "m", "--timings", "d"]).is_ok());
+        // plan's --parallel sizes the shards' wall times: it needs --shards
+        assert!(Cli::try_parse_from(["racy-matrix", "plan", "m", "--parallel", "2"]).is_err());
+        let sized = [
+            "racy-matrix",
+            "plan",
+            "m",
+            "--shards",
+            "16",
+            "--parallel",
+            "2",
+        ];
+        assert!(matches!(
+            &Cli::try_parse_from(sized).unwrap().command,
+            Command::Plan(PlanArgs {
+                shards: Some(16),
+                parallel: 2,
+                ..
+            })
+        ));
         let sharded = [
             "racy-matrix",
             "run",
