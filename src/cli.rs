@@ -429,27 +429,39 @@ async fn plan(args: PlanArgs, stacks: Option<&Path>) -> Result<Verdict, Failure>
     Ok(Verdict::Ok)
 }
 
+/// The cells of shard `s`, balanced by estimated time, said on stderr with its estimate.
+fn one_shard(
+    m: &Matrix,
+    cells: &[Cell],
+    catalog: &StackCatalog,
+    timings: &Timings,
+    s: Shard,
+) -> Vec<Cell> {
+    let costs = Costs::new(m, catalog, timings);
+    let mine = crate::shard::shard(cells, s.k, s.n, &costs);
+    eprintln!(
+        "racy-matrix: shard {s}: {} cells, estimated {} (shards balanced by {})",
+        mine.len(),
+        crate::plan::human(costs.total_s(&mine)),
+        if timings.is_empty() {
+            "the model's estimates".to_string()
+        } else {
+            format!(
+                "the durations measured in {}",
+                crate::cost::sources_label(&timings.sources)
+            )
+        }
+    );
+    mine
+}
+
 /// `run`: measures every cell (those a resumed directory lacks), then prints the table
 /// and checks the expectations.
 async fn run(args: RunArgs, stacks: Option<&Path>) -> Result<Verdict, Failure> {
     let (m, mut cells, catalog) = load_cells(&args.matrix, stacks)?;
     let timings = load_timings(&args.timings).await?;
     if let Some(s) = args.shard {
-        let costs = Costs::new(&m, &catalog, &timings);
-        cells = crate::shard::shard(&cells, s.k, s.n, &costs);
-        eprintln!(
-            "racy-matrix: shard {s}: {} cells, estimated {} (shards balanced by {})",
-            cells.len(),
-            crate::plan::human(costs.total_s(&cells)),
-            if timings.is_empty() {
-                "the model's estimates".to_string()
-            } else {
-                format!(
-                    "the durations measured in {}",
-                    crate::cost::sources_label(&timings.sources)
-                )
-            }
-        );
+        cells = one_shard(&m, &cells, &catalog, &timings, s);
     }
     let (mut dir, cells) = open_run_dir(&args, &m, cells, &catalog).await?;
     dir.expect = m.expect.clone();
