@@ -262,10 +262,23 @@ pub enum ErrorClass {
     Integrity,
     /// SQLite refused the writer (`database_locked`).
     DatabaseLocked,
-    /// The proxy got no answer from the app (`worker_timeouts`).
+    /// The proxy got no answer from the app, or Gunicorn aborted the worker that served
+    /// the request for outlasting its timeout (`worker_timeouts`).
     WorkerTimeout,
     /// Anything else (`other_errors`).
     Other,
+}
+
+/// Whether a 500's body is the page Gunicorn writes itself when the request's handler
+/// raised past the framework: a Django view's exceptions become Django's own response, so
+/// what escapes is the `SystemExit` of the abort with which Gunicorn's arbiter ends a
+/// worker that stayed silent past `--timeout` (its log says `WORKER TIMEOUT`).
+fn is_gunicorn_abort(body: Option<&serde_json::Value>) -> bool {
+    body.and_then(|b| b.as_str()).is_some_and(|text| {
+        text.trim_start().starts_with("<html>")
+            && text.contains("<title>Internal Server Error</title>")
+            && text.contains("<h1><p>Internal Server Error</p></h1>")
+    })
 }
 
 impl ErrorClass {
@@ -292,6 +305,7 @@ impl ErrorClass {
             (Some(c), _) if BUSY_CODES.contains(&c) => ErrorClass::DatabaseLocked,
             _ if lock_given_up => ErrorClass::LockTimeout,
             (_, Some(502 | 504)) => ErrorClass::WorkerTimeout,
+            (_, Some(500)) if is_gunicorn_abort(r.body.as_ref()) => ErrorClass::WorkerTimeout,
             _ => ErrorClass::Other,
         }
     }
@@ -789,6 +803,14 @@ mod tests {
             with(409, json!({"db_code": 1205})),
             with(409, json!({"db_code": "55P03"})),
             with(504, json!("gateway")),
+            // Gunicorn's own page for a worker it aborted; Django's 500 page is not it
+            with(
+                500,
+                json!(
+                    "<html>\n  <head>\n    <title>Internal Server Error</title>\n  </head>\n  <body>\n    <h1><p>Internal Server Error</p></h1>\n    \n  </body>\n</html>\n"
+                ),
+            ),
+            with(500, json!("<h1>Server Error (500)</h1>")),
             with(500, json!({"db_code": 1062})),
             with(500, json!({"db_code": 2006})),
             with(409, json!({"db_code": "SQLITE_BUSY"})),
@@ -804,12 +826,12 @@ mod tests {
         let m = compute(&reps, 100, 5, Check::Counter, None);
         assert_eq!(m.serialization_failures, 3);
         assert_eq!(m.lock_timeouts, 3);
-        assert_eq!(m.worker_timeouts, 1);
+        assert_eq!(m.worker_timeouts, 2);
         assert_eq!(m.integrity_errors, 1);
         assert_eq!(m.database_locked, 1);
-        assert_eq!(m.other_errors, 1);
+        assert_eq!(m.other_errors, 2);
         assert_eq!(m.retries, 3);
-        assert_eq!(m.failed, 10);
+        assert_eq!(m.failed, 12);
     }
 
     #[test]

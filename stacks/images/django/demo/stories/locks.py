@@ -81,6 +81,30 @@ def file_lock(path):
 container_flock = file_lock("/tmp/racy-counter.lock")
 shared_flock = file_lock("/shared/racy-counter.lock")
 
+# lock_flock_mixed's tickets: a counter in the shared volume, itself incremented under an
+# flock of its own (held for the increment only, never during the read -> write).
+TICKETS = "/shared/racy-mixed.ticket"
+
+
+def next_ticket():
+    """The next number of a counter every replica shares: consecutive requests, whoever
+    serves them, get consecutive tickets."""
+    fd = os.open(TICKETS, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        raw = os.pread(fd, 32, 0)
+        ticket = int(raw) if raw.strip() else 0
+        os.pwrite(fd, b"%-20d" % (ticket + 1), 0)
+        return ticket
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def no_lock(account_id, ttl_ms, info):
+    """A writer that does not take the lock: flock is advisory, nothing stops it."""
+    yield
+
 # Delete the key only if it still holds our token (another request may own it by now).
 RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
 
@@ -106,10 +130,11 @@ def redis_lease(account_id, ttl_ms, info):
         info["lease_expired"] = r.eval(RELEASE, 1, key, token) == 0
 
 
-def increment_under(call, lock, account, amount, delay, ttl_ms):
+def increment_under(call, lock, account, amount, delay, ttl_ms, **extra):
     """non_atomic_long_delay's read -> delay -> write while holding
-    `lock(account, ttl_ms, info)`; the answer adds what the lock put in `info`."""
-    info = {}
+    `lock(account, ttl_ms, info)`; the answer adds `extra` and what the lock put in
+    `info`."""
+    info = dict(extra)
     waited = time.monotonic()
     with lock(account, ttl_ms, info):
         info["lock_wait_ms"] = round((time.monotonic() - waited) * 1000, 1)
@@ -160,3 +185,24 @@ def lock_flock_shared(call, account, amount, delay, ttl_ms):
 )
 def lock_redis(call, account, amount, delay, ttl_ms):
     return increment_under(call, redis_lease, account, amount, delay, ttl_ms)
+
+
+@endpoint(
+    "lock_flock_mixed",
+    check="counter",
+    countermeasure="flock on the shared file taken by every other request only (flock is "
+    "advisory: the others write without it)",
+    engines=EVERY,
+    form=lock_form,
+)
+def lock_flock_mixed(call, account, amount, delay, ttl_ms):
+    """lock_flock_shared for requests with an even ticket, the unguarded read -> write for
+    the odd ones. A burst sends identical requests, so the app makes the mix itself: the
+    tickets come from one counter on the shared volume, so a burst of 2n requests has n of
+    each whichever processes serve it. The answer says which it was (`locked`, `ticket`)."""
+    ticket = next_ticket()
+    locked = ticket % 2 == 0
+    lock = shared_flock if locked else no_lock
+    return increment_under(
+        call, lock, account, amount, delay, ttl_ms, locked=locked, ticket=ticket
+    )

@@ -1,14 +1,16 @@
 """Lost updates (seed 001): read the account, wait `delay_ms` (the read -> write window),
 add the amount, record a Transaction and save the account. The endpoints differ only in
 the countermeasure the database provides: none, a transaction, a row lock, no read at all,
-a compare-and-swap, or (SQLite) a transaction that takes the write lock first.
+a compare-and-swap, or (SQLite) a transaction that takes the write lock first (BEGIN
+IMMEDIATE, or seed 002's BEGIN EXCLUSIVE); or in a second read right before the write
+(refresh_from_db, seed 004), which narrows the window without closing it.
 """
 import time
 
 from django.db import connection, transaction
 from django.db.models import F
 
-from lab.sqlite.base import immediate
+from lab.sqlite.base import begin
 
 from ..envelope import GaveUp, error
 from ..models import Account, Transaction
@@ -18,11 +20,18 @@ from ..registry import EVERY, SQLITE, endpoint
 MAX_RETRIES = 20
 
 
-def increment(call, account_id, amount, delay, accounts=None):
+def increment(call, account_id, amount, delay, accounts=None, refresh=False):
     """Read, wait, write: the read-modify-write the seed lab demonstrates, reading through
-    `accounts` (a locking queryset) when given. Returns what the answer tells: the balance
-    read and written (`read`, `written`) and the row's version read and written."""
+    `accounts` (a locking queryset) when given. With `refresh`, the wait comes first and
+    the account is read again (refresh_from_db) right before the write. Returns what the
+    answer tells: the balance read and written (`read`, `written`) and the row's version
+    read and written."""
     account = (Account.objects if accounts is None else accounts).get(pk=account_id)
+    if refresh:
+        if delay:
+            time.sleep(delay)
+        delay = 0
+        account.refresh_from_db()
     call.mark_read()
     read_balance, read_version = account.balance, account.version
     if delay:
@@ -91,6 +100,18 @@ def atomic_no_delay(call, account, amount, delay):
 @endpoint("non_atomic_no_delay", check="counter", countermeasure="none (autocommit)")
 def non_atomic_no_delay(call, account, amount, delay):
     return call.balances(**increment(call, account, amount, 0))
+
+
+@endpoint(
+    "refresh_long_delay",
+    check="counter",
+    countermeasure="refresh_from_db() after the delay: the window shrinks to the ledger "
+    "insert before the save (autocommit)",
+)
+def refresh_long_delay(call, account, amount, delay):
+    """Seed 004's last answer: re-read the instance after the slow part. Each statement
+    commits on its own, so the isolation level does not reach the re-read."""
+    return call.balances(**increment(call, account, amount, delay, refresh=True))
 
 
 @endpoint(
@@ -164,6 +185,17 @@ def optimistic_version(call, account, amount, delay):
     raise GaveUp(f"version kept changing: gave up after {MAX_RETRIES} retries", MAX_RETRIES)
 
 
+def sqlite_begin(call, mode, account, amount, delay):
+    """The atomic read-modify-write in a transaction begun with `BEGIN <mode>`: it takes
+    the write lock before the read, so the read-modify-writes run one after another; a
+    writer waits up to the busy timeout, 20 s, then fails with SQLITE_BUSY."""
+    if connection.vendor != "sqlite":
+        return error(f"{call.name} needs DB_ENGINE=sqlite", 400)
+    with begin(mode), transaction.atomic():
+        wrote = increment(call, account, amount, delay)
+    return call.balances(**wrote)
+
+
 @endpoint(
     "immediate_long_delay",
     check="counter",
@@ -171,10 +203,15 @@ def optimistic_version(call, account, amount, delay):
     engines=SQLITE,
 )
 def immediate_long_delay(call, account, amount, delay):
-    """The read-modify-writes run one after another; a writer waits up to the busy
-    timeout, 20 s, then fails with SQLITE_BUSY."""
-    if connection.vendor != "sqlite":
-        return error("immediate_long_delay needs DB_ENGINE=sqlite", 400)
-    with immediate(), transaction.atomic():
-        wrote = increment(call, account, amount, delay)
-    return call.balances(**wrote)
+    return sqlite_begin(call, "IMMEDIATE", account, amount, delay)
+
+
+@endpoint(
+    "exclusive_long_delay",
+    check="counter",
+    countermeasure="atomic() begun with BEGIN EXCLUSIVE: the write lock before the read, "
+    "readers kept out too",
+    engines=SQLITE,
+)
+def exclusive_long_delay(call, account, amount, delay):
+    return sqlite_begin(call, "EXCLUSIVE", account, amount, delay)
