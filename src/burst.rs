@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 use crate::measure::{Outcome, RequestRecord};
 
 /// One HTTP request, encoded once and sent many times.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct HttpRequest {
     bytes: Vec<u8>,
 }
@@ -48,6 +48,11 @@ impl HttpRequest {
 }
 
 impl HttpRequest {
+    /// The request's bytes, as sent.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
     /// The same request with one more header line (e.g. the burst's token).
     pub fn with_header(&self, name: &str, value: &str) -> Self {
         let end = self
@@ -165,9 +170,9 @@ fn dechunk(mut data: &[u8]) -> Result<Vec<u8>> {
 }
 
 /// What one burst sends.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct BurstSpec {
-    /// Where (nginx's published port).
+    /// Where (the target's address by the run's route).
     pub addr: SocketAddr,
     /// The request every connection sends.
     pub request: HttpRequest,
@@ -182,7 +187,7 @@ pub struct BurstSpec {
 }
 
 /// How the requests of a synchronized (`wait_ms = 0`) burst are let go.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Release {
     /// Each request gets a task that connects and sends it, spawned one after another
     /// with no synchronization (what a script with a thread pool does).
@@ -212,7 +217,7 @@ impl Release {
 }
 
 /// Records of one burst and its duration (first send to last response).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct BurstResult {
     /// One record per request, by index.
     pub records: Vec<RequestRecord>,

@@ -17,6 +17,7 @@ use crate::export::{self, Format};
 use crate::input::InputError;
 use crate::matrix::{self, Cell, Matrix, Shard};
 use crate::results::{self, RunDir};
+use crate::route::RouteChoice;
 use crate::runner::{self, RunOptions};
 use crate::stack::{self, Stack, StackCatalog};
 
@@ -136,6 +137,13 @@ enum Command {
     /// Write a starting racy.yaml for your own app's compose file (which is not edited):
     /// the target, database and worker count guessed, the rest marked TODO.
     Init(InitArgs),
+    /// Inside a racer container (route `racer`): fire the burst ORDER (JSON, as the
+    /// host process writes it) and print its records as JSON.
+    #[command(hide = true)]
+    Racer {
+        /// The burst, as JSON.
+        order: String,
+    },
 }
 
 const PLAN_EXAMPLES: &str = "\
@@ -215,6 +223,17 @@ struct RunArgs {
     /// slice of the cells (needs the cores: see the README on distortion).
     #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=16))]
     parallel: u16,
+    /// How requests reach the stacks: `direct` to the containers' addresses on their
+    /// network, `published` through the ports the engine publishes on 127.0.0.1 (and its
+    /// proxy), `auto` direct when this host reaches them (default; overrides the matrix's
+    /// `route:`).
+    #[arg(long, value_name = "ROUTE", value_parser = parse_route)]
+    route: Option<RouteChoice>,
+}
+
+/// `--route`.
+fn parse_route(s: &str) -> Result<RouteChoice, String> {
+    RouteChoice::parse(s).map_err(|e| e.to_string())
 }
 
 /// `K=V` of `up --set`.
@@ -322,6 +341,10 @@ async fn dispatch(cli: Cli) -> Result<Verdict, Failure> {
             &stacks_root(stacks, None),
             a.force,
         ),
+        Command::Racer { order } => crate::racer::serve(&order)
+            .await
+            .map(|()| Verdict::Ok)
+            .map_err(Failure::Engine),
     }
 }
 
@@ -466,14 +489,16 @@ async fn run(args: RunArgs, stacks: Option<&Path>) -> Result<Verdict, Failure> {
     let (mut dir, cells) = open_run_dir(&args, &m, cells, &catalog).await?;
     dir.expect = m.expect.clone();
     let output = dir.path.clone();
-    let engine = connect().await?;
+    let mut engine = connect().await?;
+    engine.route = args.route.or(m.route).unwrap_or_default();
     keep_matrix(&dir, &args.matrix).await?;
     eprintln!(
-        "racy-matrix: Docker Engine API {}; {} cells x {} repetitions of {} requests; results in {}",
+        "racy-matrix: Docker Engine API {}; {} cells x {} repetitions of {} requests; route {}; results in {}",
         engine.api_version,
         cells.len(),
         m.repetitions,
         m.requests,
+        engine.route.how(),
         output.display()
     );
     let opts = RunOptions {
@@ -681,16 +706,16 @@ async fn up(
 ) -> Result<Verdict, Failure> {
     let Started { dep, run, .. } = start_one(name, set, stacks, "up-").await?;
     println!("stack {name} is up (run {})", run.id);
-    println!("  app:      http://{}/", dep.target);
+    println!("  app:      http://{}/", dep.published);
     for (endpoint, ep) in &dep.driver.endpoints {
         println!(
             "    {:<32} {} http://{}{}",
-            endpoint, ep.method, dep.target, ep.path
+            endpoint, ep.method, dep.published, ep.path
         );
     }
     println!(
         "  database: {} (password not shown; choose one with --set db_password=...)",
-        crate::database::redact(&dep.db_url)
+        crate::database::redact(&dep.published_db_url)
     );
     println!("  containers: {:?}", dep.container_names());
     println!("remove it with: racy-matrix down");

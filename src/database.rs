@@ -84,15 +84,21 @@ pub struct Db {
     observe: Observe,
 }
 
-/// The connection URL of a database published on 127.0.0.1.
-pub fn url(engine: DatabaseKind, user: &str, password: &str, port: u16, name: &str) -> String {
+/// The connection URL of a database at `addr`.
+pub fn url(
+    engine: DatabaseKind,
+    user: &str,
+    password: &str,
+    addr: std::net::SocketAddr,
+    name: &str,
+) -> String {
     let scheme = match engine {
         DatabaseKind::Mysql => "mysql",
         DatabaseKind::Postgres => "postgres",
         DatabaseKind::Sqlite => return format!("sqlite://{name}"),
     };
     format!(
-        "{scheme}://{}:{}@127.0.0.1:{port}/{}",
+        "{scheme}://{}:{}@{addr}/{}",
         urlencode(user),
         urlencode(password),
         urlencode(name)
@@ -465,15 +471,32 @@ mod tests {
         );
     }
 
+    fn at(addr: &str) -> std::net::SocketAddr {
+        addr.parse().unwrap()
+    }
+
     #[test]
     fn urls_escape_credentials() {
         assert_eq!(
-            url(DatabaseKind::Mysql, "racy", "p@ss/w", 3306, "racy"),
+            url(
+                DatabaseKind::Mysql,
+                "racy",
+                "p@ss/w",
+                at("127.0.0.1:3306"),
+                "racy"
+            ),
             "mysql://racy:p%40ss%2Fw@127.0.0.1:3306/racy"
         );
-        assert!(url(DatabaseKind::Postgres, "u", "p", 1, "d").starts_with("postgres://"));
+        let pg = url(DatabaseKind::Postgres, "u", "p", at("172.18.0.3:5432"), "d");
+        assert_eq!(pg, "postgres://u:p@172.18.0.3:5432/d");
         assert_eq!(
-            redact(&url(DatabaseKind::Mysql, "racy", "s3cr:t@x", 3306, "racy")),
+            redact(&url(
+                DatabaseKind::Mysql,
+                "racy",
+                "s3cr:t@x",
+                at("127.0.0.1:3306"),
+                "racy"
+            )),
             "mysql://racy:****@127.0.0.1:3306/racy"
         );
     }

@@ -7,17 +7,19 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 
+use crate::burst::{BurstResult, BurstSpec};
 use crate::database::{self, Db, Sqlite};
 use crate::engine::{
     Engine, HOST_LABEL, KEEP_LABEL, PID_LABEL, RUN_LABEL, SERVICE_LABEL, STACK_LABEL, STARTED_LABEL,
 };
 use crate::image;
 use crate::ready::{Probe, wait_ready};
+use crate::route::{Route, RouteChoice};
 use crate::stack::{Build, Condition, DatabaseKind, Driver, Placement, Stack};
 
 /// A number unique within this process, so that no name is reused even when a stack is
 /// recreated while pieces of the old one could not be removed yet.
-fn next_serial() -> u64 {
+pub fn next_serial() -> u64 {
     static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
@@ -139,10 +141,22 @@ pub struct Deployment {
     /// The services this instance runs, in start order (all but those of profiles its
     /// cells do not need).
     services: Vec<String>,
-    /// Where bursts go (the target's published port).
+    /// Where the host reaches the target: its address on the stack's network, or its
+    /// published port (see `route`).
     pub target: SocketAddr,
-    /// The database's URL on its published port.
+    /// The target's address on the stack's network (where a racer sends).
+    pub inside: SocketAddr,
+    /// The database's URL, by the same route.
     pub db_url: String,
+    /// The route the target and the database are reached by (`None` before the target
+    /// started).
+    pub route: Option<Route>,
+    /// The target's published port on 127.0.0.1 (what a user opens).
+    pub published: SocketAddr,
+    /// The database's URL on its published port.
+    pub published_db_url: String,
+    /// The container that fires the bursts on route `racer`.
+    racer: Option<crate::racer::Racer>,
     /// Pool to the database.
     pub db: Option<Db>,
 }
@@ -194,6 +208,11 @@ impl Deployment {
             services: services.to_vec(),
             target: SocketAddr::from(([127, 0, 0, 1], 0)),
             db_url: String::new(),
+            route: None,
+            inside: SocketAddr::from(([127, 0, 0, 1], 0)),
+            published: SocketAddr::from(([127, 0, 0, 1], 0)),
+            published_db_url: String::new(),
+            racer: None,
             db: None,
         };
         let order = services.to_vec();
@@ -206,7 +225,11 @@ impl Deployment {
                     .volumes
                     .insert(vol.clone(), name);
             }
-            d.start_services(&order, progress).await
+            d.start_services(&order, progress).await?;
+            if engine.route == RouteChoice::Racer {
+                d.start_racer(progress).await?;
+            }
+            Ok(())
         };
         if let Err(e) = started.await {
             // Leave nothing half-started behind (the error already carries the logs).
@@ -430,11 +453,15 @@ impl Deployment {
             .entry(svc.to_string())
             .or_default()
             .extend(launched.containers);
-        if let Some(t) = launched.target {
-            self.target = t;
+        if let Some(at) = launched.target {
+            self.target = at.host;
+            self.inside = at.inside;
+            self.published = at.published;
+            self.route = Some(at.route);
         }
-        if let Some(u) = launched.db_url {
+        if let Some((u, published)) = launched.db_url {
             self.db_url = u;
+            self.published_db_url = published;
         }
         if let Some(old) = launched.db.and_then(|db| self.db.replace(db)) {
             old.close().await;
@@ -542,10 +569,51 @@ impl Deployment {
             .collect()
     }
 
+    /// Starts the racer on the stack's network (route `racer`).
+    async fn start_racer(&mut self, progress: &mut dyn FnMut(&str)) -> Result<()> {
+        let base = match self.vars.get("BASE_IMAGE") {
+            Some(b) => b.clone(),
+            None => image::ensure_base(&self.engine, progress).await?,
+        };
+        let binary = crate::racer::binary()?;
+        let tag = crate::racer::ensure_image(&self.engine, &base, &binary, progress).await?;
+        let name = format!(
+            "racy-{}-{}-racer-{}",
+            self.run.id,
+            self.stack.name,
+            next_serial()
+        );
+        let mut labels = self.run.labels();
+        labels.insert(STACK_LABEL.into(), self.stack.name.clone());
+        progress(&format!("starting the racer {name}"));
+        let racer =
+            crate::racer::Racer::start(&self.engine, &tag, &name, &self.network, labels).await?;
+        self.racer = Some(racer);
+        Ok(())
+    }
+
+    /// Fires one burst at the target by the instance's route: from this process, or from
+    /// the racer beside the target.
+    pub async fn fire(&self, spec: &BurstSpec, repetition: u32) -> Result<BurstResult> {
+        match &self.racer {
+            Some(r) => {
+                let inside = BurstSpec {
+                    addr: self.inside,
+                    ..spec.clone()
+                };
+                r.fire(&inside, repetition).await
+            }
+            None => Ok(crate::burst::fire(spec, repetition).await),
+        }
+    }
+
     /// Removes every container and the network.
     pub async fn shutdown(mut self) -> Result<()> {
         if let Some(db) = self.db.take() {
             db.close().await;
+        }
+        if let Some(r) = self.racer.take() {
+            r.remove().await?;
         }
         let removals = self
             .containers
@@ -613,10 +681,25 @@ pub fn log_block(svc: &str, replica: Option<usize>, logs: &str) -> String {
 }
 
 /// What a launch created and learned, also when it failed (so nothing is lost track of).
+/// Where a container's port is reached.
+#[derive(Clone, Copy)]
+struct Reached {
+    /// From this host, by the route (direct or published).
+    host: SocketAddr,
+    /// On the stack's network.
+    inside: SocketAddr,
+    /// Published on 127.0.0.1.
+    published: SocketAddr,
+    /// How bursts reach it.
+    route: Route,
+}
+
 struct Launched {
     containers: Vec<Running>,
-    target: Option<SocketAddr>,
-    db_url: Option<String>,
+    /// Where the target is reached.
+    target: Option<Reached>,
+    /// The database's URL by the route, and on its published port.
+    db_url: Option<(String, String)>,
     db: Option<Db>,
     result: Result<()>,
 }
@@ -769,7 +852,38 @@ impl Launcher {
                 reset,
                 observe,
             ),
-            _ => Db::connect(out.db_url.as_deref().unwrap_or_default(), reset, observe).await?,
+            _ => {
+                let url = out.db_url.as_ref().map_or("", |(u, _)| u.as_str());
+                Db::connect(url, reset, observe).await?
+            }
+        })
+    }
+
+    /// Where a container's port is reached, by the engine's route choice.
+    async fn address(&self, id: &str, port: u16) -> Result<Reached> {
+        let at = self.engine.whereabouts(id, port, &self.network).await?;
+        let published = at
+            .published
+            .map(|p| SocketAddr::from(([127, 0, 0, 1], p)))
+            .ok_or_else(|| anyhow!("container port {port} of {id} is not published"))?;
+        let Some(ip) = at.address else {
+            bail!(
+                "the engine reports no address of container {id} on {}",
+                self.network
+            );
+        };
+        let inside = SocketAddr::new(ip, port);
+        let why = match self.engine.route {
+            RouteChoice::Published => Some("route published was asked".to_string()),
+            _ => crate::route::unreachable(at.gateway, self.engine.local),
+        };
+        let route = crate::route::decide(self.engine.route, why.as_deref())?;
+        let host = if why.is_none() { inside } else { published };
+        Ok(Reached {
+            host,
+            inside,
+            published,
+            route,
         })
     }
 
@@ -800,22 +914,16 @@ impl Launcher {
             return Ok(health.into_iter().chain([check]).collect());
         }
         if driver.database.service == svc {
-            let port = self.engine.published_port(id, driver.database.port).await?;
-            let url = database::url(
-                driver.database.engine,
-                &driver.database.user,
-                &driver.database.password,
-                port,
-                &driver.database.name,
-            );
-            out.db_url = Some(url.clone());
-            let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            return Ok(vec![Probe::Tcp(addr), Probe::Sql(url)]);
+            let at = self.address(id, driver.database.port).await?;
+            let db = &driver.database;
+            let url = |a: SocketAddr| database::url(db.engine, &db.user, &db.password, a, &db.name);
+            out.db_url = Some((url(at.host), url(at.published)));
+            return Ok(vec![Probe::Tcp(at.host), Probe::Sql(url(at.host))]);
         }
         if driver.target.service == svc {
-            let port = self.engine.published_port(id, driver.target.port).await?;
-            let target = SocketAddr::from(([127, 0, 0, 1], port));
-            out.target = Some(target);
+            let at = self.address(id, driver.target.port).await?;
+            out.target = Some(at);
+            let target = at.host;
             return Ok(vec![
                 Probe::Tcp(target),
                 Probe::target(target, driver.target.health.as_deref()),

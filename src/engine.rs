@@ -47,6 +47,10 @@ pub struct Engine {
     pub api_version: String,
     /// Creations (networks, volumes, containers) sent to the daemon and not yet answered.
     creating: Arc<Creating>,
+    /// Whether the engine runs on this host (its socket is local, not `tcp://`/`ssh://`).
+    pub local: bool,
+    /// How requests reach the stacks this engine runs.
+    pub route: crate::route::RouteChoice,
 }
 
 /// Counts creations in flight. A creation runs as its own task, so that cancelling the
@@ -67,6 +71,17 @@ impl Drop for CreatingGuard {
             self.0.idle.notify_waiters();
         }
     }
+}
+
+/// Where a container's port is reached (see [`Engine::whereabouts`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Whereabouts {
+    /// The host port on 127.0.0.1.
+    pub published: Option<u16>,
+    /// The container's address on the network.
+    pub address: Option<std::net::IpAddr>,
+    /// The network's gateway.
+    pub gateway: Option<std::net::IpAddr>,
 }
 
 /// What to run in one container.
@@ -187,6 +202,31 @@ fn is_missing(e: &bollard::errors::Error) -> bool {
     )
 }
 
+/// Whether `DOCKER_HOST` (unset: the default socket) names an engine on this host: a
+/// socket, or tcp to a loopback address. (A remote engine's networks may use the same
+/// addresses as this host's, so only a local one is taken at its word.)
+fn is_local_host(docker_host: Option<&str>) -> bool {
+    let Some(h) = docker_host.map(str::trim).filter(|h| !h.is_empty()) else {
+        return true;
+    };
+    if h.starts_with("unix://") || h.starts_with("npipe://") {
+        return true;
+    }
+    let Some(rest) = h.strip_prefix("tcp://") else {
+        return false;
+    };
+    let host = rest.split('/').next().unwrap_or("");
+    let host = match host.rsplit_once(':') {
+        Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
+        _ => host,
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// A removal's result where an object already gone counts as removed.
 fn gone_is_fine(r: Result<(), bollard::errors::Error>) -> Result<(), bollard::errors::Error> {
     match r {
@@ -226,6 +266,8 @@ impl Engine {
             docker,
             api_version,
             creating: Arc::default(),
+            local: is_local_host(std::env::var("DOCKER_HOST").ok().as_deref()),
+            route: Default::default(),
         })
     }
 
@@ -453,8 +495,10 @@ impl Engine {
         Ok(created.id)
     }
 
-    /// The host port (on 127.0.0.1) a container port is published on.
-    pub async fn published_port(&self, id: &str, port: u16) -> Result<u16> {
+    /// Where a container's `port` is reached: the host port (on 127.0.0.1) it is
+    /// published on, the container's address on `network`, and that network's gateway
+    /// (each `None` where the engine reports none).
+    pub async fn whereabouts(&self, id: &str, port: u16, network: &str) -> Result<Whereabouts> {
         let info = self
             .docker
             .inspect_container(
@@ -462,15 +506,52 @@ impl Engine {
                 None::<bollard::query_parameters::InspectContainerOptions>,
             )
             .await?;
+        let settings = info.network_settings.unwrap_or_default();
         let key = format!("{port}/tcp");
-        info.network_settings
-            .and_then(|n| n.ports)
+        let published = settings
+            .ports
             .and_then(|p| p.get(&key).cloned().flatten())
             .and_then(|b| {
                 b.into_iter()
                     .find_map(|b| b.host_port.and_then(|p| p.parse().ok()))
-            })
-            .ok_or_else(|| anyhow!("container port {port} of {id} is not published"))
+            });
+        let on = settings.networks.and_then(|mut n| n.remove(network));
+        let ip = |s: Option<String>| s.and_then(|s| s.parse().ok());
+        let (address, gateway) = match on {
+            Some(e) => (ip(e.ip_address), ip(e.gateway)),
+            None => (None, None),
+        };
+        Ok(Whereabouts {
+            published,
+            address,
+            gateway,
+        })
+    }
+
+    /// Removes the images of `repo` (e.g. `racy-matrix/racer`) other than the tag `keep`;
+    /// one still used by a container stays (the engine refuses), which is fine.
+    pub async fn remove_other_tags(&self, repo: &str, keep: &str) -> Result<()> {
+        let filters = HashMap::from([("reference".to_string(), vec![repo.to_string()])]);
+        let images = self
+            .docker
+            .list_images(Some(bollard::query_parameters::ListImagesOptions {
+                filters: Some(filters),
+                ..Default::default()
+            }))
+            .await?;
+        for tag in images.into_iter().flat_map(|i| i.repo_tags) {
+            if tag != keep && tag.starts_with(&format!("{repo}:")) {
+                let _ = self
+                    .docker
+                    .remove_image(
+                        &tag,
+                        None::<bollard::query_parameters::RemoveImageOptions>,
+                        None,
+                    )
+                    .await;
+            }
+        }
+        Ok(())
     }
 
     /// Running state, exit code and health of a container.
@@ -773,6 +854,17 @@ pub fn host_name() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_socket_on_this_host_is_a_local_engine() {
+        assert!(is_local_host(None));
+        assert!(is_local_host(Some("unix:///run/user/1000/docker.sock")));
+        assert!(!is_local_host(Some("tcp://10.0.0.5:2376")));
+        assert!(is_local_host(Some("tcp://127.0.0.1:2375")));
+        assert!(is_local_host(Some("tcp://localhost:2375")));
+        assert!(is_local_host(Some("tcp://[::1]:2375")));
+        assert!(!is_local_host(Some("ssh://me@build-box")));
+    }
 
     #[test]
     fn orphans_are_dead_runs_of_this_host() {

@@ -330,6 +330,7 @@ impl Exporter for Json {
             "run_id": run.run_id,
             "started": run.started,
             "shard": run.shard,
+            "routes": routes(run.cells),
             "columns": cols,
             "rows": rows,
             "explanations": crate::explain::run_stories(run.cells),
@@ -337,6 +338,12 @@ impl Exporter for Json {
         });
         Ok(serde_json::to_vec_pretty(&doc)?)
     }
+}
+
+/// The routes the run's requests took, each once, in order (`[]` when no cell says).
+fn routes(cells: &[CellResult]) -> Vec<crate::route::Route> {
+    let set: BTreeSet<_> = cells.iter().filter_map(|c| c.route).collect();
+    set.into_iter().collect()
 }
 
 /// The terminal summary: the axes that vary, then the counts and rates that matter.
@@ -508,6 +515,7 @@ mod tests {
                 error: None,
                 attempts: 1,
                 timing: None,
+                route: None,
                 reps,
             },
             CellResult {
@@ -518,6 +526,7 @@ mod tests {
                 error: Some("db died | badly".into()),
                 attempts: 2,
                 timing: None,
+                route: None,
                 reps: vec![],
             },
         ]

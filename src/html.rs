@@ -1128,6 +1128,7 @@ mod tests {
             error: None,
             attempts: 1,
             timing: None,
+            route: None,
             reps,
         }
     }
@@ -1459,6 +1460,7 @@ mod tests {
                     error: None,
                     attempts: 1,
                     timing: None,
+                    route: None,
                     reps: reps.clone(),
                 }
             })

@@ -48,6 +48,7 @@ const KEYS: &[&str] = &[
     "amount",
     "repetitions",
     "timeout_ms",
+    "route",
     "include",
     "exclude",
     "expect",
@@ -100,6 +101,8 @@ pub struct Matrix {
     pub repetitions: u32,
     /// Client timeout per request, if set.
     pub timeout_ms: Option<u64>,
+    /// How requests reach the stacks (`route:`), if the file says.
+    pub route: Option<crate::route::RouteChoice>,
     /// `include` entries.
     pub include: Vec<BTreeMap<String, String>>,
     /// `exclude` entries.
@@ -232,6 +235,8 @@ struct RawMatrix {
     #[serde(default)]
     timeout_ms: Option<Spanned<i64>>,
     #[serde(default)]
+    route: Option<Spanned<String>>,
+    #[serde(default)]
     include: Vec<Spanned<SMap<Scalar>>>,
     #[serde(default)]
     exclude: Vec<Spanned<SMap<Scalar>>>,
@@ -260,6 +265,11 @@ pub fn parse(text: &str, path: &Path, catalog: &dyn Catalog) -> Result<Matrix, I
     let name = r.name(&raw.name)?;
     let stacks = r.stacks(&raw.stacks)?;
     let numbers = r.numbers(&raw)?;
+    let route = raw
+        .route
+        .as_ref()
+        .map(|v| crate::route::RouteChoice::parse(&v.value).map_err(|e| r.src.at(v, e.to_string())))
+        .transpose()?;
     let vars = Variables::of(&stacks, catalog);
     let axes = r.axes(raw.axes.as_ref(), &stacks, &vars)?;
     // Errors about the matrix as a whole point at its axes (or its start).
@@ -281,6 +291,7 @@ pub fn parse(text: &str, path: &Path, catalog: &dyn Catalog) -> Result<Matrix, I
         amount: numbers.amount,
         repetitions: numbers.repetitions,
         timeout_ms: numbers.timeout_ms,
+        route,
         include,
         exclude,
         expect,
@@ -1116,6 +1127,18 @@ mod tests {
         assert_eq!(cells[0].endpoint(), "a");
         assert_eq!(cells[0].wait_ms(), 0, "wait_ms defaults to 0");
         assert_eq!(restarts(&cells, &Fake), 1);
+    }
+
+    #[test]
+    fn route_is_read_and_an_unknown_one_is_located() {
+        assert_eq!(p(BASE).unwrap().route, None);
+        let m = p(&format!("{BASE}route: direct\n")).unwrap();
+        assert_eq!(m.route, Some(crate::route::RouteChoice::Direct));
+        let e = p(&format!("{BASE}route: proxy\n")).unwrap_err().to_string();
+        assert!(
+            e.contains("m.yaml:7:") && e.contains("unknown route 'proxy'"),
+            "{e}"
+        );
     }
 
     #[test]

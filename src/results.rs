@@ -61,6 +61,10 @@ pub struct CellResult {
     /// recorded before durations were kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timing: Option<CellTiming>,
+    /// The route its requests took to the stack; `None` for a failed cell, and in runs
+    /// recorded before routes were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<crate::route::Route>,
     /// Every repetition with its request records.
     pub reps: Vec<Repetition>,
 }
@@ -478,6 +482,7 @@ mod tests {
             error: error.map(str::to_string),
             attempts: 1,
             timing: None,
+            route: None,
             reps: (0..2)
                 .map(|r| Repetition {
                     before: Observation::default(),

@@ -15,6 +15,7 @@ use crate::matrix::{Cell, Matrix, parse_delay};
 use crate::measure::{self, Outcome, Repetition};
 use crate::results::RunDir;
 use crate::results::{CellResult, CellTiming};
+use crate::route::Route;
 use crate::stack::{Stack, StackCatalog};
 
 /// How a run is asked for.
@@ -152,6 +153,8 @@ pub struct Measured {
     pub handlers: Option<u64>,
     /// What brought the instance to the cell's configuration, and its wall seconds.
     pub setup: (Setup, f64),
+    /// The route its requests took.
+    pub route: Option<crate::route::Route>,
 }
 
 /// The run loop's view of one stack instance: what a slice of the cells needs of the
@@ -217,15 +220,23 @@ impl Slot for EngineSlot<'_> {
             counted,
         )
         .await?;
+        let d = self.current.as_ref();
         // checked when the driver block was interpolated
-        let handlers = self
-            .current
-            .as_ref()
-            .and_then(|d| d.driver.handler_count().ok().flatten());
+        let handlers = d.and_then(|d| d.driver.handler_count().ok().flatten());
+        let route = d.and_then(|d| d.route);
+        if let (Setup::Start, Some(d), Some(route)) = (setup.0, d, route) {
+            let to = match route {
+                Route::Racer => d.inside,
+                _ => d.target,
+            };
+            let line = format!("stack {}: bursts go to {to}, {}", stack.name, route.how());
+            bar.suspend(|| eprintln!("{line}"));
+        }
         Ok(Measured {
             reps,
             handlers,
             setup,
+            route,
         })
     }
 
@@ -251,7 +262,7 @@ impl Slot for EngineSlot<'_> {
         if keep {
             return Ok(Some(format!(
                 "stack {} left up: http://{}/",
-                d.stack.name, d.target
+                d.stack.name, d.published
             )));
         }
         d.shutdown().await?;
@@ -349,7 +360,8 @@ impl Slice<'_> {
                 .iter()
                 .fold(text, |t, secret| crate::database::scrub(&t, secret))
         };
-        let mut start_failures: Vec<String> = Vec::new();
+        // each failed start: the reason compared (numbers blanked) and the one said
+        let mut start_failures: Vec<(String, String)> = Vec::new();
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -369,7 +381,7 @@ impl Slice<'_> {
             };
             bar.dec(counted);
             if stage == Stage::Start {
-                start_failures.push(reason_of(&e));
+                start_failures.push((reason_of(&e), first_line(&format!("{e:#}")).to_string()));
             }
             // Whatever broke, the next attempt (or cell) starts on a fresh stack.
             let logs = slot.discard().await;
@@ -388,8 +400,8 @@ impl Slice<'_> {
                 continue;
             }
             let unstartable = match start_failures.as_slice() {
-                [.., a, b] if a == b && attempt == start_failures.len() as u32 => {
-                    Some(scrub(a.clone()))
+                [.., (a, _), (b, said)] if a == b && attempt == start_failures.len() as u32 => {
+                    Some(scrub(said.clone()))
                 }
                 _ => None,
             };
@@ -438,6 +450,7 @@ fn measured_cell(
             setup: measured.setup.0,
             setup_seconds: measured.setup.1,
         }),
+        route: measured.route,
         reps: measured.reps,
     }
 }
@@ -456,6 +469,7 @@ fn failed_cell(cell: &Cell, m: &Matrix, error: String, attempts: u32) -> CellRes
         error: Some(error),
         attempts,
         timing: None,
+        route: None,
         reps: vec![],
     }
 }
@@ -585,7 +599,7 @@ async fn run_cell(
             request: plain.with_header(BURST_HEADER, &token),
             ..spec.clone()
         };
-        let shot = burst::fire(&spec, r).await;
+        let shot = dep.fire(&spec, r).await?;
         if let Some(died) = dep.broken().await {
             return Err(died.into());
         }
@@ -811,6 +825,7 @@ mod tests {
                         reps: vec![rep; self.repetitions as usize],
                         handlers: None,
                         setup: (Setup::None, 0.0),
+                        route: None,
                     })
                 }
                 Err((stage, fail)) => {
@@ -962,6 +977,24 @@ mod tests {
             assert_eq!(c.attempts, 0);
         }
         assert_eq!(progress, 12);
+
+        // the same failure with other numbers is one reason, said as it was said
+        let mut slot = scripted(vec![
+            Err((
+                Stage::Start,
+                Fail::Said("not ready after 3.1 s: port 127.0.0.1:49153"),
+            )),
+            Err((
+                Stage::Start,
+                Fail::Said("not ready after 180.0 s: port 127.0.0.1:49201"),
+            )),
+        ]);
+        let (_, cells, _) = run_scripted("numbers", &mut slot, 1, false).await;
+        let e = cells[1].error.as_deref().unwrap();
+        assert!(
+            e.ends_with("not ready after 180.0 s: port 127.0.0.1:49201"),
+            "{e}"
+        );
 
         // two different start failures are not a pattern: the next cells are tried
         let mut slot = scripted(vec![

@@ -88,6 +88,7 @@ fn measured(s: &Spec) -> CellResult {
         error: None,
         attempts: 1,
         timing: None,
+        route: None,
         reps,
     }
 }
@@ -101,6 +102,7 @@ fn failed(endpoint: &str, workers: u32) -> CellResult {
         error: Some("service app exited with code 1".into()),
         attempts: 2,
         timing: None,
+        route: None,
         reps: vec![],
     }
 }

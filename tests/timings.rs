@@ -43,6 +43,7 @@ async fn measured_run(n: usize) -> PathBuf {
                 setup,
                 setup_seconds,
             }),
+            route: None,
             reps: vec![],
         })
         .await

@@ -86,7 +86,14 @@ fn every_story_matrix_runs_nightly() {
         .iter()
         .map(|v| v.as_str().unwrap().to_string())
         .collect();
-    for name in ["get-or-create", "on-commit", "lock-scope", "sqlite"] {
+    for name in [
+        "get-or-create",
+        "on-commit",
+        "lock-scope",
+        "sqlite",
+        "refresh",
+        "seed-001-remarks",
+    ] {
         assert!(listed.iter().any(|l| l == name), "{name} runs nightly");
         let file = format!("{}/matrices/{name}.yaml", env!("CARGO_MANIFEST_DIR"));
         assert!(std::path::Path::new(&file).is_file(), "{file} exists");
