@@ -7,7 +7,7 @@
 mod common;
 
 use common::int;
-use racy_matrix::measure::{anomaly_bursts, cluster_wilson, Check};
+use racy_matrix::measure::{Check, anomaly_bursts, cluster_wilson};
 use racy_matrix::results::CellResult;
 
 #[tokio::test]
