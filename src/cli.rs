@@ -35,6 +35,7 @@ Examples:
   racy-matrix report results/quick-20261124-101500 --format md
   racy-matrix merge out/1 out/2 out/3 out/4 --output out/all
   racy-matrix explain results/quick-20261124-101500 --cell 12   # who overwrote whom, per burst
+  racy-matrix claims results/on-commit-* results/atomic-requests-*   # each seed claim: held or not, rate [95% CI]
   racy-matrix compare results/last-night results/tonight   # exit 1 when a cell got significantly worse
   racy-matrix init ../myapp/docker-compose.yml  # a starting stacks/myapp/racy.yaml; fill in its TODOs
   racy-matrix check myapp                       # bring it up once: reset, observe, one request per endpoint
@@ -106,6 +107,14 @@ enum Command {
         /// Only cell N (numbered from 1 in run order, as `report` lists them).
         #[arg(long, value_name = "N")]
         cell: Option<usize>,
+    },
+    /// Print the claims the runs' matrices state (`claim:` in `expect`) as a Markdown
+    /// table: each with its verdict over the cells it selects and the pooled anomaly rate
+    /// with its interval.
+    Claims {
+        /// Run directories, in the order their claims are listed.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
     },
     /// Merge run directories (e.g. shards) into one.
     Merge {
@@ -328,6 +337,7 @@ async fn dispatch(cli: Cli) -> Result<Verdict, Failure> {
         Command::Report { dir, format, x, y } => report(&dir, format, [x, y], stacks).await,
         Command::Merge { dirs, output } => merge(&dirs, &output).await,
         Command::Explain { dir, cell } => explain(&dir, cell).await,
+        Command::Claims { dirs } => claims(&dirs, stacks).await,
         Command::Compare {
             base,
             new,
@@ -861,6 +871,36 @@ async fn explain(dir: &Path, only: Option<usize>) -> Result<Verdict, Failure> {
     }
     use std::io::Write;
     std::io::stdout().write_all(out.as_bytes()).local()?;
+    Ok(Verdict::Ok)
+}
+
+/// `claims`: the claims of each run's own matrix, measured on its cells, as one table.
+async fn claims(dirs: &[PathBuf], stacks: Option<&Path>) -> Result<Verdict, Failure> {
+    let mut all = Vec::new();
+    for dir in dirs {
+        let run = RunDir::load(dir).await.input()?;
+        let _ = run.close().await;
+        let matrix_file = dir.join(results::MATRIX_FILE);
+        if !matrix_file.is_file() {
+            return Err(Failure::Input(anyhow!(
+                "{} has no {}: it was not made by `racy-matrix run`",
+                dir.display(),
+                results::MATRIX_FILE
+            )));
+        }
+        let catalog = catalog(&stacks_root(stacks, Some(&matrix_file)))?;
+        let m = matrix::load(&matrix_file, &catalog)?;
+        all.extend(crate::claims::claims(&m.expect, &run.cells, m.amount));
+    }
+    if all.is_empty() {
+        return Err(Failure::Input(anyhow!(
+            "no expectation of these runs' matrices states a claim (`claim:` in `expect`)"
+        )));
+    }
+    use std::io::Write;
+    std::io::stdout()
+        .write_all(crate::claims::markdown(&all).as_bytes())
+        .local()?;
     Ok(Verdict::Ok)
 }
 

@@ -66,6 +66,36 @@ fn selects(e: &Expectation, c: &CellResult) -> bool {
     })
 }
 
+/// The cells expectation `e` selects.
+pub fn selected<'a>(e: &Expectation, cells: &'a [CellResult]) -> Vec<&'a CellResult> {
+    cells.iter().filter(|c| selects(e, c)).collect()
+}
+
+/// The bounds of `e` that cell `c` did not meet (every bound, when the cell failed);
+/// `cols` are the run's columns ([`export::columns`]).
+pub fn misses(e: &Expectation, c: &CellResult, cols: &[String]) -> Vec<Miss> {
+    let row = export::row(c, cols);
+    let mut misses = Vec::new();
+    for (metric, bound) in &e.bounds {
+        let measured = match (&c.error, row.get(metric)) {
+            (Some(err), _) => format!("nothing (the cell failed: {err})"),
+            (None, Some(v)) if !v.is_null() => export::text("", v),
+            _ => "nothing (no such column)".to_string(),
+        };
+        let value = row.get(metric).map(|v| v.to_string()).unwrap_or_default();
+        if c.error.is_some() || !satisfies(&value, bound) {
+            misses.push(Miss {
+                line: e.line,
+                cell: c.cell.label(),
+                metric: metric.clone(),
+                bound: bound.clone(),
+                measured,
+            });
+        }
+    }
+    misses
+}
+
 /// Checks every expectation against the cells; returns how many (expectation, cell)
 /// pairs were checked and the misses. With `complete` (the whole matrix ran), an
 /// expectation that selects no cell is a miss too, so a typo cannot pass silently.
@@ -74,7 +104,7 @@ pub fn check(expect: &[Expectation], cells: &[CellResult], complete: bool) -> (u
     let mut checked = 0;
     let mut misses = Vec::new();
     for e in expect {
-        let selected: Vec<&CellResult> = cells.iter().filter(|c| selects(e, c)).collect();
+        let selected = selected(e, cells);
         if selected.is_empty() && complete {
             misses.push(Miss {
                 line: e.line,
@@ -86,24 +116,7 @@ pub fn check(expect: &[Expectation], cells: &[CellResult], complete: bool) -> (u
         }
         for c in selected {
             checked += 1;
-            let row = export::row(c, &cols);
-            for (metric, bound) in &e.bounds {
-                let measured = match (&c.error, row.get(metric)) {
-                    (Some(err), _) => format!("nothing (the cell failed: {err})"),
-                    (None, Some(v)) if !v.is_null() => export::text("", v),
-                    _ => "nothing (no such column)".to_string(),
-                };
-                let value = row.get(metric).map(|v| v.to_string()).unwrap_or_default();
-                if c.error.is_some() || !satisfies(&value, bound) {
-                    misses.push(Miss {
-                        line: e.line,
-                        cell: c.cell.label(),
-                        metric: metric.clone(),
-                        bound: bound.clone(),
-                        measured,
-                    });
-                }
-            }
+            misses.extend(self::misses(e, c, &cols));
         }
     }
     (checked, misses)

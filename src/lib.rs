@@ -5,6 +5,7 @@
 
 pub mod burst;
 pub mod check;
+pub mod claims;
 pub mod cli;
 pub mod compare;
 pub mod cost;

@@ -80,6 +80,10 @@ pub struct Expectation {
     pub selector: BTreeMap<String, Vec<String>>,
     /// Metric column → bound (`0`, `>0`, `<=0.05`).
     pub bounds: BTreeMap<String, String>,
+    /// What the expectation states, in words (`claim:`), for `racy-matrix claims`.
+    pub claim: Option<String>,
+    /// Where the claim comes from (`source:`, e.g. `seed 003`).
+    pub source: Option<String>,
     /// Where the entry starts in the file.
     pub line: usize,
 }
@@ -697,11 +701,15 @@ impl Reader<'_> {
     ) -> Result<Expectation, InputError> {
         let mut selector = BTreeMap::new();
         let mut bounds = BTreeMap::new();
+        let (mut claim, mut source) = (None, None);
         for (k, v) in in_file_order(&e.value) {
-            if k.value == "where" {
-                selector.extend(self.selector(v, axes)?);
-            } else {
-                bounds.insert(k.value.clone(), self.bound(k, v)?);
+            match k.value.as_str() {
+                "where" => selector.extend(self.selector(v, axes)?),
+                "claim" => claim = Some(self.words(k, v)?),
+                "source" => source = Some(self.words(k, v)?),
+                _ => {
+                    bounds.insert(k.value.clone(), self.bound(k, v)?);
+                }
             }
         }
         if bounds.is_empty() {
@@ -712,8 +720,24 @@ impl Reader<'_> {
         Ok(Expectation {
             selector,
             bounds,
+            claim,
+            source,
             line: e.referenced.line() as usize,
         })
+    }
+
+    /// The text of `claim:` or `source:` in an expectation.
+    fn words(
+        &self,
+        k: &Spanned<String>,
+        v: &Spanned<serde_json::Value>,
+    ) -> Result<String, InputError> {
+        match &v.value {
+            serde_json::Value::String(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),
+            _ => Err(self
+                .src
+                .at(v, format!("'{}' must be a sentence in words", k.value))),
+        }
     }
 
     /// `where`: axes (or `stack`) to a value, a list of values, or a comparison.
@@ -1380,6 +1404,20 @@ mod tests {
         assert_eq!(m.expect[0].bounds["lost_updates"], "0");
         assert_eq!(m.expect[1].bounds["lost_rate"], ">0");
         assert_eq!(m.expect[1].line, 10);
+        assert_eq!((&m.expect[0].claim, &m.expect[0].source), (&None, &None));
+        let m = p(&format!(
+            "{BASE}expect:\n  - where: {{workers: 1}}\n    claim: one worker is safe\n    source: seed 001\n    lost_updates: 0\n"
+        ))
+        .unwrap();
+        let e = &m.expect[0];
+        assert_eq!(e.claim.as_deref(), Some("one worker is safe"));
+        assert_eq!(e.source.as_deref(), Some("seed 001"));
+        assert_eq!(e.bounds.len(), 1, "claim and source are not bounds");
+        let e = err(&format!(
+            "{BASE}expect:\n  - where: {{workers: 1}}\n    claim: 3\n    lost_updates: 0\n"
+        ));
+        assert!(e.message.contains("'claim' must be a sentence"), "{e}");
+        assert_eq!(e.line, 9, "{e}");
         let e = err(&format!(
             "{BASE}expect:\n  - where: {{colour: 1}}\n    lost_updates: 0\n"
         ));

@@ -14,6 +14,8 @@ list it: a test (tests/endpoints.rs) holds each compose file's list to this regi
 from dataclasses import dataclass
 from typing import Callable
 
+from django.db import transaction
+
 from . import envelope
 
 CHECKS = ("counter", "unique", "task")
@@ -56,9 +58,19 @@ class Endpoint:
 _registry = {}
 
 
-def endpoint(name, *, check, countermeasure, engines=SERVERS, form=envelope.counter_form):
+def endpoint(
+    name,
+    *,
+    check,
+    countermeasure,
+    engines=SERVERS,
+    form=envelope.counter_form,
+    non_atomic_requests=False,
+):
     """Registers the decorated `body(call, **fields)` as endpoint `name`; `form(request)`
-    parses its form fields (by default `account`, `amount`, `delay_ms`)."""
+    parses its form fields (by default `account`, `amount`, `delay_ms`). With
+    `non_atomic_requests`, its view is exempt from ATOMIC_REQUESTS, as Django's
+    @transaction.non_atomic_requests makes a view."""
     if check not in CHECKS:
         raise ValueError(f"endpoint {name}: check {check!r} is not one of {CHECKS}")
     if not set(engines) <= set(EVERY):
@@ -68,6 +80,8 @@ def endpoint(name, *, check, countermeasure, engines=SERVERS, form=envelope.coun
         if name in _registry:
             raise ValueError(f"endpoint {name} is registered twice")
         view = envelope.view(name, body, form)
+        if non_atomic_requests:
+            view = transaction.non_atomic_requests(view)
         _registry[name] = Endpoint(name, check, countermeasure, tuple(engines), view)
         return body
 

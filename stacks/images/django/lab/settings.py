@@ -49,6 +49,13 @@ else:
 # A request then reaches its first query without a TCP connect, a server-side fork
 # (PostgreSQL) and a SCRAM exchange; the health check replaces a connection that a
 # recreated database broke.
+# ATOMIC_REQUESTS (seed 003): every view in one transaction, committed when it returns.
+# It changes every endpoint: the non-atomic ones become atomic as a whole.
+_atomic = os.environ.get("DB_ATOMIC_REQUESTS", "") or "false"
+if _atomic not in ("true", "false"):
+    raise SystemExit(f"DB_ATOMIC_REQUESTS={_atomic!r}: expected true or false")
+ATOMIC_REQUESTS = _atomic == "true"
+
 _age = os.environ.get("DB_CONN_MAX_AGE", "")
 CONN_MAX_AGE = None if _age in ("", "none") else int(_age)
 
@@ -63,6 +70,7 @@ DATABASES = {
         "OPTIONS": OPTIONS,
         "CONN_MAX_AGE": CONN_MAX_AGE,
         "CONN_HEALTH_CHECKS": True,
+        "ATOMIC_REQUESTS": ATOMIC_REQUESTS,
     }
 }
 

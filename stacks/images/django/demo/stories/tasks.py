@@ -3,6 +3,20 @@ id to a Celery task (demo.tasks.check_job) that records whether it could see the
 `delay_ms`, commit. Dispatched before the commit, the task may look for the Job too early
 (TaskRun.found=False); dispatched from transaction.on_commit, it cannot.
 
+The task_view_* endpoints are the article's own view: no atomic() around it, so what
+decides is the ATOMIC_REQUESTS setting (the stack variable `atomic_requests`), which runs
+every view in one transaction committed after the view returns:
+- task_view_delay calls .delay() in the view: misses only under ATOMIC_REQUESTS;
+- task_view_on_commit dispatches from transaction.on_commit(), the article's fix;
+- task_view_non_atomic is the same view as task_view_delay, exempt with
+  @transaction.non_atomic_requests, the article's other fix;
+- task_view_delay_on_commit uses Celery's own Task.delay_on_commit() (Celery 5.4+, the
+  Django fixup's task class);
+- task_view_after_atomic creates the Job in an inner atomic() and dispatches after it:
+  under ATOMIC_REQUESTS the inner block is only a savepoint, so "after" is still before
+  the commit.
+Each sleeps `delay_ms` after dispatching: the rest of the view's work.
+
 The form is the counter endpoints' (`account` and `amount` are required, not used). The
 answer adds `job`, with read and written balances of None.
 """
@@ -17,11 +31,17 @@ from ..registry import endpoint
 from ..tasks import check_job
 
 
-def dispatch(job_pk):
-    """Count the task as outstanding (GET /inflight), then send it."""
+def redis():
+    """The Redis client that counts dispatched tasks; RedisError when Redis is not deployed."""
     r = redis_client.client()
     if r is None:
         raise RedisError("Redis is not deployed (REDIS_URL is unset or its host does not resolve): the endpoint needs profile redis")
+    return r
+
+
+def dispatch(job_pk):
+    """Count the task as outstanding (GET /inflight), then send it."""
+    r = redis()
     r.incr(redis_client.DISPATCHED)
     try:
         check_job.delay(job_pk)
@@ -57,4 +77,76 @@ def task_on_commit(call, account, amount, delay):
         transaction.on_commit(lambda: dispatch(job.pk))
         if delay:
             time.sleep(delay)
+    return call.balances(None, None, job=job.pk)
+
+
+def in_view(call, delay, send):
+    """The article's view: create a Job, `send(job)`, then the rest of the view's work
+    (`delay`). Its transaction, if any, is ATOMIC_REQUESTS's."""
+    job = Job.objects.create()
+    call.mark_read()
+    send(job)
+    if delay:
+        time.sleep(delay)
+    return call.balances(None, None, job=job.pk)
+
+
+@endpoint(
+    "task_view_delay",
+    check="task",
+    countermeasure="none: .delay() in the view; under ATOMIC_REQUESTS, before the commit",
+)
+def task_view_delay(call, account, amount, delay):
+    return in_view(call, delay, lambda job: dispatch(job.pk))
+
+
+@endpoint(
+    "task_view_on_commit",
+    check="task",
+    countermeasure="transaction.on_commit(lambda: .delay()): sent once the request's transaction commits",
+)
+def task_view_on_commit(call, account, amount, delay):
+    return in_view(call, delay, lambda job: transaction.on_commit(lambda: dispatch(job.pk)))
+
+
+@endpoint(
+    "task_view_non_atomic",
+    check="task",
+    countermeasure="@transaction.non_atomic_requests: the view is out of ATOMIC_REQUESTS",
+    non_atomic_requests=True,
+)
+def task_view_non_atomic(call, account, amount, delay):
+    return in_view(call, delay, lambda job: dispatch(job.pk))
+
+
+def celery_delay_on_commit(job):
+    """Celery's Task.delay_on_commit(): the send is Celery's own on_commit hook. The
+    dispatch is counted by a hook registered before it (hooks run in order), so the count
+    and the send happen together, at the commit."""
+    r = redis()
+    transaction.on_commit(lambda: r.incr(redis_client.DISPATCHED))
+    check_job.delay_on_commit(job.pk)
+
+
+@endpoint(
+    "task_view_delay_on_commit",
+    check="task",
+    countermeasure="Celery's delay_on_commit(): sent once the request's transaction commits",
+)
+def task_view_delay_on_commit(call, account, amount, delay):
+    return in_view(call, delay, celery_delay_on_commit)
+
+
+@endpoint(
+    "task_view_after_atomic",
+    check="task",
+    countermeasure="none under ATOMIC_REQUESTS: .delay() after an inner atomic(), a savepoint there",
+)
+def task_view_after_atomic(call, account, amount, delay):
+    with transaction.atomic():
+        job = Job.objects.create()
+    call.mark_read()
+    dispatch(job.pk)
+    if delay:
+        time.sleep(delay)
     return call.balances(None, None, job=job.pk)
