@@ -224,9 +224,15 @@ pub fn markdown(claims: &[Claim]) -> String {
     for c in claims {
         let rate = match &c.kind {
             Some(kind) if c.anomalies.1 > 0 => format!(
-                "{} {kind} of {}, {:.2} [{:.2}, {:.2}]",
+                "{} of {} {}, {:.2} [{:.2}, {:.2}]",
                 c.anomalies.0,
                 c.anomalies.1,
+                match kind.as_str() {
+                    "counter" => "lost",
+                    "unique" => "duplicates",
+                    "task" => "tasks missed",
+                    other => other,
+                },
                 c.anomalies.0 as f64 / c.anomalies.1 as f64,
                 c.interval.0,
                 c.interval.1
@@ -450,7 +456,7 @@ mod tests {
         assert_eq!(lines.len(), 3, "{table}");
         assert_eq!(
             lines[2],
-            "| seed 001 | a \\| b | held only on stack django-mysql | 12 counter of 64, 0.19 [0.05, 0.50] | lost_updates 12 (lost_updates >0) |"
+            "| seed 001 | a \\| b | held only on stack django-mysql | 12 of 64 lost, 0.19 [0.05, 0.50] | lost_updates 12 (lost_updates >0) |"
         );
     }
 }

@@ -55,5 +55,40 @@ async fn atomic_requests_decides_whether_the_task_finds_its_row() {
             }
         }
     }
+    claims_table(&out);
     std::fs::remove_dir_all(&out).ok();
+}
+
+/// `racy-matrix claims` on the run: one row per claim of the matrix, each held, with the
+/// tasks of the cells it selects pooled (the two stacks, and both settings where the
+/// claim names none).
+fn claims_table(out: &std::path::Path) {
+    let claims = common::racy(&["claims", out.to_str().unwrap()]);
+    let table = String::from_utf8_lossy(&claims.stdout);
+    assert!(
+        claims.status.success(),
+        "{table}{}",
+        String::from_utf8_lossy(&claims.stderr)
+    );
+    let rows: Vec<&str> = table.lines().skip(2).collect();
+    assert_eq!(rows.len(), 6, "{table}");
+    for row in &rows {
+        assert!(row.starts_with("| seed 003 | "), "{row}");
+        assert!(row.contains(" | held | "), "{row}");
+    }
+    let row = |claim: &str| {
+        *rows
+            .iter()
+            .find(|r| r.contains(claim))
+            .unwrap_or_else(|| panic!("no claim {claim}: {table}"))
+    };
+    // one setting, two stacks: 64 tasks; both settings: 128
+    assert!(
+        row("with ATOMIC_REQUESTS, .delay()").contains(" of 64 tasks missed, "),
+        "{table}"
+    );
+    assert!(
+        row("@transaction.non_atomic_requests").contains(" 0 of 128 tasks missed, 0.00 [0.00, 0.0"),
+        "{table}"
+    );
 }
