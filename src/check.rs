@@ -185,7 +185,7 @@ fn effect(check: Check, before: &Observation, after: &Observation) -> Result<Str
                 )),
             }
         }
-        Check::Unique | Check::Task => {
+        Check::Unique | Check::Task | Check::Start => {
             let moved: Vec<String> = after
                 .extra
                 .iter()

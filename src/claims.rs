@@ -231,6 +231,7 @@ pub fn markdown(claims: &[Claim]) -> String {
                     "counter" => "lost",
                     "unique" => "duplicates",
                     "task" => "tasks missed",
+                    "start" => "starts failed",
                     other => other,
                 },
                 c.anomalies.0 as f64 / c.anomalies.1 as f64,
@@ -310,6 +311,7 @@ mod tests {
                 .collect(),
             claim: Some("nothing is lost".into()),
             source: Some("seed 001".into()),
+            required: true,
             line: 3,
         }
     }

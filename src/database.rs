@@ -303,10 +303,13 @@ impl Db {
                 .and_then(|(_, v)| *v)
                 .ok_or_else(|| anyhow!("observe.{what} must return an integer in column {}", i + 1))
         };
-        let mut queries = vec![
-            ("balance", o.balance.as_str()),
-            ("ledger", o.ledger.as_str()),
-        ];
+        // A stack without counter endpoints has no counter to read: 0, 0 rows, 0.
+        let counter = !o.balance.trim().is_empty();
+        let mut queries = Vec::new();
+        if counter {
+            queries.push(("balance", o.balance.as_str()));
+            queries.push(("ledger", o.ledger.as_str()));
+        }
         let own = o.checks.get(&check);
         if let Some(sql) = own {
             queries.push((check.name(), sql.as_str()));
@@ -317,15 +320,18 @@ impl Db {
                 .flatten()
                 .ok_or_else(|| anyhow!("observe.{what} returned no row: {sql}"))
         };
-        let row = next(queries[0])?;
-        let balance = nth(&row, "balance", 0)?;
-        let row = next(queries[1])?;
-        let ledger_rows = nth(&row, "ledger", 0)?;
-        let ledger_total = nth(&row, "ledger", 1)?;
+        let (mut balance, mut ledger_rows, mut ledger_total) = (0, 0, 0);
+        if counter {
+            let row = next(queries[0])?;
+            balance = nth(&row, "balance", 0)?;
+            let row = next(queries[1])?;
+            ledger_rows = nth(&row, "ledger", 0)?;
+            ledger_total = nth(&row, "ledger", 1)?;
+        }
         let mut extra = std::collections::BTreeMap::new();
         if own.is_some() {
             let what = check.name();
-            let row = next(queries[2])?;
+            let row = next(queries[queries.len() - 1])?;
             for col in check.columns() {
                 let v = row
                     .iter()

@@ -96,14 +96,15 @@ pub fn misses(e: &Expectation, c: &CellResult, cols: &[String]) -> Vec<Miss> {
     misses
 }
 
-/// Checks every expectation against the cells; returns how many (expectation, cell)
-/// pairs were checked and the misses. With `complete` (the whole matrix ran), an
-/// expectation that selects no cell is a miss too, so a typo cannot pass silently.
+/// Checks every required expectation against the cells (those with `required: false`
+/// are only reported, by `claims`); returns how many (expectation, cell) pairs were
+/// checked and the misses. With `complete` (the whole matrix ran), an expectation that
+/// selects no cell is a miss too, so a typo cannot pass silently.
 pub fn check(expect: &[Expectation], cells: &[CellResult], complete: bool) -> (usize, Vec<Miss>) {
     let cols = export::columns(cells);
     let mut checked = 0;
     let mut misses = Vec::new();
-    for e in expect {
+    for e in expect.iter().filter(|e| e.required) {
         let selected = selected(e, cells);
         if selected.is_empty() && complete {
             misses.push(Miss {
@@ -125,6 +126,37 @@ pub fn check(expect: &[Expectation], cells: &[CellResult], complete: bool) -> (u
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_expectation_not_required_is_not_checked() {
+        let cell = CellResult {
+            cell: crate::matrix::Cell {
+                stack: "s".into(),
+                axes: [("endpoint".to_string(), "e".to_string())].into(),
+            },
+            repetitions: 1,
+            requests: 1,
+            metrics: None,
+            error: Some("it failed".into()),
+            attempts: 1,
+            timing: None,
+            route: None,
+            reps: vec![],
+        };
+        let mut e = Expectation {
+            selector: Default::default(),
+            bounds: [("lost_updates".to_string(), "0".to_string())].into(),
+            claim: None,
+            source: None,
+            required: true,
+            line: 4,
+        };
+        let (checked, misses) = check(std::slice::from_ref(&e), std::slice::from_ref(&cell), true);
+        assert_eq!((checked, misses.len()), (1, 1));
+        e.required = false;
+        let (checked, misses) = check(&[e], &[cell], true);
+        assert_eq!((checked, misses.len()), (0, 0));
+    }
 
     #[test]
     fn comparisons() {

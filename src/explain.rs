@@ -374,7 +374,7 @@ pub fn cell_stories(c: &CellResult) -> Option<Vec<BurstStory>> {
     match Check::from_name(&m.anomaly_kind)? {
         Check::Counter => counter_cell(&c.reps),
         Check::Unique => c.reps.iter().map(unique_burst).collect(),
-        Check::Task => None,
+        Check::Task | Check::Start => None,
     }
 }
 
@@ -468,6 +468,9 @@ pub fn render_cell(n: usize, c: &CellResult) -> String {
             None => "it failed: nothing was measured".to_string(),
             Some(_) if kind == Check::Task.name() => {
                 "a task check: the answers cannot say when each task ran".into()
+            }
+            Some(_) if kind == Check::Start.name() => {
+                "a start check: each request reports how its app started, nothing to explain".into()
             }
             Some(_) if kind == Check::Unique.name() => "its answers do not say `created`".into(),
             Some(_) => {

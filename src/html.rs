@@ -241,6 +241,7 @@ fn kind_text(kind: &str) -> &'static str {
         Some(Check::Counter) => "lost updates of ledger rows",
         Some(Check::Unique) => "duplicate rows of rows",
         Some(Check::Task) => "missed tasks of tasks",
+        Some(Check::Start) => "failed starts of starts",
         None => "anomalies",
     }
 }
@@ -1007,6 +1008,10 @@ fn stories_html(out: &mut String, c: &CellResult, stories: Option<&[BurstStory]>
             }
             Some(m) if m.anomaly_kind == Check::Unique.name() => {
                 "its answers do not say `created`".to_string()
+            }
+            Some(m) if m.anomaly_kind == Check::Start.name() => {
+                "a start check: each request reports how its app started, nothing to explain"
+                    .to_string()
             }
             _ => "its answers do not carry read_balance, written_balance, t_read and t_write"
                 .to_string(),

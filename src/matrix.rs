@@ -84,6 +84,9 @@ pub struct Expectation {
     pub claim: Option<String>,
     /// Where the claim comes from (`source:`, e.g. `seed 003`).
     pub source: Option<String>,
+    /// Whether a miss fails the run (`required: false` only reports it, with `claims`: a
+    /// claim measured for what it is, whichever way it goes).
+    pub required: bool,
     /// Where the entry starts in the file.
     pub line: usize,
 }
@@ -701,12 +704,18 @@ impl Reader<'_> {
     ) -> Result<Expectation, InputError> {
         let mut selector = BTreeMap::new();
         let mut bounds = BTreeMap::new();
-        let (mut claim, mut source) = (None, None);
+        let (mut claim, mut source, mut required) = (None, None, true);
         for (k, v) in in_file_order(&e.value) {
             match k.value.as_str() {
                 "where" => selector.extend(self.selector(v, axes)?),
                 "claim" => claim = Some(self.words(k, v)?),
                 "source" => source = Some(self.words(k, v)?),
+                "required" => {
+                    required = v
+                        .value
+                        .as_bool()
+                        .ok_or_else(|| self.src.at(v, "'required' must be true or false"))?;
+                }
                 _ => {
                     bounds.insert(k.value.clone(), self.bound(k, v)?);
                 }
@@ -722,6 +731,7 @@ impl Reader<'_> {
             bounds,
             claim,
             source,
+            required,
             line: e.referenced.line() as usize,
         })
     }
@@ -1413,6 +1423,20 @@ mod tests {
         assert_eq!(e.claim.as_deref(), Some("one worker is safe"));
         assert_eq!(e.source.as_deref(), Some("seed 001"));
         assert_eq!(e.bounds.len(), 1, "claim and source are not bounds");
+        assert!(e.required);
+        let m = p(&format!(
+            "{BASE}expect:\n  - where: {{workers: 1}}\n    required: false\n    lost_updates: 0\n"
+        ))
+        .unwrap();
+        assert!(!m.expect[0].required);
+        assert!(m.expect[0].bounds.len() == 1);
+        let e = err(&format!(
+            "{BASE}expect:\n  - where: {{workers: 1}}\n    required: maybe\n    lost_updates: 0\n"
+        ));
+        assert!(
+            e.message.contains("'required' must be true or false"),
+            "{e}"
+        );
         let e = err(&format!(
             "{BASE}expect:\n  - where: {{workers: 1}}\n    claim: 3\n    lost_updates: 0\n"
         ));

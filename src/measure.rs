@@ -101,6 +101,8 @@ pub enum Check {
     Unique,
     /// Background tasks that did not find their row: `tasks` run, `missed` of them.
     Task,
+    /// Apps that failed at start (seed 000): `starts` reported, `failed` of them.
+    Start,
 }
 
 impl Check {
@@ -110,12 +112,13 @@ impl Check {
             Check::Counter => "counter",
             Check::Unique => "unique",
             Check::Task => "task",
+            Check::Start => "start",
         }
     }
 
     /// The check of a name (as [`Check::name`] gives it), if it is one.
     pub fn from_name(name: &str) -> Option<Check> {
-        [Check::Counter, Check::Unique, Check::Task]
+        [Check::Counter, Check::Unique, Check::Task, Check::Start]
             .into_iter()
             .find(|c| c.name() == name)
     }
@@ -127,6 +130,7 @@ impl Check {
             Check::Counter => &[],
             Check::Unique => &["total", "distinct_values"],
             Check::Task => &["tasks", "missed"],
+            Check::Start => &["starts", "failed"],
         }
     }
 
@@ -143,6 +147,7 @@ impl Check {
             }
             Check::Unique => (d("total") - d("distinct_values"), d("total")),
             Check::Task => (d("missed"), d("tasks")),
+            Check::Start => (d("failed"), d("starts")),
         }
     }
 }
@@ -884,6 +889,19 @@ mod tests {
             ..obs(0, 0)
         };
         assert_eq!(Check::Task.anomalies(&obs(0, 0), &tasks, 100), (6, 8));
+        // a start check counts the starts reported during the burst, and the failed ones
+        let starts = |n: i64, failed: i64| Observation {
+            extra: BTreeMap::from([("starts".to_string(), n), ("failed".to_string(), failed)]),
+            ..obs(0, 0)
+        };
+        assert_eq!(
+            Check::Start.anomalies(&starts(2, 1), &starts(3, 1), 100),
+            (0, 1)
+        );
+        assert_eq!(
+            Check::Start.anomalies(&starts(0, 0), &starts(1, 1), 100),
+            (1, 1)
+        );
     }
 
     #[test]
@@ -920,6 +938,7 @@ mod tests {
             "one burst counts"
         );
         assert_eq!(Check::from_name("task"), Some(Check::Task));
+        assert_eq!(Check::from_name("start"), Some(Check::Start));
         assert_eq!(Check::from_name("counter"), Some(Check::Counter));
         assert_eq!(Check::from_name("lost"), None);
     }

@@ -111,9 +111,13 @@ fn default_method() -> String {
 /// SQL that reads the state a cell is judged on.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Observe {
-    /// One row, one integer column: the counter.
+    /// One row, one integer column: the counter. Needed by the endpoints that check
+    /// `counter` (the default check); empty when the stack has none.
+    #[serde(default)]
     pub balance: String,
-    /// One row, two integer columns: ledger row count and ledger sum.
+    /// One row, two integer columns: ledger row count and ledger sum; needed with
+    /// `balance`.
+    #[serde(default)]
     pub ledger: String,
     /// Per check other than counter: one row with that check's named integer columns.
     #[serde(flatten)]
@@ -883,6 +887,13 @@ fn check_driver(
                 )
                 .with_choices(declared.iter().map(|d| d.to_string()).collect()));
         }
+        let o = &driver.observe;
+        if ep.check == Check::Counter && (o.balance.trim().is_empty() || o.ledger.trim().is_empty())
+        {
+            return Err(src.whole(format!(
+                "endpoint '{name}' checks 'counter' (the default check), but x-racy.observe has no 'balance' and 'ledger' queries: add them, or give the endpoint its check (unique, task, start)"
+            )));
+        }
         if ep.check != Check::Counter && !driver.observe.checks.contains_key(&ep.check) {
             return Err(src.whole(format!(
                 "endpoint '{name}' checks '{}', but x-racy.observe has no '{}' query (columns: {})",
@@ -1295,6 +1306,29 @@ services:
 
     fn refused(text: &str) -> InputError {
         Stack::parse("t", Path::new("c.yaml"), text).unwrap_err()
+    }
+
+    #[test]
+    fn a_counter_needs_balance_and_ledger_and_other_checks_do_not() {
+        // no counter endpoint: the counter's queries may go
+        let starts = STACK
+            .replace("    a: {path: /a/}", "    a: {path: /a/, check: start}")
+            .replace(
+                "  observe: {balance: \"SELECT 1\", ledger: \"SELECT 1, 2\"}",
+                "  observe: {start: \"SELECT 1 AS starts, 0 AS failed\"}",
+            );
+        let s = Stack::parse("t", Path::new("c.yaml"), &starts).unwrap();
+        assert!(s.driver.observe.balance.is_empty());
+        // a counter endpoint without them is refused, saying what to do
+        let counter = STACK.replace(
+            "  observe: {balance: \"SELECT 1\", ledger: \"SELECT 1, 2\"}",
+            "  observe: {start: \"SELECT 1 AS starts, 0 AS failed\"}",
+        );
+        let e = refused(&counter);
+        assert!(
+            e.message.starts_with("endpoint 'a' checks 'counter' (the default check), but x-racy.observe has no 'balance' and 'ledger' queries"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -1,6 +1,8 @@
 #!/bin/sh
 # The lab's roles, by first argument:
 #   migrate     wait for the database, apply the migrations and exit
+#   startup     seed 000: wait as START_WAIT says, migrate, record the outcome (see
+#               lab/startup.py), then the lab under Gunicorn as below
 #   celery      the Celery worker of the task endpoints (extra arguments go to it)
 #   sqlite-db   migrate the SQLite file DB_NAME, mark /data/.migrated, then idle (the
 #               stack's `db` service, where the driver execs sqlite3)
@@ -10,6 +12,9 @@ cd /app
 case "$1" in
   migrate)
     exec python3 -m lab.migrate ;;
+  startup)
+    shift
+    python3 -m lab.startup ;;
   celery)
     shift
     rm -f /tmp/celery-ready

@@ -2,6 +2,7 @@
 (what is still running, so the driver observes the database only once it is quiet). The
 stories' endpoints are in demo/stories/, routed from demo.registry.
 """
+import json
 import os
 
 from django.db import DatabaseError, connection
@@ -46,3 +47,31 @@ def inflight(request):
     return JsonResponse(
         {"inflight": requests + outstanding, "requests": requests, "tasks": outstanding, **extra}
     )
+
+
+def alive(request):
+    """200 once Gunicorn serves, whatever the database: the readiness of seed 000's
+    stacks, whose app serves even when its migrations failed at start."""
+    return JsonResponse({"ok": True, "pid": os.getpid()})
+
+
+def start_outcome(request):
+    """POST: this app's start outcome (lab/startup.py) added to racy_start as one row, and
+    answered: `failed`, the `error` of the migrations, the `wait` strategy and how long it
+    `waited_s`. 503 while the start has not finished."""
+    if request.method != "POST":
+        return JsonResponse({"error": "use POST"}, status=405)
+    try:
+        with open("/tmp/start-outcome.json") as f:
+            outcome = json.load(f)
+    except FileNotFoundError:
+        return JsonResponse({"error": "the start has not finished"}, status=503)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO racy_start (failed, error) VALUES (%s, %s)",
+                [1 if outcome["failed"] else 0, outcome["error"]],
+            )
+    except DatabaseError as e:
+        return JsonResponse({"error": str(e), **outcome}, status=500)
+    return JsonResponse({**outcome, "pid": os.getpid()})
