@@ -221,10 +221,16 @@ impl Timings {
 }
 
 /// How a fit came out: the constants, and how many samples each rests on.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Fit {
     /// The fitted constants (the defaults where no sample informs one).
     pub model: Model,
+    /// By endpoint: how much longer (above 1) or shorter its bursts are than the model's
+    /// burst term says, fitted to its measured cells. An endpoint that serializes the
+    /// burst (row locking) takes about `workers` times the estimate, one whose requests
+    /// skip the window (get_or_create when its get finds the row) a fraction of it. An
+    /// endpoint with no measured cell has none: 1.
+    pub endpoints: BTreeMap<String, f64>,
     /// Samples behind `start_s`, `restart_s`, `live_s`.
     pub setups: [usize; 3],
     /// Cells behind `burst_scale` and `repetition_s`.
@@ -245,7 +251,13 @@ pub struct Fit {
 /// - neither constant is negative: when the unconstrained line would give a negative
 ///   overhead the line goes through the origin, and a negative scale becomes 0 with
 ///   the mean as overhead; with fewer than two distinct estimates only the overhead is
-///   fitted (the scale stays 1).
+///   fitted (the scale stays 1);
+/// - then, per endpoint, what the one scale misses: a factor `r` on the burst term of
+///   that endpoint's cells, `y = r × scale × x + overhead`, fitted by least squares
+///   through the origin on `y − overhead` against `scale × x` (`r = Σ x'y' / Σ x'²`,
+///   never negative). It assumes an endpoint's bursts keep their shape across the
+///   cells' settings (a burst that serializes does so at every worker count), so a cell
+///   of that endpoint never measured is estimated from those that were.
 pub fn fit(timings: &Timings) -> Fit {
     let defaults = Model::default();
     let mut model = defaults;
@@ -278,10 +290,34 @@ pub fn fit(timings: &Timings) -> Fit {
         model.burst_scale = scale;
         model.repetition_s = overhead;
     }
+    // Σ x'y' and Σ x'² by endpoint
+    let mut sums: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+    for s in timings.samples() {
+        let x = model.burst_scale * burst_estimate_s(s.requests, &s.cell);
+        let y = s.per_repetition_s() - model.repetition_s;
+        let e = sums.entry(s.cell.endpoint().to_string()).or_default();
+        e.0 += x * y;
+        e.1 += x * x;
+    }
+    let endpoints = sums
+        .into_iter()
+        .filter(|(_, (_, xx))| *xx > 1e-12)
+        .map(|(name, (xy, xx))| (name, (xy / xx).max(0.0)))
+        .collect();
     Fit {
         model,
+        endpoints,
         setups,
         cells: points.len(),
+    }
+}
+
+impl Fit {
+    /// Estimated seconds of one repetition of `cell` with `requests` requests: the
+    /// model's, its burst term scaled by the cell's endpoint's factor.
+    pub fn repetition_estimate_s(&self, requests: u32, cell: &Cell) -> f64 {
+        let r = self.endpoints.get(cell.endpoint()).copied().unwrap_or(1.0);
+        r * self.model.burst_scale * burst_estimate_s(requests, cell) + self.model.repetition_s
     }
 }
 
@@ -370,10 +406,7 @@ impl<'a> Costs<'a> {
     pub fn work_s(&self, cell: &Cell) -> f64 {
         let per = match self.measured.get(&cell.key()) {
             Some(&s) => s,
-            None => self
-                .fit
-                .model
-                .repetition_estimate_s(self.matrix.requests, cell),
+            None => self.fit.repetition_estimate_s(self.matrix.requests, cell),
         };
         f64::from(self.matrix.repetitions) * per
     }
@@ -480,8 +513,48 @@ mod tests {
             (f.model.repetition_s - (7.0 / 3.0 - 1.5 * 1.05)).abs() < 1e-9,
             "{f:?}"
         );
+        // one endpoint for all (these cells name none): the one scale fits it, factor 1
+        assert!((f.endpoints[""] - 1.0).abs() < 1e-9, "{f:?}");
         // no measurement: the defaults
         assert_eq!(fit(&Timings::default()).model, Model::default());
+        assert!(fit(&Timings::default()).endpoints.is_empty());
+    }
+
+    /// A second case worked by hand: two endpoints on the same line of the model, one of
+    /// which serializes its burst. One request, one worker, 2 repetitions, no setup.
+    ///   endpoint a: delays 0 and 1000 ms, x = 0.05 and 1.05, took y = 0.5 and 1.5 s
+    ///   endpoint b: delay 1000 ms, x = 1.05, took y = 3.5 s (three times a's burst)
+    /// The line through all three: mean x = 0.7167, mean y = 1.8333,
+    ///   Sxx = 0.4444 + 0.1111 + 0.1111 = 0.6667,
+    ///   Sxy = (−0.6667)(−1.3333) + (0.3333)(−0.3333) + (0.3333)(1.6667) = 1.3333,
+    ///   scale = 2, overhead = 1.8333 − 2 × 0.7167 = 0.4.
+    /// Then x' = 2x and y' = y − 0.4: a: (0.1, 0.1), (2.1, 1.1); b: (2.1, 3.1).
+    ///   r_a = (0.01 + 2.31) / (0.01 + 4.41) = 0.5249, r_b = 3.1 / 2.1 = 1.4762.
+    /// A cell of b never measured (delay 2000 ms, x = 2.05) is estimated
+    /// 1.4762 × 2 × 2.05 + 0.4 = 6.4524 s per repetition, where the one scale said 4.5.
+    #[test]
+    fn each_endpoint_gets_its_factor() {
+        let on = |endpoint: &str, delay: &str| {
+            let mut c = cell(1, delay);
+            c.axes.insert("endpoint".into(), endpoint.into());
+            c
+        };
+        let t = Timings::from_samples([
+            sample(on("a", "0"), 2, 1.0, Setup::None, 0.0),
+            sample(on("a", "1000"), 2, 3.0, Setup::None, 0.0),
+            sample(on("b", "1000"), 2, 7.0, Setup::None, 0.0),
+        ]);
+        let f = fit(&t);
+        assert!((f.model.burst_scale - 2.0).abs() < 1e-9, "{f:?}");
+        assert!((f.model.repetition_s - 0.4).abs() < 1e-9, "{f:?}");
+        assert!((f.endpoints["a"] - 2.32 / 4.42).abs() < 1e-9, "{f:?}");
+        assert!((f.endpoints["b"] - 3.1 / 2.1).abs() < 1e-9, "{f:?}");
+        let unmeasured = on("b", "2000");
+        let want = 3.1 / 2.1 * 2.0 * 2.05 + 0.4;
+        assert!((f.repetition_estimate_s(1, &unmeasured) - want).abs() < 1e-9);
+        // an endpoint no run measured keeps the one scale
+        let other = on("c", "2000");
+        assert!((f.repetition_estimate_s(1, &other) - (2.0 * 2.05 + 0.4)).abs() < 1e-9);
     }
 
     #[test]

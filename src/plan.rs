@@ -172,7 +172,7 @@ pub fn render_timings(cells: &[Cell], timings: &Timings, costs: &Costs) -> Strin
         let _ = write!(out, "; {} cells there had no duration", timings.untimed);
     }
     out.push('\n');
-    let f = costs.fit;
+    let f = &costs.fit;
     if f.cells == 0 {
         out.push_str("timings: no durations to fit the model to; its constants are the defaults\n");
         return out;
@@ -191,6 +191,20 @@ pub fn render_timings(cells: &[Cell], timings: &Timings, costs: &Costs) -> Strin
         f.model.repetition_s,
         f.cells
     );
+    let factors: Vec<String> = f
+        .endpoints
+        .iter()
+        .filter(|(_, r)| (**r - 1.0).abs() >= 0.1)
+        .map(|(e, r)| format!("{e} {r:.2}"))
+        .collect();
+    if !factors.is_empty() {
+        let _ = writeln!(
+            out,
+            "model fitted: bursts of {} endpoints scaled by their own factor: {}",
+            factors.len(),
+            factors.join(", ")
+        );
+    }
     out
 }
 
