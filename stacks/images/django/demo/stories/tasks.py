@@ -80,10 +80,10 @@ def task_on_commit(call, account, amount, delay):
     return call.balances(None, None, job=job.pk)
 
 
-def in_view(call, delay, send):
-    """The article's view: create a Job, `send(job)`, then the rest of the view's work
+def in_view(call, delay, send, create=Job.objects.create):
+    """The article's view: `create()` a Job, `send(job)`, then the rest of the view's work
     (`delay`). Its transaction, if any, is ATOMIC_REQUESTS's."""
-    job = Job.objects.create()
+    job = create()
     call.mark_read()
     send(job)
     if delay:
@@ -143,10 +143,11 @@ def task_view_delay_on_commit(call, account, amount, delay):
     countermeasure="none under ATOMIC_REQUESTS: .delay() after an inner atomic(), a savepoint there",
 )
 def task_view_after_atomic(call, account, amount, delay):
+    return in_view(call, delay, lambda job: dispatch(job.pk), create=created_in_atomic)
+
+
+def created_in_atomic():
+    """A Job created in an atomic() block of its own: committed when the block ends,
+    unless an outer transaction (ATOMIC_REQUESTS's) makes the block a savepoint."""
     with transaction.atomic():
-        job = Job.objects.create()
-    call.mark_read()
-    dispatch(job.pk)
-    if delay:
-        time.sleep(delay)
-    return call.balances(None, None, job=job.pk)
+        return Job.objects.create()
