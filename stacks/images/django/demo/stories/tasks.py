@@ -57,11 +57,7 @@ def dispatch(job_pk):
 )
 def task_in_transaction(call, account, amount, delay):
     with transaction.atomic():
-        job = Job.objects.create()
-        call.mark_read()
-        dispatch(job.pk)
-        if delay:
-            time.sleep(delay)
+        job = create_and_send(call, delay, lambda job: dispatch(job.pk))
     return call.balances(None, None, job=job.pk)
 
 
@@ -72,22 +68,27 @@ def task_in_transaction(call, account, amount, delay):
 )
 def task_on_commit(call, account, amount, delay):
     with transaction.atomic():
-        job = Job.objects.create()
-        call.mark_read()
-        transaction.on_commit(lambda: dispatch(job.pk))
-        if delay:
-            time.sleep(delay)
+        job = create_and_send(
+            call, delay, lambda job: transaction.on_commit(lambda: dispatch(job.pk))
+        )
     return call.balances(None, None, job=job.pk)
 
 
-def in_view(call, delay, send, create=Job.objects.create):
-    """The article's view: `create()` a Job, `send(job)`, then the rest of the view's work
-    (`delay`). Its transaction, if any, is ATOMIC_REQUESTS's."""
+def create_and_send(call, delay, send, create=Job.objects.create):
+    """What every task endpoint does: `create()` a Job, `send(job)`, then the rest of the
+    work (`delay`); returns the Job. The transaction around it is the caller's."""
     job = create()
     call.mark_read()
     send(job)
     if delay:
         time.sleep(delay)
+    return job
+
+
+def in_view(call, delay, send, create=Job.objects.create):
+    """The article's view: create_and_send with no atomic() of its own, so its
+    transaction, if any, is ATOMIC_REQUESTS's; answered once it returns."""
+    job = create_and_send(call, delay, send, create)
     return call.balances(None, None, job=job.pk)
 
 
