@@ -295,6 +295,7 @@ mod tests {
             attempts: 1,
             timing: None,
             route: None,
+            engine: None,
             reps,
         }
     }

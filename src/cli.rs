@@ -30,6 +30,7 @@ Examples:
   racy-matrix plan matrices/nightly.yaml --shards 16 --timings results/last-night   # shard estimates from measured times
   racy-matrix run matrices/nightly.yaml --shard 3/16 --timings results/last-night --output out/3
   racy-matrix run matrices/lock-scope.yaml --parallel 2   # two stack instances at once
+  racy-matrix run matrices/quick.yaml --engine unix:///var/run/docker.sock --engine ssh://me@box   # one instance on each
   racy-matrix up django-mysql --set workers=4   # play by hand; prints the URLs
   racy-matrix down                              # remove what `up` started
   racy-matrix report results/quick-20261124-101500 --format md
@@ -151,7 +152,12 @@ enum Command {
     #[command(hide = true)]
     Racer {
         /// The burst, as JSON.
-        order: String,
+        #[arg(required_unless_present = "pipe")]
+        order: Option<String>,
+        /// Instead: relay standard input to ADDR and its answers to standard output (the
+        /// host's tunnel to a stack on a remote engine).
+        #[arg(long, value_name = "ADDR", conflicts_with = "order")]
+        pipe: Option<String>,
     },
 }
 
@@ -238,6 +244,12 @@ struct RunArgs {
     /// `route:`).
     #[arg(long, value_name = "ROUTE", value_parser = parse_route)]
     route: Option<RouteChoice>,
+    /// Run on the Docker Engine at URL (`unix://`, `tcp://`, `ssh://`; with TLS when
+    /// DOCKER_TLS_VERIFY is set); repeat it to spread the `--parallel` instances over
+    /// several engines (at least one instance each). Default: DOCKER_HOST, else the local
+    /// socket. A remote engine's stacks are measured through a racer (see --route).
+    #[arg(long = "engine", value_name = "URL")]
+    engines: Vec<String>,
 }
 
 /// `--route`.
@@ -351,10 +363,13 @@ async fn dispatch(cli: Cli) -> Result<Verdict, Failure> {
             &stacks_root(stacks, None),
             a.force,
         ),
-        Command::Racer { order } => crate::racer::serve(&order)
-            .await
-            .map(|()| Verdict::Ok)
-            .map_err(Failure::Engine),
+        Command::Racer { order, pipe } => match (order, pipe) {
+            (_, Some(addr)) => crate::tunnel::pipe(&addr).await,
+            (Some(order), None) => crate::racer::serve(&order).await,
+            (None, None) => Err(anyhow!("racer: an ORDER or --pipe ADDR")),
+        }
+        .map(|()| Verdict::Ok)
+        .map_err(Failure::Engine),
     }
 }
 
@@ -429,7 +444,27 @@ fn one_stack<'a>(catalog: &'a StackCatalog, name: &str) -> Result<&'a Stack, Fai
 
 /// Connects to the engine and removes what killed runs left behind, saying so.
 async fn connect() -> Result<Engine, Failure> {
-    let engine = Engine::connect().await.engine()?;
+    connect_to(None).await
+}
+
+/// Connects to the engines `--engine` names (none: the default one), each as `connect`.
+async fn connect_all(urls: &[String]) -> Result<Vec<Engine>, Failure> {
+    if urls.is_empty() {
+        return Ok(vec![connect().await?]);
+    }
+    let mut engines = Vec::new();
+    for url in urls {
+        if engines.iter().any(|e: &Engine| &e.url == url) {
+            return Err(Failure::Input(anyhow!("--engine {url} is given twice")));
+        }
+        engines.push(connect_to(Some(url)).await?);
+    }
+    Ok(engines)
+}
+
+/// `connect`, to the engine at `url` (`None`: DOCKER_HOST, else the local socket).
+async fn connect_to(url: Option<&str>) -> Result<Engine, Failure> {
+    let engine = Engine::connect_to(url).await.engine()?;
     match engine.reap_orphans().await {
         Ok(runs) if !runs.is_empty() => eprintln!(
             "racy-matrix: removed the containers and networks of {} run(s) whose process is gone: {}",
@@ -499,18 +534,38 @@ async fn run(args: RunArgs, stacks: Option<&Path>) -> Result<Verdict, Failure> {
     let (mut dir, cells) = open_run_dir(&args, &m, cells, &catalog).await?;
     dir.expect = m.expect.clone();
     let output = dir.path.clone();
-    let mut engine = connect().await?;
-    engine.route = args.route.or(m.route).unwrap_or_default();
+    let mut engines = connect_all(&args.engines).await?;
+    let route = args.route.or(m.route).unwrap_or_default();
+    for engine in &mut engines {
+        engine.route = route;
+    }
     keep_matrix(&dir, &args.matrix).await?;
     eprintln!(
         "racy-matrix: Docker Engine API {}; {} cells x {} repetitions of {} requests; route {}; results in {}",
-        engine.api_version,
+        engines[0].api_version,
         cells.len(),
         m.repetitions,
         m.requests,
-        engine.route.how(),
+        route.how(),
         output.display()
     );
+    if engines.len() > 1 {
+        let n = runner::instances(usize::from(args.parallel), engines.len(), cells.len());
+        eprintln!(
+            "racy-matrix: {n} stack instances over {} engines, in turn: {}",
+            engines.len(),
+            engines
+                .iter()
+                .map(|e| format!(
+                    "{} (API {}{})",
+                    e.url,
+                    e.api_version,
+                    if e.local { "" } else { ", remote" }
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     let opts = RunOptions {
         matrix: m,
         cells,
@@ -523,7 +578,7 @@ async fn run(args: RunArgs, stacks: Option<&Path>) -> Result<Verdict, Failure> {
     };
     let run_id = RunId::new("").keeping(args.keep_up);
     let outcome = tokio::select! {
-        r = runner::run(&engine, &opts, &mut dir, &run_id) => r,
+        r = runner::run(&engines, &opts, &mut dir, &run_id) => r,
         _ = interrupted() => Err(anyhow!(
             "interrupted; the {} cells measured so far are in {}\n  resume with: racy-matrix run {} --resume {}",
             dir.cells.len(),
@@ -536,7 +591,13 @@ async fn run(args: RunArgs, stacks: Option<&Path>) -> Result<Verdict, Failure> {
     let removed = if args.keep_up && outcome.is_ok() {
         Ok(())
     } else {
-        remove_run(&engine, &run_id).await
+        let mut removed = Ok(());
+        for engine in &engines {
+            if let Err(e) = remove_run(engine, &run_id).await {
+                removed = Err(e);
+            }
+        }
+        removed
     };
     if let Err(e) = dir.close().await {
         eprintln!("warning: closing the results store: {e:#}");

@@ -203,6 +203,7 @@ impl Deployment {
                 volumes: BTreeMap::new(),
                 vars,
                 driver,
+                tunnels: None,
             }),
             containers: BTreeMap::new(),
             services: services.to_vec(),
@@ -225,10 +226,11 @@ impl Deployment {
                     .volumes
                     .insert(vol.clone(), name);
             }
-            d.start_services(&order, progress).await?;
-            if engine.route == RouteChoice::Racer {
+            // The racer comes first: on a remote engine every probe goes through it.
+            if crate::route::racer_needed(engine.route, engine.local) {
                 d.start_racer(progress).await?;
             }
+            d.start_services(&order, progress).await?;
             Ok(())
         };
         if let Err(e) = started.await {
@@ -588,6 +590,13 @@ impl Deployment {
         progress(&format!("starting the racer {name}"));
         let racer =
             crate::racer::Racer::start(&self.engine, &tag, &name, &self.network, labels).await?;
+        if !self.engine.local {
+            // this host reaches nothing of the stack but through the racer
+            let tunnels =
+                crate::tunnel::Tunnels::new(&self.engine, &racer.id, crate::racer::INSIDE);
+            std::sync::Arc::make_mut(&mut self.instance).tunnels =
+                Some(std::sync::Arc::new(tunnels));
+        }
         self.racer = Some(racer);
         Ok(())
     }
@@ -645,6 +654,8 @@ pub struct Instance {
     vars: BTreeMap<String, String>,
     /// The driver block for the current variables.
     pub driver: Driver,
+    /// How this host reaches the stack on an engine that is not local: through the racer.
+    tunnels: Option<std::sync::Arc<crate::tunnel::Tunnels>>,
 }
 
 impl Instance {
@@ -877,8 +888,12 @@ impl Launcher {
             RouteChoice::Published => Some("route published was asked".to_string()),
             _ => crate::route::unreachable(at.gateway, self.engine.local),
         };
-        let route = crate::route::decide(self.engine.route, why.as_deref())?;
-        let host = if why.is_none() { inside } else { published };
+        let route = crate::route::decide(self.engine.route, why.as_deref(), self.engine.local)?;
+        let host = match (&why, &self.tunnels) {
+            (None, _) => inside,
+            (Some(_), Some(tunnels)) => tunnels.to(inside).await?,
+            (Some(_), None) => published,
+        };
         Ok(Reached {
             host,
             inside,
@@ -946,19 +961,23 @@ impl Launcher {
     }
 }
 
-/// Builds (or finds) the image of every service of a stack.
+/// Builds (or finds) the image of every service of a stack, and returns their tags.
 pub async fn build_images(
     engine: &Engine,
     stack: &Stack,
     vars: &BTreeMap<String, String>,
     progress: &mut dyn FnMut(&str),
-) -> Result<()> {
+) -> Result<Vec<String>> {
+    let mut tags = Vec::new();
     for svc in stack.start_order() {
-        image_for(engine, stack, vars, &svc, progress)
+        let tag = image_for(engine, stack, vars, &svc, progress)
             .await
             .with_context(|| format!("stack {}: service '{svc}'", stack.name))?;
+        if !tags.contains(&tag) {
+            tags.push(tag);
+        }
     }
-    Ok(())
+    Ok(tags)
 }
 
 /// The image a service runs: built (or found) from its build context, or its `image`.

@@ -51,7 +51,22 @@ pub struct Engine {
     pub local: bool,
     /// How requests reach the stacks this engine runs.
     pub route: crate::route::RouteChoice,
+    /// Where it was reached: the URL given, or [`LOCAL_ENGINE`] for the default socket.
+    pub url: String,
 }
+
+/// A command running in a container with its input and output attached
+/// ([`Engine::exec_attached`]).
+pub struct AttachedExec {
+    /// Its standard output, chunk by chunk.
+    pub output:
+        std::pin::Pin<Box<dyn futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send>>,
+    /// Its standard input.
+    pub input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+}
+
+/// How a run names the engine of the default local socket.
+pub const LOCAL_ENGINE: &str = "local";
 
 /// Counts creations in flight. A creation runs as its own task, so that cancelling the
 /// caller (Ctrl-C while a stack starts) does not lose track of an object the daemon is
@@ -236,22 +251,44 @@ fn gone_is_fine(r: Result<(), bollard::errors::Error>) -> Result<(), bollard::er
 }
 
 impl Engine {
-    /// Connects to the local engine and negotiates the API version; fails with one clear
-    /// message when the daemon is missing, dead or too old.
+    /// Connects to the engine `DOCKER_HOST` names (unset: the local socket) and negotiates
+    /// the API version; fails with one clear message when the daemon is missing, dead or
+    /// too old.
     pub async fn connect() -> Result<Engine> {
-        let docker = Docker::connect_with_local_defaults().context(
-            "cannot reach the Docker Engine (is it installed and is DOCKER_HOST right?)",
-        )?;
+        Engine::connect_to(None).await
+    }
+
+    /// Connects to the engine at `url` (`unix://`, `tcp://` — with TLS when
+    /// `DOCKER_TLS_VERIFY` is set, certificates from `DOCKER_CERT_PATH` — or `ssh://`), or
+    /// to the one `DOCKER_HOST` names when `url` is `None`.
+    pub async fn connect_to(url: Option<&str>) -> Result<Engine> {
+        let from_env = std::env::var("DOCKER_HOST")
+            .ok()
+            .filter(|h| !h.trim().is_empty());
+        let named = url.map(str::to_string).or(from_env);
+        let docker = match &named {
+            Some(u) => Docker::connect_with_host(u).with_context(|| {
+                format!("cannot use the Docker Engine at {u} (unix://, tcp:// or ssh:// URLs work)")
+            })?,
+            None => Docker::connect_with_local_defaults().context(
+                "cannot reach the Docker Engine (is it installed and is DOCKER_HOST right?)",
+            )?,
+        };
+        let which = named
+            .as_deref()
+            .map_or("the Docker Engine".to_string(), |u| {
+                format!("the Docker Engine at {u}")
+            });
         let docker = tokio::time::timeout(Duration::from_secs(10), docker.negotiate_version())
             .await
-            .map_err(|_| anyhow!("the Docker Engine did not answer within 10 s"))?
-            .context(
-                "the Docker Engine does not answer: is the daemon running? (try `docker info`)",
-            )?;
+            .map_err(|_| anyhow!("{which} did not answer within 10 s"))?
+            .with_context(|| {
+                format!("{which} does not answer: is the daemon running? (try `docker info`)")
+            })?;
         let version = docker
             .version()
             .await
-            .context("the Docker Engine does not answer: is the daemon running?")?;
+            .with_context(|| format!("{which} does not answer: is the daemon running?"))?;
         let api = version.api_version.unwrap_or_default();
         let parsed: Vec<u32> = api.split('.').filter_map(|p| p.parse().ok()).collect();
         if parsed.len() < 2 || (parsed[0], parsed[1]) < MIN_API {
@@ -266,7 +303,8 @@ impl Engine {
             docker,
             api_version,
             creating: Arc::default(),
-            local: is_local_host(std::env::var("DOCKER_HOST").ok().as_deref()),
+            local: is_local_host(named.as_deref()),
+            url: named.unwrap_or_else(|| LOCAL_ENGINE.to_string()),
             route: Default::default(),
         })
     }
@@ -293,6 +331,60 @@ impl Engine {
             Err(e) if is_missing(&e) => Ok(false),
             Err(e) => Err(e).context("inspecting image"),
         }
+    }
+
+    /// Copies image `tag` from this engine to `to` (as `docker save | docker load`), unless
+    /// `to` has it already or this engine does not (the other engine may pull it itself).
+    /// Images are tagged by their content, so a tag found is the image wanted.
+    pub async fn copy_image(
+        &self,
+        to: &Engine,
+        tag: &str,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<()> {
+        if to.image_exists(tag).await? || !self.image_exists(tag).await? {
+            return Ok(());
+        }
+        progress(&format!("copying image {tag} to the engine at {}", to.url));
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(16);
+        let (src, name) = (self.docker.clone(), tag.to_string());
+        let export = tokio::spawn(async move {
+            let mut chunks = std::pin::pin!(src.export_image(&name));
+            while let Some(chunk) = chunks.next().await {
+                let chunk = chunk.map_err(std::io::Error::other);
+                let failed = chunk.is_err();
+                if tx.send(chunk).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        let body = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|chunk| (chunk, rx))
+        });
+        let opts = bollard::query_parameters::ImportImageOptionsBuilder::default()
+            .quiet(true)
+            .build();
+        let mut loaded = std::pin::pin!(to.docker.import_image_stream(opts, body, None));
+        let mut outcome = Ok(());
+        while let Some(info) = loaded.next().await {
+            match info {
+                Ok(bollard::models::BuildInfo {
+                    error_detail: Some(d),
+                    ..
+                }) => outcome = Err(anyhow!("{}", d.message.unwrap_or_default())),
+                Ok(_) => {}
+                Err(e) => outcome = Err(e.into()),
+            }
+        }
+        let _ = export.await;
+        outcome.with_context(|| format!("copying image {tag} to the engine at {}", to.url))?;
+        if !to.image_exists(tag).await? {
+            bail!(
+                "copying image {tag} to the engine at {}: it is not there afterwards",
+                to.url
+            );
+        }
+        Ok(())
     }
 
     /// Tries to pull an image within `limit`; false when it cannot be had.
@@ -765,6 +857,48 @@ impl Engine {
             .await
             .map_err(|_| anyhow!("`{}` did not finish within {limit:?}", cmd.join(" ")))?
             .with_context(|| format!("running `{}` in container {id}", cmd.join(" ")))
+    }
+
+    /// Starts a command inside a running container with its standard input attached, and
+    /// returns its output (standard output only; standard error is dropped) and its input.
+    /// Both are streams over the engine's API connection, so they work wherever the
+    /// engine is (the tunnels of a remote engine go through them).
+    pub async fn exec_attached(&self, id: &str, cmd: &[String]) -> Result<AttachedExec> {
+        let created = self
+            .docker
+            .create_exec(
+                id,
+                CreateExecOptions {
+                    attach_stdin: Some(true),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    cmd: Some(cmd.to_vec()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .with_context(|| format!("running `{}` in container {id}", cmd.join(" ")))?;
+        match self
+            .docker
+            .start_exec(&created.id, None)
+            .await
+            .with_context(|| format!("starting `{}` in container {id}", cmd.join(" ")))?
+        {
+            StartExecResults::Attached { output, input } => {
+                let output = output.filter_map(|chunk| async move {
+                    match chunk {
+                        Ok(bollard::container::LogOutput::StdOut { message }) => Some(Ok(message)),
+                        Ok(_) => None,
+                        Err(e) => Some(Err(std::io::Error::other(e))),
+                    }
+                });
+                Ok(AttachedExec {
+                    output: Box::pin(output),
+                    input,
+                })
+            }
+            StartExecResults::Detached => bail!("the engine did not attach to `{}`", cmd.join(" ")),
+        }
     }
 
     /// Removes the containers and networks of runs whose racy-matrix process died (killed,

@@ -141,6 +141,7 @@ mod tests {
             attempts: 1,
             timing: None,
             route: None,
+            engine: None,
             reps: vec![],
         };
         let mut e = Expectation {

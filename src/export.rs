@@ -331,6 +331,7 @@ impl Exporter for Json {
             "started": run.started,
             "shard": run.shard,
             "routes": routes(run.cells),
+            "engines": engines(run.cells),
             "columns": cols,
             "rows": rows,
             "explanations": crate::explain::run_stories(run.cells),
@@ -343,6 +344,13 @@ impl Exporter for Json {
 /// The routes the run's requests took, each once, in order (`[]` when no cell says).
 fn routes(cells: &[CellResult]) -> Vec<crate::route::Route> {
     let set: BTreeSet<_> = cells.iter().filter_map(|c| c.route).collect();
+    set.into_iter().collect()
+}
+
+/// The engines that measured the run's cells, each once, in order (`[]` when no cell
+/// says).
+fn engines(cells: &[CellResult]) -> Vec<&str> {
+    let set: BTreeSet<_> = cells.iter().filter_map(|c| c.engine.as_deref()).collect();
     set.into_iter().collect()
 }
 
@@ -516,6 +524,7 @@ mod tests {
                 attempts: 1,
                 timing: None,
                 route: None,
+                engine: None,
                 reps,
             },
             CellResult {
@@ -527,6 +536,7 @@ mod tests {
                 attempts: 2,
                 timing: None,
                 route: None,
+                engine: None,
                 reps: vec![],
             },
         ]

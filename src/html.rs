@@ -1134,6 +1134,7 @@ mod tests {
             attempts: 1,
             timing: None,
             route: None,
+            engine: None,
             reps,
         }
     }
@@ -1466,6 +1467,7 @@ mod tests {
                     attempts: 1,
                     timing: None,
                     route: None,
+                    engine: None,
                     reps: reps.clone(),
                 }
             })

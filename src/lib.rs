@@ -29,3 +29,4 @@ pub mod route;
 pub mod runner;
 pub mod shard;
 pub mod stack;
+pub mod tunnel;

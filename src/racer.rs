@@ -17,7 +17,7 @@ use crate::burst::{BurstResult, BurstSpec};
 use crate::engine::{ContainerSpec, Engine};
 
 /// Where the binary lives inside the racer.
-const INSIDE: &str = "/usr/local/bin/racy-matrix";
+pub const INSIDE: &str = "/usr/local/bin/racy-matrix";
 
 /// Names the binary the racer runs, when it is not the running executable (the bench
 /// harness and the tests are other executables).

@@ -65,6 +65,10 @@ pub struct CellResult {
     /// recorded before routes were kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route: Option<crate::route::Route>,
+    /// The engine that measured it (`local`, or the URL given to `--engine`); `None` for
+    /// a failed cell, and in runs recorded before engines were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
     /// Every repetition with its request records.
     pub reps: Vec<Repetition>,
 }
@@ -483,6 +487,7 @@ mod tests {
             attempts: 1,
             timing: None,
             route: None,
+            engine: None,
             reps: (0..2)
                 .map(|r| Repetition {
                     before: Observation::default(),

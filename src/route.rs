@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RouteChoice {
-    /// Direct when the container's address answers from the host, else published.
+    /// Direct when the container's address answers from the host; on a remote engine the
+    /// racer; else published.
     #[default]
     Auto,
     /// Always the container's address; a run fails when the host cannot reach it.
@@ -35,7 +36,9 @@ impl RouteChoice {
     /// How it reads in a run's header.
     pub fn how(self) -> &'static str {
         match self {
-            RouteChoice::Auto => "auto (straight to the containers when this host reaches them)",
+            RouteChoice::Auto => {
+                "auto (straight to the containers when this host reaches them, a racer on a remote engine)"
+            }
             RouteChoice::Direct => "direct (straight to the containers)",
             RouteChoice::Published => "published (the engine's published ports)",
             RouteChoice::Racer => "racer (fired from a container beside each target)",
@@ -120,12 +123,25 @@ pub fn unreachable(gateway: Option<IpAddr>, local_engine: bool) -> Option<String
     }
 }
 
-/// The route a choice takes, given why the direct route is unavailable (if it is).
-pub fn decide(choice: RouteChoice, direct_unavailable: Option<&str>) -> Result<Route> {
+/// Whether a stack instance needs a racer: the route asks for one, or the engine is not
+/// local (its published ports are on another host's loopback, so the racer fires the
+/// bursts and carries this host's own requests, see `tunnel`).
+pub fn racer_needed(choice: RouteChoice, local_engine: bool) -> bool {
+    choice == RouteChoice::Racer || (choice == RouteChoice::Auto && !local_engine)
+}
+
+/// The route a choice takes, given why the direct route is unavailable (if it is) and
+/// whether the engine is local.
+pub fn decide(
+    choice: RouteChoice,
+    direct_unavailable: Option<&str>,
+    local_engine: bool,
+) -> Result<Route> {
     match (choice, direct_unavailable) {
         (RouteChoice::Racer, _) => Ok(Route::Racer),
         (RouteChoice::Published, _) => Ok(Route::Published),
         (_, None) => Ok(Route::Direct),
+        (RouteChoice::Auto, Some(_)) if !local_engine => Ok(Route::Racer),
         (RouteChoice::Auto, Some(_)) => Ok(Route::Published),
         (RouteChoice::Direct, Some(why)) => bail!(
             "route: direct was asked, but the host cannot reach the container: {why}; \
@@ -150,23 +166,43 @@ mod tests {
 
     #[test]
     fn auto_falls_back_and_direct_refuses_to() {
-        assert_eq!(decide(RouteChoice::Auto, None).unwrap(), Route::Direct);
         assert_eq!(
-            decide(RouteChoice::Auto, Some("no route")).unwrap(),
+            decide(RouteChoice::Auto, None, true).unwrap(),
+            Route::Direct
+        );
+        assert_eq!(
+            decide(RouteChoice::Auto, Some("no route"), true).unwrap(),
             Route::Published
         );
         assert_eq!(
-            decide(RouteChoice::Published, None).unwrap(),
+            decide(RouteChoice::Published, None, true).unwrap(),
             Route::Published
         );
         assert_eq!(
-            decide(RouteChoice::Racer, Some("remote")).unwrap(),
+            decide(RouteChoice::Racer, Some("remote"), false).unwrap(),
             Route::Racer
         );
-        let err = decide(RouteChoice::Direct, Some("no route to host"))
+        let err = decide(RouteChoice::Direct, Some("no route to host"), true)
             .unwrap_err()
             .to_string();
         assert!(err.contains("no route to host"), "{err}");
+    }
+
+    #[test]
+    fn a_remote_engine_takes_the_racer_unless_told_otherwise() {
+        let remote = Some("the engine is not local");
+        assert_eq!(
+            decide(RouteChoice::Auto, remote, false).unwrap(),
+            Route::Racer
+        );
+        assert!(racer_needed(RouteChoice::Auto, false));
+        assert!(!racer_needed(RouteChoice::Auto, true));
+        assert!(racer_needed(RouteChoice::Racer, true));
+        assert!(!racer_needed(RouteChoice::Published, false));
+        assert_eq!(
+            decide(RouteChoice::Published, remote, false).unwrap(),
+            Route::Published
+        );
     }
 
     #[test]

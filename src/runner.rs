@@ -79,36 +79,52 @@ pub fn client_timeout(matrix: &Matrix, cell: &Cell) -> Duration {
 /// Runs every cell, writing the run directory after each one. The caller removes what
 /// the run created (everything carries the run label), on success, error or interrupt.
 pub async fn run(
-    engine: &Engine,
+    engines: &[Engine],
     opts: &RunOptions,
     dir: &mut RunDir,
     run_id: &RunId,
 ) -> Result<()> {
     dir.run_id = run_id.id.clone();
     dir.save_meta().await?;
-    run_cells(engine, opts, dir, run_id).await
+    run_cells(engines, opts, dir, run_id).await
+}
+
+/// How many stack instances a run starts: `--parallel`, at least one per engine, at most
+/// one per cell.
+pub fn instances(parallel: usize, engines: usize, cells: usize) -> usize {
+    parallel.max(engines).min(cells).max(1)
 }
 
 async fn run_cells(
-    engine: &Engine,
+    engines: &[Engine],
     opts: &RunOptions,
     dir: &mut RunDir,
     run_id: &RunId,
 ) -> Result<()> {
     let m = &opts.matrix;
+    let first = engines
+        .first()
+        .ok_or_else(|| anyhow!("no engine to run on"))?;
     let bar = progress_bar((opts.cells.len() * m.repetitions as usize) as u64);
     let mut say = |msg: &str| bar.set_message(msg.chars().take(100).collect::<String>());
-    let base = crate::image::ensure_base(engine, &mut say).await?;
+    let base = crate::image::ensure_base(first, &mut say).await?;
     let password = random_password();
-    let n = opts.parallel.clamp(1, opts.cells.len().max(1));
+    let n = instances(opts.parallel, engines.len(), opts.cells.len());
     if n > 1 {
-        // Build every image once, before the instances race to build the same ones.
+        // Build every image once, before the instances race to build the same ones; the
+        // other engines get copies of what the first one built.
         let mut seen = std::collections::BTreeSet::new();
+        let mut tags = vec![base.clone()];
         for cell in &opts.cells {
             if seen.insert(cell.stack.clone()) {
                 let stack = &opts.catalog.stacks[&cell.stack];
                 let vars = cell_vars(cell, m, &base, &password);
-                crate::deploy::build_images(engine, stack, &vars, &mut say).await?;
+                tags.extend(crate::deploy::build_images(first, stack, &vars, &mut say).await?);
+            }
+        }
+        for other in &engines[1..] {
+            for tag in &tags {
+                first.copy_image(other, tag, &mut say).await?;
             }
         }
     }
@@ -126,8 +142,10 @@ async fn run_cells(
         base: &base,
         password: &password,
     };
-    futures_util::future::try_join_all(chunks.iter().map(|cells| {
+    futures_util::future::try_join_all(chunks.iter().enumerate().map(|(k, cells)| {
         let ctx = &ctx;
+        // instances take the engines in turn
+        let engine = &engines[k % engines.len()];
         async move {
             let mut slot = EngineSlot {
                 engine,
@@ -155,6 +173,8 @@ pub struct Measured {
     pub setup: (Setup, f64),
     /// The route its requests took.
     pub route: Option<crate::route::Route>,
+    /// The engine it ran on (its URL, or `local`).
+    pub engine: Option<String>,
 }
 
 /// The run loop's view of one stack instance: what a slice of the cells needs of the
@@ -237,6 +257,7 @@ impl Slot for EngineSlot<'_> {
             handlers,
             setup,
             route,
+            engine: Some(engine.url.clone()),
         })
     }
 
@@ -451,6 +472,7 @@ fn measured_cell(
             setup_seconds: measured.setup.1,
         }),
         route: measured.route,
+        engine: measured.engine,
         reps: measured.reps,
     }
 }
@@ -470,6 +492,7 @@ fn failed_cell(cell: &Cell, m: &Matrix, error: String, attempts: u32) -> CellRes
         attempts,
         timing: None,
         route: None,
+        engine: None,
         reps: vec![],
     }
 }
@@ -826,6 +849,7 @@ mod tests {
                         handlers: None,
                         setup: (Setup::None, 0.0),
                         route: None,
+                        engine: None,
                     })
                 }
                 Err((stage, fail)) => {

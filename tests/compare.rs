@@ -89,6 +89,7 @@ fn measured(s: &Spec) -> CellResult {
         attempts: 1,
         timing: None,
         route: None,
+        engine: None,
         reps,
     }
 }
@@ -103,6 +104,7 @@ fn failed(endpoint: &str, workers: u32) -> CellResult {
         attempts: 2,
         timing: None,
         route: None,
+        engine: None,
         reps: vec![],
     }
 }

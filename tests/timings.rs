@@ -44,6 +44,7 @@ async fn measured_run(n: usize) -> PathBuf {
                 setup_seconds,
             }),
             route: None,
+            engine: None,
             reps: vec![],
         })
         .await
