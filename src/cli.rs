@@ -240,8 +240,9 @@ struct RunArgs {
     parallel: u16,
     /// How requests reach the stacks: `direct` to the containers' addresses on their
     /// network, `published` through the ports the engine publishes on 127.0.0.1 (and its
-    /// proxy), `auto` direct when this host reaches them (default; overrides the matrix's
-    /// `route:`).
+    /// proxy), `racer` fired from a container beside each stack, `auto` direct when this
+    /// host reaches them and the racer on a remote engine (default; overrides the
+    /// matrix's `route:`).
     #[arg(long, value_name = "ROUTE", value_parser = parse_route)]
     route: Option<RouteChoice>,
     /// Run on the Docker Engine at URL (`unix://`, `tcp://`, `ssh://`; with TLS when
