@@ -152,12 +152,16 @@ enum Command {
     #[command(hide = true)]
     Racer {
         /// The burst, as JSON.
-        #[arg(required_unless_present = "pipe")]
+        #[arg(required_unless_present_any = ["pipe", "serve"])]
         order: Option<String>,
         /// Instead: relay standard input to ADDR and its answers to standard output (the
         /// host's tunnel to a stack on a remote engine).
         #[arg(long, value_name = "ADDR", conflicts_with = "order")]
         pipe: Option<String>,
+        /// Instead: fire the burst of each order line on standard input, printing each
+        /// one's records as a line.
+        #[arg(long, conflicts_with_all = ["order", "pipe"])]
+        serve: bool,
     },
 }
 
@@ -364,10 +368,11 @@ async fn dispatch(cli: Cli) -> Result<Verdict, Failure> {
             &stacks_root(stacks, None),
             a.force,
         ),
-        Command::Racer { order, pipe } => match (order, pipe) {
+        Command::Racer { order, pipe, serve } => match (order, pipe) {
+            _ if serve => crate::racer::serve_lines().await,
             (_, Some(addr)) => crate::tunnel::pipe(&addr).await,
             (Some(order), None) => crate::racer::serve(&order).await,
-            (None, None) => Err(anyhow!("racer: an ORDER or --pipe ADDR")),
+            (None, None) => Err(anyhow!("racer: an ORDER, --pipe ADDR or --serve")),
         }
         .map(|()| Verdict::Ok)
         .map_err(Failure::Engine),

@@ -36,6 +36,47 @@ pub struct Racer {
     engine: Engine,
     /// Its container id.
     pub id: String,
+    /// The racy-matrix process that fires the bursts (`racer --serve`), started with the
+    /// racer and kept for every burst: a burst is released by a process that is already
+    /// warm (its runtime, threads and pages), not one started for it.
+    session: tokio::sync::Mutex<Option<Session>>,
+}
+
+/// The serving racer process: its input takes one order per line, its output gives one
+/// burst's records per line.
+struct Session {
+    exec: crate::engine::AttachedExec,
+    /// Output read past the last full line.
+    pending: Vec<u8>,
+}
+
+impl Session {
+    async fn start(engine: &Engine, id: &str) -> Result<Session> {
+        let cmd = [INSIDE.to_string(), "racer".into(), "--serve".into()];
+        Ok(Session {
+            exec: engine.exec_attached(id, &cmd).await?,
+            pending: Vec::new(),
+        })
+    }
+
+    /// Sends one order and reads its answer line.
+    async fn order(&mut self, order: &str) -> Result<String> {
+        use futures_util::StreamExt;
+        use tokio::io::AsyncWriteExt;
+        self.exec.input.write_all(order.as_bytes()).await?;
+        self.exec.input.write_all(b"\n").await?;
+        self.exec.input.flush().await?;
+        loop {
+            if let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.pending.drain(..=end).collect();
+                return Ok(String::from_utf8_lossy(&line).trim_end().to_string());
+            }
+            match self.exec.output.next().await {
+                Some(chunk) => self.pending.extend_from_slice(&chunk?),
+                None => bail!("the racer's process ended"),
+            }
+        }
+    }
 }
 
 /// The racy-matrix binary to place in the racer: the one `set_binary` named, else
@@ -115,9 +156,11 @@ impl Racer {
             ..Default::default()
         };
         let id = engine.run_container(&spec).await?;
+        let session = Session::start(engine, &id).await?;
         Ok(Racer {
             engine: engine.clone(),
             id,
+            session: tokio::sync::Mutex::new(Some(session)),
         })
     }
 
@@ -131,16 +174,31 @@ impl Racer {
         let limit = spec.timeout
             + Duration::from_millis(spec.wait_ms.saturating_mul(spec.requests.into()))
             + Duration::from_secs(30);
-        let cmd = [INSIDE.to_string(), "racer".into(), order];
-        let out = self.engine.exec(&self.id, &cmd, limit).await?;
-        if out.exit_code != Some(0) {
-            bail!(
-                "the racer failed (exit code {}): {}",
-                out.exit_code.map_or("unknown".into(), |c| c.to_string()),
-                out.stderr.trim()
-            );
+        let mut session = self.session.lock().await;
+        if session.is_none() {
+            *session = Some(Session::start(&self.engine, &self.id).await?);
         }
-        serde_json::from_str(&out.stdout)
+        let answered = match session.as_mut() {
+            Some(s) => tokio::time::timeout(limit, s.order(&order)).await,
+            None => unreachable!("started above"),
+        };
+        let line = match answered {
+            Ok(Ok(line)) => line,
+            failed => {
+                // the next burst starts a new process
+                *session = None;
+                let logs = self.engine.logs_tail(&self.id, 5).await;
+                return Err(match failed {
+                    Ok(Err(e)) => e,
+                    _ => anyhow!("the racer did not answer within {limit:?}"),
+                })
+                .with_context(|| format!("the racer {}: {}", self.id, logs.trim()));
+            }
+        };
+        if let Some(error) = line.strip_prefix("error: ") {
+            bail!("the racer refused the burst: {error}");
+        }
+        serde_json::from_str(&line)
             .map_err(|e| anyhow!("the racer's answer is not a burst's records: {e}"))
     }
 
@@ -162,6 +220,28 @@ pub async fn serve(order: &str) -> Result<()> {
     let order: Order = serde_json::from_str(order).context("the racer's order is not a burst")?;
     let shot = crate::burst::fire(&order.spec, order.repetition).await;
     println!("{}", serde_json::to_string(&shot)?);
+    Ok(())
+}
+
+/// `racy-matrix racer --serve` inside the racer: fires the burst of each order line on
+/// standard input and prints its records as one line (or `error: WHY`), until the input
+/// ends.
+pub async fn serve_lines() -> Result<()> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut out = tokio::io::stdout();
+    while let Some(line) = lines.next_line().await? {
+        let answer = match serde_json::from_str::<Order>(&line) {
+            Ok(order) => {
+                let shot = crate::burst::fire(&order.spec, order.repetition).await;
+                serde_json::to_string(&shot)?
+            }
+            Err(e) => format!("error: the order is not a burst: {e}"),
+        };
+        out.write_all(answer.as_bytes()).await?;
+        out.write_all(b"\n").await?;
+        out.flush().await?;
+    }
     Ok(())
 }
 
