@@ -58,21 +58,40 @@ pub fn setup(prev: Option<&Cell>, cell: &Cell, catalog: &StackCatalog) -> (Setup
 }
 
 /// Estimated seconds of one repetition's burst of `requests`: launches spread by
-/// `wait_ms`, then the requests served `workers` at a time at the mean delay.
-pub fn burst_estimate_s(requests: u32, cell: &Cell) -> f64 {
+/// `wait_ms`, then the requests served `handlers` at a time at the mean delay. `handlers`
+/// is how many requests the cell's stack serves at once (its `x-racy.handlers` with the
+/// cell's variables: workers × threads × replicas in the lab's stacks); without it, the
+/// `workers` axis.
+pub fn burst_estimate_s(requests: u32, cell: &Cell, handlers: Option<u64>) -> f64 {
     let wait = cell.wait_ms() as f64 * (requests.saturating_sub(1)) as f64;
     let (lo, hi) = cell
         .get("delay_ms")
         .and_then(|d| parse_delay(d).ok())
         .unwrap_or((0, 0));
     let mean = (lo + hi) as f64 / 2.0;
-    let workers: f64 = cell
-        .get("workers")
-        .and_then(|w| w.parse().ok())
-        .unwrap_or(1.0_f64)
-        .max(1.0);
-    let rounds = (requests as f64 / workers).ceil();
+    let at_once: f64 = match handlers {
+        Some(h) => h as f64,
+        None => cell
+            .get("workers")
+            .and_then(|w| w.parse().ok())
+            .unwrap_or(1.0_f64),
+    }
+    .max(1.0);
+    let rounds = (requests as f64 / at_once).ceil();
     (wait + rounds * mean) / 1000.0 + 0.05
+}
+
+/// How many requests `cell`'s stack serves at once: its `x-racy.handlers` interpolated
+/// with the cell's variables (the stack's defaults for the rest); `None` when the stack is
+/// not in `catalog` or declares no handlers.
+pub fn handlers_of(cell: &Cell, amount: i64, catalog: &StackCatalog) -> Option<u64> {
+    let stack = catalog.stacks.get(&cell.stack)?;
+    // the image and password do not reach the handlers; any text stands in for them
+    let mut vars = cell.axes.clone();
+    vars.insert("amount".into(), amount.to_string());
+    vars.insert("BASE_IMAGE".into(), "estimate".into());
+    vars.insert("db_password".into(), "estimate".into());
+    stack.driver_for(&vars).ok()?.handler_count().ok()?
 }
 
 /// The time model's constants, in seconds.
@@ -120,9 +139,10 @@ impl Model {
         }
     }
 
-    /// Estimated seconds of one repetition of `cell` with `requests` requests.
-    pub fn repetition_estimate_s(&self, requests: u32, cell: &Cell) -> f64 {
-        self.burst_scale * burst_estimate_s(requests, cell) + self.repetition_s
+    /// Estimated seconds of one repetition of `cell` with `requests` requests, its stack
+    /// serving `handlers` at once (see [`burst_estimate_s`]).
+    pub fn repetition_estimate_s(&self, requests: u32, cell: &Cell, handlers: Option<u64>) -> f64 {
+        self.burst_scale * burst_estimate_s(requests, cell, handlers) + self.repetition_s
     }
 }
 
@@ -258,7 +278,7 @@ pub struct Fit {
 ///   never negative). It assumes an endpoint's bursts keep their shape across the
 ///   cells' settings (a burst that serializes does so at every worker count), so a cell
 ///   of that endpoint never measured is estimated from those that were.
-pub fn fit(timings: &Timings) -> Fit {
+pub fn fit(timings: &Timings, handlers: &dyn Fn(&Cell) -> Option<u64>) -> Fit {
     let defaults = Model::default();
     let mut model = defaults;
     let mut setups = [0; 3];
@@ -284,7 +304,10 @@ pub fn fit(timings: &Timings) -> Fit {
     }
     let points: Vec<(f64, f64)> = timings
         .samples()
-        .map(|s| (burst_estimate_s(s.requests, &s.cell), s.per_repetition_s()))
+        .map(|s| {
+            let x = burst_estimate_s(s.requests, &s.cell, handlers(&s.cell));
+            (x, s.per_repetition_s())
+        })
         .collect();
     if let Some((scale, overhead)) = line(&points) {
         model.burst_scale = scale;
@@ -293,7 +316,7 @@ pub fn fit(timings: &Timings) -> Fit {
     // Σ x'y' and Σ x'² by endpoint
     let mut sums: BTreeMap<String, (f64, f64)> = BTreeMap::new();
     for s in timings.samples() {
-        let x = model.burst_scale * burst_estimate_s(s.requests, &s.cell);
+        let x = model.burst_scale * burst_estimate_s(s.requests, &s.cell, handlers(&s.cell));
         let y = s.per_repetition_s() - model.repetition_s;
         let e = sums.entry(s.cell.endpoint().to_string()).or_default();
         e.0 += x * y;
@@ -315,9 +338,10 @@ pub fn fit(timings: &Timings) -> Fit {
 impl Fit {
     /// Estimated seconds of one repetition of `cell` with `requests` requests: the
     /// model's, its burst term scaled by the cell's endpoint's factor.
-    pub fn repetition_estimate_s(&self, requests: u32, cell: &Cell) -> f64 {
+    pub fn repetition_estimate_s(&self, requests: u32, cell: &Cell, handlers: Option<u64>) -> f64 {
         let r = self.endpoints.get(cell.endpoint()).copied().unwrap_or(1.0);
-        r * self.model.burst_scale * burst_estimate_s(requests, cell) + self.model.repetition_s
+        r * self.model.burst_scale * burst_estimate_s(requests, cell, handlers)
+            + self.model.repetition_s
     }
 }
 
@@ -363,6 +387,8 @@ pub struct Costs<'a> {
     /// The variables whose change needs a setup (a restart or a live change), by stack:
     /// cells that differ in none of them follow each other for free.
     setup_vars: BTreeMap<String, std::collections::BTreeSet<String>>,
+    /// Requests served at once, by stack and variables (see [`Costs::handlers`]).
+    handlers: std::sync::Mutex<BTreeMap<String, Option<u64>>>,
 }
 
 impl<'a> Costs<'a> {
@@ -391,10 +417,21 @@ impl<'a> Costs<'a> {
         Costs {
             matrix,
             catalog,
-            fit: fit(timings),
+            fit: fit(timings, &|c| handlers_of(c, matrix.amount, catalog)),
             measured,
             setup_vars,
+            handlers: Default::default(),
         }
+    }
+
+    /// How many requests the cell's stack serves at once (see [`handlers_of`]), worked
+    /// out once per stack and variables.
+    fn handlers(&self, cell: &Cell) -> Option<u64> {
+        let key = format!("{}\u{0}{:?}", cell.stack, cell.axes);
+        let mut known = self.handlers.lock().expect("handlers");
+        *known
+            .entry(key)
+            .or_insert_with(|| handlers_of(cell, self.matrix.amount, self.catalog))
     }
 
     /// Whether the cell's time comes from a measurement.
@@ -406,7 +443,9 @@ impl<'a> Costs<'a> {
     pub fn work_s(&self, cell: &Cell) -> f64 {
         let per = match self.measured.get(&cell.key()) {
             Some(&s) => s,
-            None => self.fit.repetition_estimate_s(self.matrix.requests, cell),
+            None => self
+                .fit
+                .repetition_estimate_s(self.matrix.requests, cell, self.handlers(cell)),
         };
         f64::from(self.matrix.repetitions) * per
     }
@@ -481,9 +520,38 @@ mod tests {
     #[test]
     fn burst_estimates() {
         // 8 requests, one worker, 300 ms each, one after another
-        assert!((burst_estimate_s(8, &cell(1, "300")) - 2.45).abs() < 1e-9);
+        assert!((burst_estimate_s(8, &cell(1, "300"), None) - 2.45).abs() < 1e-9);
         // four workers: two rounds; a 100-200 range counts its mean
-        assert!((burst_estimate_s(8, &cell(4, "100-200")) - 0.35).abs() < 1e-9);
+        assert!((burst_estimate_s(8, &cell(4, "100-200"), None) - 0.35).abs() < 1e-9);
+        // the stack says it serves 12 at once (4 workers x 3 replicas): one round of 300
+        // ms, where the workers axis alone would say two
+        assert!((burst_estimate_s(8, &cell(4, "300"), Some(12)) - 0.35).abs() < 1e-9);
+        assert!((burst_estimate_s(8, &cell(4, "300"), None) - 0.65).abs() < 1e-9);
+    }
+
+    #[test]
+    fn handlers_come_from_the_stack_with_the_cells_variables() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("stacks");
+        let catalog = StackCatalog {
+            stacks: crate::stack::discover(&root).unwrap(),
+        };
+        let at = |axes: &[(&str, &str)]| Cell {
+            stack: "django-mysql".into(),
+            axes: axes
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        // handlers: "${workers:-3}*${threads:-1}*${replicas:-1}"
+        let h = |axes: &[(&str, &str)]| handlers_of(&at(axes), 100, &catalog);
+        assert_eq!(h(&[("workers", "2"), ("replicas", "3")]), Some(6));
+        assert_eq!(h(&[("workers", "4"), ("threads", "8")]), Some(32));
+        assert_eq!(h(&[]), Some(3));
+        let unknown = Cell {
+            stack: "no-such-stack".into(),
+            axes: BTreeMap::new(),
+        };
+        assert_eq!(handlers_of(&unknown, 100, &catalog), None);
     }
 
     /// A case worked by hand. One request per repetition, one worker, so the model's
@@ -502,7 +570,7 @@ mod tests {
             sample(cell(1, "1000"), 2, 14.0 + 2.0 * 2.0, Setup::Start, 14.0),
             sample(cell(1, "2000"), 2, 2.5 + 2.0 * 4.0, Setup::Restart, 2.5),
         ]);
-        let f = fit(&t);
+        let f = fit(&t, &|_| None);
         assert_eq!(f.setups, [2, 1, 0]);
         assert_eq!(f.cells, 3);
         assert!((f.model.start_s - 12.0).abs() < 1e-9, "{f:?}");
@@ -516,8 +584,8 @@ mod tests {
         // one endpoint for all (these cells name none): the one scale fits it, factor 1
         assert!((f.endpoints[""] - 1.0).abs() < 1e-9, "{f:?}");
         // no measurement: the defaults
-        assert_eq!(fit(&Timings::default()).model, Model::default());
-        assert!(fit(&Timings::default()).endpoints.is_empty());
+        assert_eq!(fit(&Timings::default(), &|_| None).model, Model::default());
+        assert!(fit(&Timings::default(), &|_| None).endpoints.is_empty());
     }
 
     /// A second case worked by hand: two endpoints on the same line of the model, one of
@@ -544,17 +612,17 @@ mod tests {
             sample(on("a", "1000"), 2, 3.0, Setup::None, 0.0),
             sample(on("b", "1000"), 2, 7.0, Setup::None, 0.0),
         ]);
-        let f = fit(&t);
+        let f = fit(&t, &|_| None);
         assert!((f.model.burst_scale - 2.0).abs() < 1e-9, "{f:?}");
         assert!((f.model.repetition_s - 0.4).abs() < 1e-9, "{f:?}");
         assert!((f.endpoints["a"] - 2.32 / 4.42).abs() < 1e-9, "{f:?}");
         assert!((f.endpoints["b"] - 3.1 / 2.1).abs() < 1e-9, "{f:?}");
         let unmeasured = on("b", "2000");
         let want = 3.1 / 2.1 * 2.0 * 2.05 + 0.4;
-        assert!((f.repetition_estimate_s(1, &unmeasured) - want).abs() < 1e-9);
+        assert!((f.repetition_estimate_s(1, &unmeasured, None) - want).abs() < 1e-9);
         // an endpoint no run measured keeps the one scale
         let other = on("c", "2000");
-        assert!((f.repetition_estimate_s(1, &other) - (2.0 * 2.05 + 0.4)).abs() < 1e-9);
+        assert!((f.repetition_estimate_s(1, &other, None) - (2.0 * 2.05 + 0.4)).abs() < 1e-9);
     }
 
     #[test]
