@@ -65,6 +65,9 @@ impl SecondEngine {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("daemon.json"), "{}").unwrap();
+        // what a run of this test killed half-way would have left under these names
+        let _ = Command::new("ip").args(["link", "del", &veth]).output();
+        let _ = Command::new("ip").args(["netns", "del", &ns]).output();
         sh("ip", &["netns", "add", &ns]);
         sh(
             "ip",
