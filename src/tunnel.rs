@@ -92,15 +92,7 @@ async fn relay(conn: TcpStream, engine: &Engine, racer: &str, cmd: &[String]) ->
     let mut pipe = engine.exec_attached(racer, cmd).await?;
     let (mut from_host, mut to_host) = conn.into_split();
     let up = async {
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = from_host.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            pipe.input.write_all(&buf[..n]).await?;
-            pipe.input.flush().await?;
-        }
+        copy_flushed(&mut from_host, &mut pipe.input).await?;
         pipe.input.shutdown().await
     };
     let down = async {
@@ -112,15 +104,41 @@ async fn relay(conn: TcpStream, engine: &Engine, racer: &str, cmd: &[String]) ->
     // A client that is done writing (an HTTP probe half-closes after its request) closes
     // the pipe's input, which the pipe passes on; the relay ends when the server's side
     // does (the pipe's output ends), or when relaying the client's bytes fails.
+    until_answers_end(up, down).await?;
+    Ok(())
+}
+
+/// Copies `from` to `to` until `from` ends, flushing each chunk (a request must not wait
+/// in a buffer for more of itself).
+async fn copy_flushed(
+    from: &mut (impl tokio::io::AsyncRead + Unpin),
+    to: &mut (impl tokio::io::AsyncWrite + Unpin),
+) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = from.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        to.write_all(&buf[..n]).await?;
+        to.flush().await?;
+    }
+}
+
+/// Runs both directions of a relay until `down` (the answering side) ends or either
+/// fails: `up` ending is a half-close, after which answers still come.
+async fn until_answers_end(
+    up: impl Future<Output = std::io::Result<()>>,
+    down: impl Future<Output = std::io::Result<()>>,
+) -> std::io::Result<()> {
     let up = async {
         up.await?;
         std::future::pending::<std::io::Result<()>>().await
     };
     tokio::select! {
-        r = up => r?,
-        r = down => r?,
+        r = up => r,
+        r = down => r,
     }
-    Ok(())
 }
 
 /// `racy-matrix racer --pipe ADDR` inside the racer: connects to ADDR and relays its
@@ -151,39 +169,13 @@ async fn relay_stdio(addr: &str) -> Result<()> {
     conn.set_nodelay(true)?;
     let (mut from_target, mut to_target) = conn.into_split();
     let up = async {
-        let mut stdin = tokio::io::stdin();
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = stdin.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            to_target.write_all(&buf[..n]).await?;
-        }
+        copy_flushed(&mut tokio::io::stdin(), &mut to_target).await?;
         to_target.shutdown().await
     };
-    let down = async {
-        let mut stdout = tokio::io::stdout();
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = from_target.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            stdout.write_all(&buf[..n]).await?;
-            stdout.flush().await?;
-        }
-        Ok::<_, std::io::Error>(())
-    };
+    let mut stdout = tokio::io::stdout();
+    let down = copy_flushed(&mut from_target, &mut stdout);
     // Standard input ending is the client's half-close, passed on; the pipe ends when
     // the target's side does.
-    let up = async {
-        up.await?;
-        std::future::pending::<std::io::Result<()>>().await
-    };
-    tokio::select! {
-        r = up => r?,
-        r = down => r?,
-    }
+    until_answers_end(up, down).await?;
     Ok(())
 }

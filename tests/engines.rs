@@ -191,29 +191,6 @@ impl Drop for SecondEngine {
     }
 }
 
-/// Containers and networks of `run` on the engine `docker` talks to.
-async fn left_on(docker: &bollard::Docker, run: &str) -> (usize, usize) {
-    let filters = std::collections::HashMap::from([(
-        "label".to_string(),
-        vec![format!("racy-matrix.run={run}")],
-    )]);
-    let containers = docker
-        .list_containers(Some(bollard::query_parameters::ListContainersOptions {
-            all: true,
-            filters: Some(filters.clone()),
-            ..Default::default()
-        }))
-        .await
-        .unwrap();
-    let networks = docker
-        .list_networks(Some(bollard::query_parameters::ListNetworksOptions {
-            filters: Some(filters),
-        }))
-        .await
-        .unwrap();
-    (containers.len(), networks.len())
-}
-
 #[tokio::test]
 async fn a_matrix_runs_across_this_engine_and_a_remote_one() {
     if !common::engine_available().await {
@@ -233,6 +210,8 @@ async fn a_matrix_runs_across_this_engine_and_a_remote_one() {
         &second.url,
     ]);
     let stderr = String::from_utf8_lossy(&run.stderr).to_string();
+    // shown with --nocapture: the run's progress and table
+    println!("{stderr}\n{}", String::from_utf8_lossy(&run.stdout));
     assert!(
         run.status.success(),
         "{stderr}\n--- second dockerd ---\n{}",
@@ -282,5 +261,8 @@ async fn a_matrix_runs_across_this_engine_and_a_remote_one() {
         common::labelled(&format!("racy-matrix.run={run_id}")).await,
         (0, 0)
     );
-    assert_eq!(left_on(&second.docker(), run_id).await, (0, 0));
+    assert_eq!(
+        common::labelled_on(&second.docker(), &format!("racy-matrix.run={run_id}")).await,
+        (0, 0)
+    );
 }

@@ -63,6 +63,11 @@ pub async fn engine_available() -> bool {
 /// Containers and networks whose labels match `filter` (e.g. `racy-matrix.run=ID`).
 pub async fn labelled(filter: &str) -> (usize, usize) {
     let docker = bollard::Docker::connect_with_local_defaults().unwrap();
+    labelled_on(&docker, filter).await
+}
+
+/// [`labelled`], on the engine `docker` talks to.
+pub async fn labelled_on(docker: &bollard::Docker, filter: &str) -> (usize, usize) {
     let filters = HashMap::from([("label".to_string(), vec![filter.to_string()])]);
     let containers = docker
         .list_containers(Some(bollard::query_parameters::ListContainersOptions {
