@@ -65,19 +65,22 @@ async fn observation_waits_for_requests_queued_behind_a_client_timeout() {
     let row = &json["rows"][0];
     let timeouts = common::int(row, "timeouts");
     let acked = common::int(row, "acked");
+    // 12 requests in each of 6 repetitions (tests/matrices/queued.yaml)
+    let sent = common::int(row, "requests") * common::int(row, "repetitions");
+    assert_eq!(sent, 72, "{row}");
     // The client gave up on most requests while they waited in the backlogs...
     assert!(timeouts > 0, "no request outlived the client: {row}");
     assert_eq!(
         acked + timeouts,
-        24,
+        sent,
         "every request was answered or timed out"
     );
     // ...and the app still ran every one of them before the final observation: each
     // request adds one ledger row and one increment (an F() update), so an observation
     // taken while some were queued, or between one's update and its ledger row, would
     // show fewer rows or a negative loss.
-    assert_eq!(common::int(row, "ledger_rows"), 24, "{row}");
-    assert_eq!(common::int(row, "applied"), 24, "{row}");
+    assert_eq!(common::int(row, "ledger_rows"), sent, "{row}");
+    assert_eq!(common::int(row, "applied"), sent, "{row}");
     assert_eq!(common::int(row, "lost_updates"), 0, "{row}");
     assert!(
         common::int(row, "distinct_pids") >= 2,
@@ -103,7 +106,7 @@ async fn observation_waits_for_requests_queued_behind_a_client_timeout() {
         .iter()
         .map(|r| r["records"].as_array().unwrap().len())
         .sum::<usize>();
-    assert_eq!(records, 24, "and every request record");
+    assert_eq!(records as i64, sent, "and every request record");
 
     // Resuming with the run directory's own copy of the matrix keeps that copy whole.
     let own = out.join("matrix.yaml");
