@@ -555,23 +555,7 @@ async fn run(args: RunArgs, stacks: Option<&Path>) -> Result<Verdict, Failure> {
         route.how(),
         output.display()
     );
-    if engines.len() > 1 {
-        let n = runner::instances(usize::from(args.parallel), engines.len(), cells.len());
-        eprintln!(
-            "racy-matrix: {n} stack instances over {} engines, in turn: {}",
-            engines.len(),
-            engines
-                .iter()
-                .map(|e| format!(
-                    "{} (API {}{})",
-                    e.url,
-                    e.api_version,
-                    if e.local { "" } else { ", remote" }
-                ))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
+    say_engines(&engines, usize::from(args.parallel), cells.len());
     let opts = RunOptions {
         matrix: m,
         cells,
@@ -597,13 +581,7 @@ async fn run(args: RunArgs, stacks: Option<&Path>) -> Result<Verdict, Failure> {
     let removed = if args.keep_up && outcome.is_ok() {
         Ok(())
     } else {
-        let mut removed = Ok(());
-        for engine in &engines {
-            if let Err(e) = remove_run(engine, &run_id).await {
-                removed = Err(e);
-            }
-        }
-        removed
+        remove_run_everywhere(&engines, &run_id).await
     };
     if let Err(e) = dir.close().await {
         eprintln!("warning: closing the results store: {e:#}");
@@ -626,6 +604,37 @@ async fn run(args: RunArgs, stacks: Option<&Path>) -> Result<Verdict, Failure> {
         return Ok(Verdict::CellsFailed);
     }
     Ok(verdict)
+}
+
+/// Says, for a run over several engines, how its instances are placed on them.
+fn say_engines(engines: &[Engine], parallel: usize, cells: usize) {
+    if engines.len() < 2 {
+        return;
+    }
+    let n = runner::instances(parallel, engines.len(), cells);
+    let each: Vec<String> = engines
+        .iter()
+        .map(|e| {
+            let remote = if e.local { "" } else { ", remote" };
+            format!("{} (API {}{remote})", e.url, e.api_version)
+        })
+        .collect();
+    eprintln!(
+        "racy-matrix: {n} stack instances over {} engines, in turn: {}",
+        engines.len(),
+        each.join(", ")
+    );
+}
+
+/// Removes everything of one run from every engine it ran on (see `remove_run`).
+async fn remove_run_everywhere(engines: &[Engine], run_id: &RunId) -> Result<(), Failure> {
+    let mut removed = Ok(());
+    for engine in engines {
+        if let Err(e) = remove_run(engine, run_id).await {
+            removed = Err(e);
+        }
+    }
+    removed
 }
 
 /// The run directory of a `run`: the one `--resume` names (checked against the matrix,
