@@ -240,17 +240,46 @@ impl Timings {
     }
 }
 
+/// How an endpoint serves a burst, as its measured cells say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// Its requests are served as many at once as the stack has handlers: the model's
+    /// rounds (see [`burst_estimate_s`]).
+    Parallel,
+    /// One after another whatever the handlers, e.g. each waits for a row lock the one
+    /// before holds across its window: rounds as if the stack had one handler.
+    Serial,
+}
+
+impl Shape {
+    /// The model's burst estimate of `cell` for this shape.
+    pub fn burst_estimate_s(self, requests: u32, cell: &Cell, handlers: Option<u64>) -> f64 {
+        match self {
+            Shape::Parallel => burst_estimate_s(requests, cell, handlers),
+            Shape::Serial => burst_estimate_s(requests, cell, Some(1)),
+        }
+    }
+}
+
+/// What the fit learnt of one endpoint.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EndpointFit {
+    /// How its bursts are served.
+    pub shape: Shape,
+    /// How much longer (above 1) or shorter its bursts are than the model's burst term
+    /// of that shape says. One whose requests skip the window (get_or_create when its
+    /// get finds the row) takes a fraction of it.
+    pub factor: f64,
+}
+
 /// How a fit came out: the constants, and how many samples each rests on.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Fit {
     /// The fitted constants (the defaults where no sample informs one).
     pub model: Model,
-    /// By endpoint: how much longer (above 1) or shorter its bursts are than the model's
-    /// burst term says, fitted to its measured cells. An endpoint that serializes the
-    /// burst (row locking) takes about `workers` times the estimate, one whose requests
-    /// skip the window (get_or_create when its get finds the row) a fraction of it. An
-    /// endpoint with no measured cell has none: 1.
-    pub endpoints: BTreeMap<String, f64>,
+    /// By endpoint, its shape and factor, fitted to its measured cells. An endpoint
+    /// with no measured cell has none: parallel, 1.
+    pub endpoints: BTreeMap<String, EndpointFit>,
     /// Samples behind `start_s`, `restart_s`, `live_s`.
     pub setups: [usize; 3],
     /// Cells behind `burst_scale` and `repetition_s`.
@@ -264,20 +293,23 @@ pub struct Fit {
 ///   the stack and the services it recreates: the least-squares constant is the mean of
 ///   the measured setups of that kind (a start that also built images counts as one);
 /// - a repetition takes `burst_scale × burst_estimate + repetition_s`: linear in the
-///   model's burst estimate, one scale for every stack and endpoint (an endpoint without
-///   a read→write window, which the estimate charges the delay anyway, pulls the scale
-///   down for all), with errors independent and of equal variance, one point per cell
-///   (its mean seconds per repetition), fitted by ordinary least squares;
+///   model's burst estimate, one scale for every stack and endpoint, with errors
+///   independent and of equal variance, one point per cell (its mean seconds per
+///   repetition), fitted by ordinary least squares;
 /// - neither constant is negative: when the unconstrained line would give a negative
 ///   overhead the line goes through the origin, and a negative scale becomes 0 with
 ///   the mean as overhead; with fewer than two distinct estimates only the overhead is
 ///   fitted (the scale stays 1);
-/// - then, per endpoint, what the one scale misses: a factor `r` on the burst term of
-///   that endpoint's cells, `y = r × scale × x + overhead`, fitted by least squares
-///   through the origin on `y − overhead` against `scale × x` (`r = Σ x'y' / Σ x'²`,
-///   never negative). It assumes an endpoint's bursts keep their shape across the
-///   cells' settings (a burst that serializes does so at every worker count), so a cell
-///   of that endpoint never measured is estimated from those that were.
+/// - an endpoint serves its bursts in one shape at every setting, [`Shape::Parallel`]
+///   or [`Shape::Serial`]. With the line fitted to every cell as parallel, each
+///   endpoint takes the shape whose burst term, times a factor of its own, leaves the
+///   smaller sum of squared residuals: `y − overhead = r × scale × x_shape`, through the
+///   origin, `r = Σ x'y' / Σ x'²`, never negative. Only cells run at different handler
+///   counts tell the shapes apart; when they leave equal sums the endpoint stays
+///   parallel. The line is then fitted once more with each cell's estimate in its
+///   endpoint's shape (a serializing endpoint no longer bends the scale of the others),
+///   and the factors again against it. A cell of an endpoint never measured at its
+///   setting is estimated from those that were, in the endpoint's shape.
 pub fn fit(timings: &Timings, handlers: &dyn Fn(&Cell) -> Option<u64>) -> Fit {
     let defaults = Model::default();
     let mut model = defaults;
@@ -302,30 +334,69 @@ pub fn fit(timings: &Timings, handlers: &dyn Fn(&Cell) -> Option<u64>) -> Fit {
             _ => model.live_s = mean,
         }
     }
-    let points: Vec<(f64, f64)> = timings
+    // each sample: its endpoint, its estimate in both shapes, its seconds per repetition
+    let points: Vec<(&str, [f64; 2], f64)> = timings
         .samples()
         .map(|s| {
-            let x = burst_estimate_s(s.requests, &s.cell, handlers(&s.cell));
-            (x, s.per_repetition_s())
+            let h = handlers(&s.cell);
+            let x = [Shape::Parallel, Shape::Serial]
+                .map(|shape| shape.burst_estimate_s(s.requests, &s.cell, h));
+            (s.cell.endpoint(), x, s.per_repetition_s())
         })
         .collect();
-    if let Some((scale, overhead)) = line(&points) {
+    let xy = |p: &(&str, [f64; 2], f64), shape: Shape| (p.1[shape as usize], p.2);
+    let all_parallel: Vec<(f64, f64)> = points.iter().map(|p| xy(p, Shape::Parallel)).collect();
+    if let Some((scale, overhead)) = line(&all_parallel) {
         model.burst_scale = scale;
         model.repetition_s = overhead;
     }
-    // Σ x'y' and Σ x'² by endpoint
-    let mut sums: BTreeMap<String, (f64, f64)> = BTreeMap::new();
-    for s in timings.samples() {
-        let x = model.burst_scale * burst_estimate_s(s.requests, &s.cell, handlers(&s.cell));
-        let y = s.per_repetition_s() - model.repetition_s;
-        let e = sums.entry(s.cell.endpoint().to_string()).or_default();
-        e.0 += x * y;
-        e.1 += x * x;
+    // the factor through the origin and its sum of squared residuals, for one endpoint
+    // in one shape against the line in `model`
+    let factor = |model: &Model, name: &str, shape: Shape| -> Option<(f64, f64)> {
+        let pts: Vec<(f64, f64)> = points
+            .iter()
+            .filter(|p| p.0 == name)
+            .map(|p| {
+                let (x, y) = xy(p, shape);
+                (model.burst_scale * x, y - model.repetition_s)
+            })
+            .collect();
+        let sxx: f64 = pts.iter().map(|(x, _)| x * x).sum();
+        if sxx <= 1e-12 {
+            return None;
+        }
+        let r = (pts.iter().map(|(x, y)| x * y).sum::<f64>() / sxx).max(0.0);
+        let rss = pts.iter().map(|(x, y)| (y - r * x).powi(2)).sum();
+        Some((r, rss))
+    };
+    let names: std::collections::BTreeSet<&str> = points.iter().map(|p| p.0).collect();
+    let shapes: BTreeMap<&str, Shape> = names
+        .iter()
+        .map(|&name| {
+            let par = factor(&model, name, Shape::Parallel).map(|f| f.1);
+            let ser = factor(&model, name, Shape::Serial).map(|f| f.1);
+            // serial only when it fits clearly better: equal sums (cells at one handler
+            // count, or rounding) keep the model's own shape
+            let shape = match (par, ser) {
+                (Some(p), Some(s)) if s < p - 1e-9 * (1.0 + p) => Shape::Serial,
+                _ => Shape::Parallel,
+            };
+            (name, shape)
+        })
+        .collect();
+    if shapes.values().any(|s| *s == Shape::Serial) {
+        let shaped: Vec<(f64, f64)> = points.iter().map(|p| xy(p, shapes[p.0])).collect();
+        if let Some((scale, overhead)) = line(&shaped) {
+            model.burst_scale = scale;
+            model.repetition_s = overhead;
+        }
     }
-    let endpoints = sums
-        .into_iter()
-        .filter(|(_, (_, xx))| *xx > 1e-12)
-        .map(|(name, (xy, xx))| (name, (xy / xx).max(0.0)))
+    let endpoints = shapes
+        .iter()
+        .filter_map(|(&name, &shape)| {
+            let (factor, _) = factor(&model, name, shape)?;
+            Some((name.to_string(), EndpointFit { shape, factor }))
+        })
         .collect();
     Fit {
         model,
@@ -337,10 +408,18 @@ pub fn fit(timings: &Timings, handlers: &dyn Fn(&Cell) -> Option<u64>) -> Fit {
 
 impl Fit {
     /// Estimated seconds of one repetition of `cell` with `requests` requests: the
-    /// model's, its burst term scaled by the cell's endpoint's factor.
+    /// model's, its burst term in the shape of the cell's endpoint and scaled by its
+    /// factor.
     pub fn repetition_estimate_s(&self, requests: u32, cell: &Cell, handlers: Option<u64>) -> f64 {
-        let r = self.endpoints.get(cell.endpoint()).copied().unwrap_or(1.0);
-        r * self.model.burst_scale * burst_estimate_s(requests, cell, handlers)
+        let e = self
+            .endpoints
+            .get(cell.endpoint())
+            .copied()
+            .unwrap_or(EndpointFit {
+                shape: Shape::Parallel,
+                factor: 1.0,
+            });
+        e.factor * self.model.burst_scale * e.shape.burst_estimate_s(requests, cell, handlers)
             + self.model.repetition_s
     }
 }
@@ -582,7 +661,7 @@ mod tests {
             "{f:?}"
         );
         // one endpoint for all (these cells name none): the one scale fits it, factor 1
-        assert!((f.endpoints[""] - 1.0).abs() < 1e-9, "{f:?}");
+        assert!((f.endpoints[""].factor - 1.0).abs() < 1e-9, "{f:?}");
         // no measurement: the defaults
         assert_eq!(fit(&Timings::default(), &|_| None).model, Model::default());
         assert!(fit(&Timings::default(), &|_| None).endpoints.is_empty());
@@ -615,14 +694,70 @@ mod tests {
         let f = fit(&t, &|_| None);
         assert!((f.model.burst_scale - 2.0).abs() < 1e-9, "{f:?}");
         assert!((f.model.repetition_s - 0.4).abs() < 1e-9, "{f:?}");
-        assert!((f.endpoints["a"] - 2.32 / 4.42).abs() < 1e-9, "{f:?}");
-        assert!((f.endpoints["b"] - 3.1 / 2.1).abs() < 1e-9, "{f:?}");
+        assert!(
+            (f.endpoints["a"].factor - 2.32 / 4.42).abs() < 1e-9,
+            "{f:?}"
+        );
+        assert!((f.endpoints["b"].factor - 3.1 / 2.1).abs() < 1e-9, "{f:?}");
         let unmeasured = on("b", "2000");
         let want = 3.1 / 2.1 * 2.0 * 2.05 + 0.4;
         assert!((f.repetition_estimate_s(1, &unmeasured, None) - want).abs() < 1e-9);
         // an endpoint no run measured keeps the one scale
         let other = on("c", "2000");
         assert!((f.repetition_estimate_s(1, &other, None) - (2.0 * 2.05 + 0.4)).abs() < 1e-9);
+    }
+
+    /// A third case worked by hand: an endpoint that serializes its burst, told apart
+    /// by cells at two handler counts. Two requests per repetition, 1000 ms each, run
+    /// with 1 and 2 handlers (the workers axis), 2 repetitions, no setup. The true
+    /// model: scale 1, overhead 0.5 s; `a` serves both requests at once, `b` one after
+    /// the other. Estimates (parallel, serial): 1 handler (2.05, 2.05), 2 handlers
+    /// (1.05, 2.05); they took a: 2.55 and 1.55 s, b: 2.55 and 2.55 s.
+    ///   The line on the parallel estimates: mean x = 1.55, mean y = 2.3, Sxx = 1,
+    ///   Sxy = 0.5: scale 0.5, overhead 2.3 − 0.775 = 1.525. Against it, y' = y − 1.525:
+    ///   b parallel: x' = 1.025, 0.525, r = 1.58875 / 1.32625, rss 0.198;
+    ///   b serial: x' = 1.025, 1.025, y' = 1.025, 1.025: r = 1, rss 0 → serial;
+    ///   a parallel rss 0.198, serial (x' = 1.025, 1.025, y' = 1.025, 0.025) 0.5 →
+    ///   parallel.
+    ///   The line again on a's parallel and b's serial estimates: x = 2.05, 1.05, 2.05,
+    ///   2.05 against y = 2.55, 1.55, 2.55, 2.55: scale 1, overhead 0.5; both factors 1.
+    /// A cell of b never measured (4 handlers, 2000 ms) takes 2 × 2 + 0.05 + 0.5 = 4.55 s
+    /// per repetition, where the parallel shape would say 2.55.
+    #[test]
+    fn an_endpoint_that_serializes_is_told_apart() {
+        let on = |endpoint: &str, workers: u32, delay: &str| {
+            let mut c = cell(workers, delay);
+            c.axes.insert("endpoint".into(), endpoint.into());
+            c
+        };
+        let two = |c: Cell, seconds: f64| Sample {
+            requests: 2,
+            ..sample(c, 2, seconds, Setup::None, 0.0)
+        };
+        let t = Timings::from_samples([
+            two(on("a", 1, "1000"), 2.0 * 2.55),
+            two(on("a", 2, "1000"), 2.0 * 1.55),
+            two(on("b", 1, "1000"), 2.0 * 2.55),
+            two(on("b", 2, "1000"), 2.0 * 2.55),
+        ]);
+        let workers = |c: &Cell| c.get("workers").and_then(|w| w.parse().ok());
+        let f = fit(&t, &workers);
+        assert_eq!(f.endpoints["a"].shape, Shape::Parallel, "{f:?}");
+        assert_eq!(f.endpoints["b"].shape, Shape::Serial, "{f:?}");
+        assert!((f.model.burst_scale - 1.0).abs() < 1e-9, "{f:?}");
+        assert!((f.model.repetition_s - 0.5).abs() < 1e-9, "{f:?}");
+        assert!((f.endpoints["a"].factor - 1.0).abs() < 1e-9, "{f:?}");
+        assert!((f.endpoints["b"].factor - 1.0).abs() < 1e-9, "{f:?}");
+        let unmeasured = on("b", 4, "2000");
+        let est = f.repetition_estimate_s(2, &unmeasured, workers(&unmeasured));
+        assert!((est - 4.55).abs() < 1e-9, "{est}");
+        // cells at one handler count cannot tell the shapes apart: parallel stays
+        let t = Timings::from_samples([
+            two(on("b", 2, "1000"), 2.0 * 2.55),
+            two(on("b", 2, "2000"), 2.0 * 4.55),
+        ]);
+        let f = fit(&t, &workers);
+        assert_eq!(f.endpoints["b"].shape, Shape::Parallel, "{f:?}");
     }
 
     #[test]

@@ -194,13 +194,16 @@ pub fn render_timings(cells: &[Cell], timings: &Timings, costs: &Costs) -> Strin
     let factors: Vec<String> = f
         .endpoints
         .iter()
-        .filter(|(_, r)| (**r - 1.0).abs() >= 0.1)
-        .map(|(e, r)| format!("{e} {r:.2}"))
+        .filter(|(_, e)| e.shape == crate::cost::Shape::Serial || (e.factor - 1.0).abs() >= 0.1)
+        .map(|(name, e)| match e.shape {
+            crate::cost::Shape::Serial => format!("{name} {:.2} (serial)", e.factor),
+            crate::cost::Shape::Parallel => format!("{name} {:.2}", e.factor),
+        })
         .collect();
     if !factors.is_empty() {
         let _ = writeln!(
             out,
-            "model fitted: bursts of {} endpoints scaled by their own factor: {}",
+            "model fitted: bursts of {} endpoints in their own shape and factor: {}",
             factors.len(),
             factors.join(", ")
         );
