@@ -81,6 +81,30 @@ pub fn burst_estimate_s(requests: u32, cell: &Cell, handlers: Option<u64>) -> f6
     (wait + rounds * mean) / 1000.0 + 0.05
 }
 
+/// What the estimate of a cell needs from its stack.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Traits {
+    /// Requests served at once (see [`handlers_of`]).
+    pub handlers: Option<u64>,
+    /// What the cell's endpoint does with the window, as the stack declares it.
+    pub window: Shape,
+}
+
+/// The traits of `cell` in `catalog`: its stack's handlers with the cell's variables, and
+/// its endpoint's declared window (parallel when the stack does not say).
+pub fn traits_of(cell: &Cell, amount: i64, catalog: &StackCatalog) -> Traits {
+    let window = catalog
+        .stacks
+        .get(&cell.stack)
+        .and_then(|s| s.driver.endpoints.get(cell.endpoint()))
+        .map(|e| e.window)
+        .unwrap_or_default();
+    Traits {
+        handlers: handlers_of(cell, amount, catalog),
+        window,
+    }
+}
+
 /// How many requests `cell`'s stack serves at once: its `x-racy.handlers` interpolated
 /// with the cell's variables (the stack's defaults for the rest); `None` when the stack is
 /// not in `catalog` or declares no handlers.
@@ -137,12 +161,6 @@ impl Model {
             Setup::Live => self.live_s,
             Setup::None => 0.0,
         }
-    }
-
-    /// Estimated seconds of one repetition of `cell` with `requests` requests, its stack
-    /// serving `handlers` at once (see [`burst_estimate_s`]).
-    pub fn repetition_estimate_s(&self, requests: u32, cell: &Cell, handlers: Option<u64>) -> f64 {
-        self.burst_scale * burst_estimate_s(requests, cell, handlers) + self.repetition_s
     }
 }
 
@@ -240,23 +258,46 @@ impl Timings {
     }
 }
 
-/// How an endpoint serves a burst, as its measured cells say.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What an endpoint does with a request's read→write window (`delay_ms`): how a burst's
+/// windows add up. A stack may declare it per endpoint (`window:`); measured cells
+/// correct it (see [`fit`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Shape {
-    /// Its requests are served as many at once as the stack has handlers: the model's
+    /// The windows overlap, as many at once as the stack has handlers: the model's
     /// rounds (see [`burst_estimate_s`]).
+    #[default]
     Parallel,
-    /// One after another whatever the handlers, e.g. each waits for a row lock the one
-    /// before holds across its window: rounds as if the stack had one handler.
+    /// One after another whatever the handlers, e.g. each request waits for a row lock
+    /// the one before holds across its window: rounds as if the stack had one handler.
     Serial,
+    /// No window: the endpoint does not wait `delay_ms` (the burst costs its spacing).
+    Ignored,
 }
 
 impl Shape {
+    /// The three, in the order a tie between them is broken after the declared one.
+    pub const ALL: [Shape; 3] = [Shape::Parallel, Shape::Serial, Shape::Ignored];
+
     /// The model's burst estimate of `cell` for this shape.
     pub fn burst_estimate_s(self, requests: u32, cell: &Cell, handlers: Option<u64>) -> f64 {
         match self {
             Shape::Parallel => burst_estimate_s(requests, cell, handlers),
             Shape::Serial => burst_estimate_s(requests, cell, Some(1)),
+            Shape::Ignored => {
+                let mut none = cell.clone();
+                none.axes.insert("delay_ms".into(), "0".into());
+                burst_estimate_s(requests, &none, handlers)
+            }
+        }
+    }
+
+    /// The word a stack file and `plan` use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Shape::Parallel => "parallel",
+            Shape::Serial => "serial",
+            Shape::Ignored => "ignored",
         }
     }
 }
@@ -278,7 +319,7 @@ pub struct Fit {
     /// The fitted constants (the defaults where no sample informs one).
     pub model: Model,
     /// By endpoint, its shape and factor, fitted to its measured cells. An endpoint
-    /// with no measured cell has none: parallel, 1.
+    /// with no measured cell has none: its declared shape, factor 1.
     pub endpoints: BTreeMap<String, EndpointFit>,
     /// Samples behind `start_s`, `restart_s`, `live_s`.
     pub setups: [usize; 3],
@@ -300,17 +341,18 @@ pub struct Fit {
 ///   overhead the line goes through the origin, and a negative scale becomes 0 with
 ///   the mean as overhead; with fewer than two distinct estimates only the overhead is
 ///   fitted (the scale stays 1);
-/// - an endpoint serves its bursts in one shape at every setting, [`Shape::Parallel`]
-///   or [`Shape::Serial`]. With the line fitted to every cell as parallel, each
+/// - an endpoint serves its bursts in one [`Shape`] at every setting. The line is
+///   fitted with each cell's estimate in its endpoint's declared shape; then each
 ///   endpoint takes the shape whose burst term, times a factor of its own, leaves the
-///   smaller sum of squared residuals: `y − overhead = r × scale × x_shape`, through the
-///   origin, `r = Σ x'y' / Σ x'²`, never negative. Only cells run at different handler
-///   counts tell the shapes apart; when they leave equal sums the endpoint stays
-///   parallel. The line is then fitted once more with each cell's estimate in its
-///   endpoint's shape (a serializing endpoint no longer bends the scale of the others),
-///   and the factors again against it. A cell of an endpoint never measured at its
-///   setting is estimated from those that were, in the endpoint's shape.
-pub fn fit(timings: &Timings, handlers: &dyn Fn(&Cell) -> Option<u64>) -> Fit {
+///   smallest sum of squared residuals: `y − overhead = r × scale × x_shape`, through
+///   the origin, `r = Σ x'y' / Σ x'²`, never negative. Only cells run at different
+///   handler counts tell parallel from serial, and only cells at different windows tell
+///   either from ignored; shapes that leave equal sums keep the declared one. When an
+///   endpoint's shape changed, the line is fitted once more in the new shapes (a
+///   serializing endpoint no longer bends the scale of the others), and the factors
+///   again against it. A cell of an endpoint never measured at its setting is
+///   estimated from those that were, in the endpoint's shape.
+pub fn fit(timings: &Timings, traits: &dyn Fn(&Cell) -> Traits) -> Fit {
     let defaults = Model::default();
     let mut model = defaults;
     let mut setups = [0; 3];
@@ -334,19 +376,21 @@ pub fn fit(timings: &Timings, handlers: &dyn Fn(&Cell) -> Option<u64>) -> Fit {
             _ => model.live_s = mean,
         }
     }
-    // each sample: its endpoint, its estimate in both shapes, its seconds per repetition
-    let points: Vec<(&str, [f64; 2], f64)> = timings
+    // each sample: its endpoint, its estimate in every shape, its seconds per
+    // repetition; and each endpoint's declared shape
+    let mut declared: BTreeMap<&str, Shape> = BTreeMap::new();
+    let points: Vec<(&str, [f64; 3], f64)> = timings
         .samples()
         .map(|s| {
-            let h = handlers(&s.cell);
-            let x = [Shape::Parallel, Shape::Serial]
-                .map(|shape| shape.burst_estimate_s(s.requests, &s.cell, h));
+            let t = traits(&s.cell);
+            declared.insert(s.cell.endpoint(), t.window);
+            let x = Shape::ALL.map(|shape| shape.burst_estimate_s(s.requests, &s.cell, t.handlers));
             (s.cell.endpoint(), x, s.per_repetition_s())
         })
         .collect();
-    let xy = |p: &(&str, [f64; 2], f64), shape: Shape| (p.1[shape as usize], p.2);
-    let all_parallel: Vec<(f64, f64)> = points.iter().map(|p| xy(p, Shape::Parallel)).collect();
-    if let Some((scale, overhead)) = line(&all_parallel) {
+    let xy = |p: &(&str, [f64; 3], f64), shape: Shape| (p.1[shape as usize], p.2);
+    let as_declared: Vec<(f64, f64)> = points.iter().map(|p| xy(p, declared[p.0])).collect();
+    if let Some((scale, overhead)) = line(&as_declared) {
         model.burst_scale = scale;
         model.repetition_s = overhead;
     }
@@ -369,22 +413,25 @@ pub fn fit(timings: &Timings, handlers: &dyn Fn(&Cell) -> Option<u64>) -> Fit {
         let rss = pts.iter().map(|(x, y)| (y - r * x).powi(2)).sum();
         Some((r, rss))
     };
-    let names: std::collections::BTreeSet<&str> = points.iter().map(|p| p.0).collect();
-    let shapes: BTreeMap<&str, Shape> = names
+    let shapes: BTreeMap<&str, Shape> = declared
         .iter()
-        .map(|&name| {
-            let par = factor(&model, name, Shape::Parallel).map(|f| f.1);
-            let ser = factor(&model, name, Shape::Serial).map(|f| f.1);
-            // serial only when it fits clearly better: equal sums (cells at one handler
-            // count, or rounding) keep the model's own shape
-            let shape = match (par, ser) {
-                (Some(p), Some(s)) if s < p - 1e-9 * (1.0 + p) => Shape::Serial,
-                _ => Shape::Parallel,
-            };
-            (name, shape)
+        .map(|(&name, &own)| {
+            // another shape only when it fits clearly better: equal sums (cells at one
+            // handler count and one window, or rounding) keep the declared shape
+            let mut best = (own, factor(&model, name, own).map(|f| f.1));
+            for shape in Shape::ALL {
+                let Some(rss) = factor(&model, name, shape).map(|f| f.1) else {
+                    continue;
+                };
+                match best.1 {
+                    Some(b) if rss >= b - 1e-9 * (1.0 + b) => {}
+                    _ => best = (shape, Some(rss)),
+                }
+            }
+            (name, best.0)
         })
         .collect();
-    if shapes.values().any(|s| *s == Shape::Serial) {
+    if shapes.iter().any(|(name, shape)| declared[name] != *shape) {
         let shaped: Vec<(f64, f64)> = points.iter().map(|p| xy(p, shapes[p.0])).collect();
         if let Some((scale, overhead)) = line(&shaped) {
             model.burst_scale = scale;
@@ -408,18 +455,20 @@ pub fn fit(timings: &Timings, handlers: &dyn Fn(&Cell) -> Option<u64>) -> Fit {
 
 impl Fit {
     /// Estimated seconds of one repetition of `cell` with `requests` requests: the
-    /// model's, its burst term in the shape of the cell's endpoint and scaled by its
-    /// factor.
-    pub fn repetition_estimate_s(&self, requests: u32, cell: &Cell, handlers: Option<u64>) -> f64 {
+    /// model's, its burst term in the shape of the cell's endpoint (the fitted one, else
+    /// the declared one) and scaled by its factor.
+    pub fn repetition_estimate_s(&self, requests: u32, cell: &Cell, traits: Traits) -> f64 {
         let e = self
             .endpoints
             .get(cell.endpoint())
             .copied()
             .unwrap_or(EndpointFit {
-                shape: Shape::Parallel,
+                shape: traits.window,
                 factor: 1.0,
             });
-        e.factor * self.model.burst_scale * e.shape.burst_estimate_s(requests, cell, handlers)
+        e.factor
+            * self.model.burst_scale
+            * e.shape.burst_estimate_s(requests, cell, traits.handlers)
             + self.model.repetition_s
     }
 }
@@ -466,8 +515,8 @@ pub struct Costs<'a> {
     /// The variables whose change needs a setup (a restart or a live change), by stack:
     /// cells that differ in none of them follow each other for free.
     setup_vars: BTreeMap<String, std::collections::BTreeSet<String>>,
-    /// Requests served at once, by stack and variables (see [`Costs::handlers`]).
-    handlers: std::sync::Mutex<BTreeMap<String, Option<u64>>>,
+    /// Traits by stack and variables (see [`Costs::traits`]).
+    traits: std::sync::Mutex<BTreeMap<String, Traits>>,
 }
 
 impl<'a> Costs<'a> {
@@ -496,21 +545,20 @@ impl<'a> Costs<'a> {
         Costs {
             matrix,
             catalog,
-            fit: fit(timings, &|c| handlers_of(c, matrix.amount, catalog)),
+            fit: fit(timings, &|c| traits_of(c, matrix.amount, catalog)),
             measured,
             setup_vars,
-            handlers: Default::default(),
+            traits: Default::default(),
         }
     }
 
-    /// How many requests the cell's stack serves at once (see [`handlers_of`]), worked
-    /// out once per stack and variables.
-    fn handlers(&self, cell: &Cell) -> Option<u64> {
+    /// The cell's traits (see [`traits_of`]), worked out once per stack and variables.
+    fn traits(&self, cell: &Cell) -> Traits {
         let key = format!("{}\u{0}{:?}", cell.stack, cell.axes);
-        let mut known = self.handlers.lock().expect("handlers");
+        let mut known = self.traits.lock().expect("traits");
         *known
             .entry(key)
-            .or_insert_with(|| handlers_of(cell, self.matrix.amount, self.catalog))
+            .or_insert_with(|| traits_of(cell, self.matrix.amount, self.catalog))
     }
 
     /// Whether the cell's time comes from a measurement.
@@ -524,7 +572,7 @@ impl<'a> Costs<'a> {
             Some(&s) => s,
             None => self
                 .fit
-                .repetition_estimate_s(self.matrix.requests, cell, self.handlers(cell)),
+                .repetition_estimate_s(self.matrix.requests, cell, self.traits(cell)),
         };
         f64::from(self.matrix.repetitions) * per
     }
@@ -583,6 +631,12 @@ mod tests {
         }
     }
 
+    /// A stack that declares no handlers and no window.
+    const PLAIN: Traits = Traits {
+        handlers: None,
+        window: Shape::Parallel,
+    };
+
     fn sample(c: Cell, reps: u32, seconds: f64, setup: Setup, setup_seconds: f64) -> Sample {
         Sample {
             cell: c,
@@ -631,6 +685,12 @@ mod tests {
             axes: BTreeMap::new(),
         };
         assert_eq!(handlers_of(&unknown, 100, &catalog), None);
+        // the endpoint's window as the lab declares it, parallel where it says nothing
+        let window = |e: &str| traits_of(&at(&[("endpoint", e)]), 100, &catalog).window;
+        assert_eq!(window("row_locking_atomic_long_delay"), Shape::Serial);
+        assert_eq!(window("atomic_no_delay"), Shape::Ignored);
+        assert_eq!(window("atomic_long_delay"), Shape::Parallel);
+        assert_eq!(traits_of(&unknown, 100, &catalog).window, Shape::Parallel);
     }
 
     /// A case worked by hand. One request per repetition, one worker, so the model's
@@ -649,7 +709,7 @@ mod tests {
             sample(cell(1, "1000"), 2, 14.0 + 2.0 * 2.0, Setup::Start, 14.0),
             sample(cell(1, "2000"), 2, 2.5 + 2.0 * 4.0, Setup::Restart, 2.5),
         ]);
-        let f = fit(&t, &|_| None);
+        let f = fit(&t, &|_| PLAIN);
         assert_eq!(f.setups, [2, 1, 0]);
         assert_eq!(f.cells, 3);
         assert!((f.model.start_s - 12.0).abs() < 1e-9, "{f:?}");
@@ -663,8 +723,8 @@ mod tests {
         // one endpoint for all (these cells name none): the one scale fits it, factor 1
         assert!((f.endpoints[""].factor - 1.0).abs() < 1e-9, "{f:?}");
         // no measurement: the defaults
-        assert_eq!(fit(&Timings::default(), &|_| None).model, Model::default());
-        assert!(fit(&Timings::default(), &|_| None).endpoints.is_empty());
+        assert_eq!(fit(&Timings::default(), &|_| PLAIN).model, Model::default());
+        assert!(fit(&Timings::default(), &|_| PLAIN).endpoints.is_empty());
     }
 
     /// A second case worked by hand: two endpoints on the same line of the model, one of
@@ -691,7 +751,7 @@ mod tests {
             sample(on("a", "1000"), 2, 3.0, Setup::None, 0.0),
             sample(on("b", "1000"), 2, 7.0, Setup::None, 0.0),
         ]);
-        let f = fit(&t, &|_| None);
+        let f = fit(&t, &|_| PLAIN);
         assert!((f.model.burst_scale - 2.0).abs() < 1e-9, "{f:?}");
         assert!((f.model.repetition_s - 0.4).abs() < 1e-9, "{f:?}");
         assert!(
@@ -701,10 +761,10 @@ mod tests {
         assert!((f.endpoints["b"].factor - 3.1 / 2.1).abs() < 1e-9, "{f:?}");
         let unmeasured = on("b", "2000");
         let want = 3.1 / 2.1 * 2.0 * 2.05 + 0.4;
-        assert!((f.repetition_estimate_s(1, &unmeasured, None) - want).abs() < 1e-9);
+        assert!((f.repetition_estimate_s(1, &unmeasured, PLAIN) - want).abs() < 1e-9);
         // an endpoint no run measured keeps the one scale
         let other = on("c", "2000");
-        assert!((f.repetition_estimate_s(1, &other, None) - (2.0 * 2.05 + 0.4)).abs() < 1e-9);
+        assert!((f.repetition_estimate_s(1, &other, PLAIN) - (2.0 * 2.05 + 0.4)).abs() < 1e-9);
     }
 
     /// A third case worked by hand: an endpoint that serializes its burst, told apart
@@ -716,7 +776,8 @@ mod tests {
     ///   The line on the parallel estimates: mean x = 1.55, mean y = 2.3, Sxx = 1,
     ///   Sxy = 0.5: scale 0.5, overhead 2.3 − 0.775 = 1.525. Against it, y' = y − 1.525:
     ///   b parallel: x' = 1.025, 0.525, r = 1.58875 / 1.32625, rss 0.198;
-    ///   b serial: x' = 1.025, 1.025, y' = 1.025, 1.025: r = 1, rss 0 → serial;
+    ///   b serial: x' = 1.025, 1.025, y' = 1.025, 1.025: r = 1, rss 0 → serial (ignored,
+    ///   x' = 0.025 twice, fits as well with r = 41, but serial comes first);
     ///   a parallel rss 0.198, serial (x' = 1.025, 1.025, y' = 1.025, 0.025) 0.5 →
     ///   parallel.
     ///   The line again on a's parallel and b's serial estimates: x = 2.05, 1.05, 2.05,
@@ -740,7 +801,10 @@ mod tests {
             two(on("b", 1, "1000"), 2.0 * 2.55),
             two(on("b", 2, "1000"), 2.0 * 2.55),
         ]);
-        let workers = |c: &Cell| c.get("workers").and_then(|w| w.parse().ok());
+        let workers = |c: &Cell| Traits {
+            handlers: c.get("workers").and_then(|w| w.parse().ok()),
+            window: Shape::Parallel,
+        };
         let f = fit(&t, &workers);
         assert_eq!(f.endpoints["a"].shape, Shape::Parallel, "{f:?}");
         assert_eq!(f.endpoints["b"].shape, Shape::Serial, "{f:?}");
@@ -751,6 +815,16 @@ mod tests {
         let unmeasured = on("b", 4, "2000");
         let est = f.repetition_estimate_s(2, &unmeasured, workers(&unmeasured));
         assert!((est - 4.55).abs() < 1e-9, "{est}");
+        // an endpoint no run measured: its declared shape, or parallel
+        let c = on("c", 4, "2000");
+        let declared = |window| Traits {
+            handlers: Some(4),
+            window,
+        };
+        let est = |w| f.repetition_estimate_s(2, &c, declared(w));
+        assert!((est(Shape::Parallel) - 2.55).abs() < 1e-9);
+        assert!((est(Shape::Serial) - 4.55).abs() < 1e-9);
+        assert!((est(Shape::Ignored) - 0.55).abs() < 1e-9);
         // cells at one handler count cannot tell the shapes apart: parallel stays
         let t = Timings::from_samples([
             two(on("b", 2, "1000"), 2.0 * 2.55),

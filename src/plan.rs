@@ -7,7 +7,7 @@ use std::fmt::Write;
 
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 
-use crate::cost::{Costs, Setup, Timings, setup};
+use crate::cost::{Costs, Setup, Shape, Timings, setup};
 use crate::matrix::{Cell, Matrix, Shard};
 use crate::shard::{self, Estimate};
 
@@ -194,10 +194,10 @@ pub fn render_timings(cells: &[Cell], timings: &Timings, costs: &Costs) -> Strin
     let factors: Vec<String> = f
         .endpoints
         .iter()
-        .filter(|(_, e)| e.shape == crate::cost::Shape::Serial || (e.factor - 1.0).abs() >= 0.1)
+        .filter(|(_, e)| e.shape != Shape::Parallel || (e.factor - 1.0).abs() >= 0.1)
         .map(|(name, e)| match e.shape {
-            crate::cost::Shape::Serial => format!("{name} {:.2} (serial)", e.factor),
-            crate::cost::Shape::Parallel => format!("{name} {:.2}", e.factor),
+            Shape::Parallel => format!("{name} {:.2}", e.factor),
+            other => format!("{name} {:.2} ({})", e.factor, other.name()),
         })
         .collect();
     if !factors.is_empty() {

@@ -102,6 +102,16 @@ pub struct Endpoint {
     /// of these profiles (a service with `profiles:` starts only when one is needed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub profiles: Vec<String>,
+    /// What it does with the request's read→write window (`delay_ms`), for time
+    /// estimates only: `parallel` (the default: a burst's windows overlap, as many at
+    /// once as the stack has handlers), `serial` (one after another: a lock held across
+    /// the window) or `ignored` (it has none). Runs given to `--timings` correct it.
+    #[serde(default, skip_serializing_if = "is_parallel")]
+    pub window: crate::cost::Shape,
+}
+
+fn is_parallel(w: &crate::cost::Shape) -> bool {
+    *w == crate::cost::Shape::Parallel
 }
 
 fn default_method() -> String {
@@ -1256,6 +1266,24 @@ services:
         let e = Stack::parse("t", Path::new("c.yaml"), &unclosed).unwrap_err();
         assert!(e.message.contains("unclosed"), "{e}");
         assert_eq!(e.line, 15, "{e}");
+    }
+
+    #[test]
+    fn an_endpoint_declares_its_window() {
+        let text = STACK.replace(
+            "    a: {path: /a/}",
+            "    a: {path: /a/}\n    b: {path: /b/, window: serial}\n    c: {path: /c/, window: ignored}",
+        );
+        let s = Stack::parse("t", Path::new("c.yaml"), &text).unwrap();
+        let window = |e: &str| s.driver.endpoints[e].window;
+        assert_eq!(window("a"), crate::cost::Shape::Parallel);
+        assert_eq!(window("b"), crate::cost::Shape::Serial);
+        assert_eq!(window("c"), crate::cost::Shape::Ignored);
+        // a word it does not know: located, with the choices
+        let bad = text.replace("window: serial", "window: serialized");
+        let e = Stack::parse("t", Path::new("c.yaml"), &bad).unwrap_err();
+        assert_eq!(e.line, 8, "{e}");
+        assert!(e.to_string().contains("parallel, serial"), "{e}");
     }
 
     #[test]
