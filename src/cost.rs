@@ -17,8 +17,12 @@ use crate::stack::StackCatalog;
 pub enum Setup {
     /// A fresh stack start: the instance's first cell, or a cell of another stack.
     Start,
-    /// Services recreated because a variable they use changed.
+    /// Services recreated because a variable they use changed, the database not among
+    /// them.
     Restart,
+    /// Services recreated, the database among them (a new, empty database to start).
+    #[serde(rename = "restart_database")]
+    RestartDatabase,
     /// Live changes only (Gunicorn's workers grown or shrunk in place).
     Live,
     /// Nothing: the previous cell's configuration serves.
@@ -47,14 +51,23 @@ pub fn setup(prev: Option<&Cell>, cell: &Cell, catalog: &StackCatalog) -> (Setup
             l.var, l.from, l.to, l.live.service
         ));
     }
-    let kind = if !recreated.is_empty() {
-        Setup::Restart
-    } else if !live.is_empty() {
+    let kind = if !live.is_empty() && recreated.is_empty() {
         Setup::Live
     } else {
-        Setup::None
+        restart_kind(stack, &recreated)
     };
     (kind, steps)
+}
+
+/// The setup that recreates `recreated` (none: nothing to do).
+pub fn restart_kind(stack: &crate::stack::Stack, recreated: &[String]) -> Setup {
+    if recreated.is_empty() {
+        Setup::None
+    } else if recreated.contains(&stack.driver.database.service) {
+        Setup::RestartDatabase
+    } else {
+        Setup::Restart
+    }
 }
 
 /// Estimated seconds of one repetition's burst of `requests`: launches spread by
@@ -123,8 +136,10 @@ pub fn handlers_of(cell: &Cell, amount: i64, catalog: &StackCatalog) -> Option<u
 pub struct Model {
     /// Bringing a stack up with its images present.
     pub start_s: f64,
-    /// Recreating a service and waiting until it is ready again.
+    /// Recreating services (not the database) and waiting until they are ready again.
     pub restart_s: f64,
+    /// The same with the database among them.
+    pub restart_database_s: f64,
     /// A live change (Gunicorn workers grown or shrunk in place).
     pub live_s: f64,
     /// Reset, observation and quiescence, per repetition.
@@ -145,6 +160,7 @@ impl Default for Model {
         Model {
             start_s: 2.2,
             restart_s: 1.3,
+            restart_database_s: 2.5,
             live_s: 0.3,
             repetition_s: 0.39,
             burst_scale: 0.64,
@@ -158,6 +174,7 @@ impl Model {
         match kind {
             Setup::Start => self.start_s,
             Setup::Restart => self.restart_s,
+            Setup::RestartDatabase => self.restart_database_s,
             Setup::Live => self.live_s,
             Setup::None => 0.0,
         }
@@ -321,8 +338,8 @@ pub struct Fit {
     /// By endpoint, its shape and factor, fitted to its measured cells. An endpoint
     /// with no measured cell has none: its declared shape, factor 1.
     pub endpoints: BTreeMap<String, EndpointFit>,
-    /// Samples behind `start_s`, `restart_s`, `live_s`.
-    pub setups: [usize; 3],
+    /// Samples behind `start_s`, `restart_s`, `restart_database_s`, `live_s`.
+    pub setups: [usize; 4],
     /// Cells behind `burst_scale` and `repetition_s`.
     pub cells: usize,
 }
@@ -355,10 +372,15 @@ pub struct Fit {
 pub fn fit(timings: &Timings, traits: &dyn Fn(&Cell) -> Traits) -> Fit {
     let defaults = Model::default();
     let mut model = defaults;
-    let mut setups = [0; 3];
-    for (i, kind) in [Setup::Start, Setup::Restart, Setup::Live]
-        .into_iter()
-        .enumerate()
+    let mut setups = [0; 4];
+    for (i, kind) in [
+        Setup::Start,
+        Setup::Restart,
+        Setup::RestartDatabase,
+        Setup::Live,
+    ]
+    .into_iter()
+    .enumerate()
     {
         let v: Vec<f64> = timings
             .samples()
@@ -373,6 +395,7 @@ pub fn fit(timings: &Timings, traits: &dyn Fn(&Cell) -> Traits) -> Fit {
         match kind {
             Setup::Start => model.start_s = mean,
             Setup::Restart => model.restart_s = mean,
+            Setup::RestartDatabase => model.restart_database_s = mean,
             _ => model.live_s = mean,
         }
     }
@@ -691,6 +714,24 @@ mod tests {
         assert_eq!(window("atomic_no_delay"), Shape::Ignored);
         assert_eq!(window("atomic_long_delay"), Shape::Parallel);
         assert_eq!(traits_of(&unknown, 100, &catalog).window, Shape::Parallel);
+        // a setup that recreates the database is a kind of its own: the lab's isolation
+        // recreates the app (and worker), MariaDB's snapshot_isolation the database too
+        let rc = at(&[
+            ("isolation", "read_committed"),
+            ("snapshot_isolation", "ON"),
+        ]);
+        let rr = at(&[
+            ("isolation", "repeatable_read"),
+            ("snapshot_isolation", "ON"),
+        ]);
+        let off = at(&[
+            ("isolation", "repeatable_read"),
+            ("snapshot_isolation", "OFF"),
+        ]);
+        assert_eq!(setup(Some(&rc), &rr, &catalog).0, Setup::Restart);
+        assert_eq!(setup(Some(&rr), &off, &catalog).0, Setup::RestartDatabase);
+        assert_eq!(setup(Some(&rr), &rr, &catalog).0, Setup::None);
+        assert_eq!(setup(None, &rr, &catalog).0, Setup::Start);
     }
 
     /// A case worked by hand. One request per repetition, one worker, so the model's
@@ -710,7 +751,7 @@ mod tests {
             sample(cell(1, "2000"), 2, 2.5 + 2.0 * 4.0, Setup::Restart, 2.5),
         ]);
         let f = fit(&t, &|_| PLAIN);
-        assert_eq!(f.setups, [2, 1, 0]);
+        assert_eq!(f.setups, [2, 1, 0, 0]);
         assert_eq!(f.cells, 3);
         assert!((f.model.start_s - 12.0).abs() < 1e-9, "{f:?}");
         assert!((f.model.restart_s - 2.5).abs() < 1e-9, "{f:?}");

@@ -179,14 +179,17 @@ pub fn render_timings(cells: &[Cell], timings: &Timings, costs: &Costs) -> Strin
     }
     let _ = writeln!(
         out,
-        "model fitted: start {:.1} s ({} starts), restart {:.1} s ({}), live change {:.1} s ({}); \
-         a repetition {:.2} x its burst estimate + {:.2} s ({} cells)",
+        "model fitted: start {:.1} s ({} starts), restart {:.1} s ({}), with the database \
+         {:.1} s ({}), live change {:.1} s ({}); a repetition {:.2} x its burst estimate + \
+         {:.2} s ({} cells)",
         f.model.start_s,
         f.setups[0],
         f.model.restart_s,
         f.setups[1],
-        f.model.live_s,
+        f.model.restart_database_s,
         f.setups[2],
+        f.model.live_s,
+        f.setups[3],
         f.model.burst_scale,
         f.model.repetition_s,
         f.cells

@@ -547,8 +547,9 @@ async fn attempt_cell(
     let began = Instant::now();
     let (dep, kind) = match current.take() {
         Some(mut d) if d.stack.name == cell.stack => {
-            let kind = if !stack.services_changed(d.vars(), vars).is_empty() {
-                Setup::Restart
+            let recreated = stack.services_changed(d.vars(), vars);
+            let kind = if !recreated.is_empty() {
+                crate::cost::restart_kind(stack, &recreated)
             } else if stack
                 .live_changes(d.vars(), vars)
                 .is_ok_and(|l| !l.is_empty())

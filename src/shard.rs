@@ -223,7 +223,7 @@ impl Estimate {
         for c in cells {
             match setup(prev, c, costs.catalog).0 {
                 Setup::Start => e.starts += 1,
-                Setup::Restart => e.restarts += 1,
+                Setup::Restart | Setup::RestartDatabase => e.restarts += 1,
                 _ => {}
             }
             prev = Some(c);
