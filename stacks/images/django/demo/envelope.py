@@ -17,9 +17,8 @@ import time
 
 from django.db import DatabaseError
 from django.http import JsonResponse
-from kombu.exceptions import OperationalError as BrokerError
-from redis.exceptions import RedisError
 
+from . import redis_client
 from .models import Account
 
 DEFAULT_DELAY = "3000-10000"
@@ -29,8 +28,14 @@ DEFAULT_DELAY = "3000-10000"
 # SQLITE_BUSY: SQLite refused a lock ("database is locked").
 CONFLICT_CODES = {1213, 1205, 1020, 1062, "40001", "40P01", "55P03", "23505", "SQLITE_BUSY"}
 HOST = socket.gethostname()
-# Redis or the Celery broker is unreachable.
-SERVICE_ERRORS = (RedisError, BrokerError)
+
+
+def service_errors():
+    """Redis's and the Celery broker's errors (unreachable), imported when an error is
+    first matched against them: neither library is loaded by a start that needs neither."""
+    from kombu.exceptions import OperationalError as BrokerError
+
+    return (redis_client.error_class(), BrokerError)
 
 
 class BadInput(ValueError):
@@ -187,7 +192,7 @@ def view(name, body, form):
             return call.failed(409, {"error": str(e), "lock_timeout": True})
         except GaveUp as e:
             return call.gave_up(e)
-        except SERVICE_ERRORS as e:
+        except service_errors() as e:
             return call.failed(503, {"error": f"{type(e).__name__}: {e}"})
 
     handle.__name__ = name

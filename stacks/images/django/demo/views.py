@@ -8,7 +8,6 @@ import os
 from django.db import DatabaseError, connection
 from django.db.migrations.executor import MigrationExecutor
 from django.http import JsonResponse
-from redis.exceptions import RedisError
 
 from . import middleware, redis_client
 
@@ -41,7 +40,7 @@ def inflight(request):
     if r is not None:
         try:
             dispatched, done = r.mget(redis_client.DISPATCHED, redis_client.DONE)
-        except RedisError as e:
+        except redis_client.error_class() as e:
             return JsonResponse({"error": f"redis: {e}", "requests": requests}, status=503)
         outstanding = max(0, int(dispatched or 0) - int(done or 0))
     return JsonResponse(

@@ -14,8 +14,6 @@ import secrets
 import threading
 import time
 
-from redis.exceptions import RedisError
-
 from .. import redis_client
 from ..envelope import BadInput, LockTimeout, counter_form
 from ..registry import EVERY, endpoint
@@ -116,7 +114,7 @@ def redis_lease(account_id, ttl_ms, info):
     request in: info["lease_expired"] tells whether the release found the token gone."""
     r = redis_client.client()
     if r is None:
-        raise RedisError("Redis is not deployed (REDIS_URL is unset or its host does not resolve): the endpoint needs profile redis")
+        raise redis_client.not_deployed()
     key = f"racy:lock:{account_id}"
     token = secrets.token_hex(16)
     deadline = time.monotonic() + LOCK_GIVE_UP
