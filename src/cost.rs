@@ -373,8 +373,53 @@ pub struct Fit {
 ///   again against it. A cell of an endpoint never measured at its setting is
 ///   estimated from those that were, in the endpoint's shape.
 pub fn fit(timings: &Timings, traits: &dyn Fn(&Cell) -> Traits) -> Fit {
-    let defaults = Model::default();
-    let mut model = defaults;
+    let mut model = Model::default();
+    let setups = fit_setups(timings, &mut model);
+    // each sample as a point, and each endpoint's declared shape
+    let mut declared: BTreeMap<&str, Shape> = BTreeMap::new();
+    let points: Vec<Point> = timings
+        .samples()
+        .map(|s| {
+            let t = traits(&s.cell);
+            declared.insert(s.cell.endpoint(), t.window);
+            Point {
+                endpoint: s.cell.endpoint(),
+                x: Shape::ALL.map(|shape| shape.burst_estimate_s(s.requests, &s.cell, t.handlers)),
+                y: s.per_repetition_s(),
+            }
+        })
+        .collect();
+    fit_line(&points, &declared, &mut model);
+    let shapes = choose_shapes(&points, &declared, &model);
+    if shapes.iter().any(|(name, shape)| declared[name] != *shape) {
+        fit_line(&points, &shapes, &mut model);
+    }
+    let endpoints = shapes
+        .iter()
+        .filter_map(|(&name, &shape)| {
+            let (factor, _) = endpoint_factor(&points, &model, name, shape)?;
+            Some((name.to_string(), EndpointFit { shape, factor }))
+        })
+        .collect();
+    Fit {
+        model,
+        endpoints,
+        setups,
+        cells: points.len(),
+    }
+}
+
+/// One measured cell for the fit: its endpoint, the model's burst estimate in each
+/// shape, and its seconds per repetition.
+struct Point<'a> {
+    endpoint: &'a str,
+    x: [f64; 3],
+    y: f64,
+}
+
+/// Sets each setup constant to the mean of the measured setups of its kind (see
+/// [`fit`]); returns how many samples each rests on.
+fn fit_setups(timings: &Timings, model: &mut Model) -> [usize; 4] {
     let mut setups = [0; 4];
     for (i, kind) in [
         Setup::Start,
@@ -402,81 +447,71 @@ pub fn fit(timings: &Timings, traits: &dyn Fn(&Cell) -> Traits) -> Fit {
             _ => model.live_s = mean,
         }
     }
-    // each sample: its endpoint, its estimate in every shape, its seconds per
-    // repetition; and each endpoint's declared shape
-    let mut declared: BTreeMap<&str, Shape> = BTreeMap::new();
-    let points: Vec<(&str, [f64; 3], f64)> = timings
-        .samples()
-        .map(|s| {
-            let t = traits(&s.cell);
-            declared.insert(s.cell.endpoint(), t.window);
-            let x = Shape::ALL.map(|shape| shape.burst_estimate_s(s.requests, &s.cell, t.handlers));
-            (s.cell.endpoint(), x, s.per_repetition_s())
-        })
+    setups
+}
+
+/// Fits the model's scale and overhead to every point, each in its endpoint's shape.
+fn fit_line(points: &[Point], shapes: &BTreeMap<&str, Shape>, model: &mut Model) {
+    let xy: Vec<(f64, f64)> = points
+        .iter()
+        .map(|p| (p.x[shapes[p.endpoint] as usize], p.y))
         .collect();
-    let xy = |p: &(&str, [f64; 3], f64), shape: Shape| (p.1[shape as usize], p.2);
-    let as_declared: Vec<(f64, f64)> = points.iter().map(|p| xy(p, declared[p.0])).collect();
-    if let Some((scale, overhead)) = line(&as_declared) {
+    if let Some((scale, overhead)) = line(&xy) {
         model.burst_scale = scale;
         model.repetition_s = overhead;
     }
-    // the factor through the origin and its sum of squared residuals, for one endpoint
-    // in one shape against the line in `model`
-    let factor = |model: &Model, name: &str, shape: Shape| -> Option<(f64, f64)> {
-        let pts: Vec<(f64, f64)> = points
-            .iter()
-            .filter(|p| p.0 == name)
-            .map(|p| {
-                let (x, y) = xy(p, shape);
-                (model.burst_scale * x, y - model.repetition_s)
-            })
-            .collect();
-        let sxx: f64 = pts.iter().map(|(x, _)| x * x).sum();
-        if sxx <= 1e-12 {
-            return None;
-        }
-        let r = (pts.iter().map(|(x, y)| x * y).sum::<f64>() / sxx).max(0.0);
-        let rss = pts.iter().map(|(x, y)| (y - r * x).powi(2)).sum();
-        Some((r, rss))
-    };
-    let shapes: BTreeMap<&str, Shape> = declared
+}
+
+/// The factor through the origin of one endpoint in one shape against the line in
+/// `model`, with its sum of squared residuals; `None` when its burst term is 0.
+fn endpoint_factor(
+    points: &[Point],
+    model: &Model,
+    name: &str,
+    shape: Shape,
+) -> Option<(f64, f64)> {
+    let pts: Vec<(f64, f64)> = points
+        .iter()
+        .filter(|p| p.endpoint == name)
+        .map(|p| {
+            (
+                model.burst_scale * p.x[shape as usize],
+                p.y - model.repetition_s,
+            )
+        })
+        .collect();
+    let sxx: f64 = pts.iter().map(|(x, _)| x * x).sum();
+    if sxx <= 1e-12 {
+        return None;
+    }
+    let r = (pts.iter().map(|(x, y)| x * y).sum::<f64>() / sxx).max(0.0);
+    let rss = pts.iter().map(|(x, y)| (y - r * x).powi(2)).sum();
+    Some((r, rss))
+}
+
+/// Each endpoint's shape: the one whose factor leaves the smallest sum of squared
+/// residuals, the declared one unless another fits clearly better (equal sums, from
+/// cells at one handler count and one window or from rounding, keep it).
+fn choose_shapes<'a>(
+    points: &[Point],
+    declared: &BTreeMap<&'a str, Shape>,
+    model: &Model,
+) -> BTreeMap<&'a str, Shape> {
+    let rss = |name: &str, shape| endpoint_factor(points, model, name, shape).map(|f| f.1);
+    declared
         .iter()
         .map(|(&name, &own)| {
-            // another shape only when it fits clearly better: equal sums (cells at one
-            // handler count and one window, or rounding) keep the declared shape
-            let mut best = (own, factor(&model, name, own).map(|f| f.1));
+            let mut best = (own, rss(name, own));
             for shape in Shape::ALL {
-                let Some(rss) = factor(&model, name, shape).map(|f| f.1) else {
-                    continue;
-                };
+                let Some(r) = rss(name, shape) else { continue };
                 match best.1 {
-                    Some(b) if rss >= b - 1e-9 * (1.0 + b) => {}
-                    _ => best = (shape, Some(rss)),
+                    Some(b) if r >= b - 1e-9 * (1.0 + b) => {}
+                    _ => best = (shape, Some(r)),
                 }
             }
             (name, best.0)
         })
-        .collect();
-    if shapes.iter().any(|(name, shape)| declared[name] != *shape) {
-        let shaped: Vec<(f64, f64)> = points.iter().map(|p| xy(p, shapes[p.0])).collect();
-        if let Some((scale, overhead)) = line(&shaped) {
-            model.burst_scale = scale;
-            model.repetition_s = overhead;
-        }
-    }
-    let endpoints = shapes
-        .iter()
-        .filter_map(|(&name, &shape)| {
-            let (factor, _) = factor(&model, name, shape)?;
-            Some((name.to_string(), EndpointFit { shape, factor }))
-        })
-        .collect();
-    Fit {
-        model,
-        endpoints,
-        setups,
-        cells: points.len(),
-    }
+        .collect()
 }
 
 impl Fit {
