@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use common::{racy, temp_dir};
-use racy_matrix::matrix::Cell;
-use racy_matrix::measure::{self, Check, Observation, Repetition};
-use racy_matrix::results::{CellResult, RunDir};
+use racy_matrix::input::matrix::Cell;
+use racy_matrix::measure::metrics::{self, Check, Observation, Repetition};
+use racy_matrix::store::results::{CellResult, RunDir};
 
 /// What each request adds in these runs; not the default, so that `compare` must read it
 /// from the run directory's matrix.yaml to recount the counters' losses.
@@ -72,7 +72,7 @@ fn burst(check: Check, k: i64) -> Repetition {
     }
 }
 
-/// A measured cell, its metrics computed by the real `measure::compute`.
+/// A measured cell, its metrics computed by the real `metrics::compute`.
 fn measured(s: &Spec) -> CellResult {
     let check = if s.endpoint == "get_or_create" {
         Check::Unique
@@ -84,7 +84,7 @@ fn measured(s: &Spec) -> CellResult {
         cell: cell(s.endpoint, s.workers),
         repetitions: reps.len() as u32,
         requests: REQUESTS as u32,
-        metrics: Some(measure::compute(&reps, AMOUNT, 0, check, None)),
+        metrics: Some(metrics::compute(&reps, AMOUNT, 0, check, None)),
         error: None,
         attempts: 1,
         timing: None,

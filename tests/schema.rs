@@ -4,7 +4,7 @@
 
 mod common;
 
-use racy_matrix::engine::Engine;
+use racy_matrix::deploy::engine::Engine;
 
 #[tokio::test]
 async fn baked_schemas_match_the_migrations() {

@@ -7,17 +7,17 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{racy, temp_dir};
-use racy_matrix::cost::Setup;
-use racy_matrix::matrix::Cell;
-use racy_matrix::measure::CellMetrics;
-use racy_matrix::results::{CellResult, CellTiming, RunDir};
-use racy_matrix::stack::StackCatalog;
+use racy_matrix::input::matrix::Cell;
+use racy_matrix::input::stack::StackCatalog;
+use racy_matrix::measure::metrics::CellMetrics;
+use racy_matrix::plan::cost::Setup;
+use racy_matrix::store::results::{CellResult, CellTiming, RunDir};
 
 fn quick_cells() -> Vec<Cell> {
-    let stacks = racy_matrix::stack::discover(Path::new("stacks")).unwrap();
+    let stacks = racy_matrix::input::stack::discover(Path::new("stacks")).unwrap();
     let catalog = StackCatalog { stacks };
-    let m = racy_matrix::matrix::load(Path::new("matrices/quick.yaml"), &catalog).unwrap();
-    racy_matrix::matrix::expand(&m, &catalog)
+    let m = racy_matrix::input::matrix::load(Path::new("matrices/quick.yaml"), &catalog).unwrap();
+    racy_matrix::input::matrix::expand(&m, &catalog)
 }
 
 /// A run directory of the quick matrix in which its first `n` cells were measured, each

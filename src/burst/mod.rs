@@ -1,0 +1,3 @@
+//! Firing requests: HTTP requests, the byte-level release, per-request records.
+
+pub mod http;

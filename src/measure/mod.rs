@@ -1,0 +1,7 @@
+//! Metrics, intervals and tests, explain, compare, claims, expectations.
+
+pub mod claims;
+pub mod compare;
+pub mod expect;
+pub mod explain;
+pub mod metrics;

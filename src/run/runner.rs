@@ -1,0 +1,1071 @@
+//! The run loop of DESIGN §7: for each cell, reconfigure what changed, then per
+//! repetition reset, observe, burst, quiesce, observe; persist after every cell.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::burst::http::{self, BurstSpec, HttpRequest};
+use crate::deploy::deployment::{Deployment, RunId};
+use crate::deploy::engine::Engine;
+use crate::input::matrix::{Cell, Matrix, parse_delay};
+use crate::input::route::Route;
+use crate::input::stack::{Stack, StackCatalog};
+use crate::measure::metrics::{self, Outcome, Repetition};
+use crate::plan::cost::Setup;
+use crate::store::results::RunDir;
+use crate::store::results::{CellResult, CellTiming};
+
+/// How a run is asked for.
+pub struct RunOptions {
+    /// The matrix, loaded and checked.
+    pub matrix: Matrix,
+    /// The cells to run, in order.
+    pub cells: Vec<Cell>,
+    /// Stacks by name.
+    pub catalog: StackCatalog,
+    /// Leave the last stack running.
+    pub keep_up: bool,
+    /// How many times a failed cell is retried on a fresh stack.
+    pub retries: u32,
+    /// Stop at the first cell that still fails after its retries.
+    pub fail_fast: bool,
+    /// Independent stack instances measuring cells side by side (1: one at a time).
+    pub parallel: usize,
+    /// Durations earlier runs measured (`--timings`), which balance the instances' slices.
+    pub timings: crate::plan::cost::Timings,
+}
+
+/// The variables a cell gives its stack: its axes plus what the tool provides.
+pub fn cell_vars(
+    cell: &Cell,
+    matrix: &Matrix,
+    base_image: &str,
+    db_password: &str,
+) -> BTreeMap<String, String> {
+    let mut vars = cell.axes.clone();
+    vars.insert("amount".into(), matrix.amount.to_string());
+    vars.insert("BASE_IMAGE".into(), base_image.to_string());
+    vars.insert("db_password".into(), db_password.to_string());
+    vars
+}
+
+/// A random password for one run's databases.
+pub fn random_password() -> String {
+    use rand::Rng;
+    rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(24)
+        .map(char::from)
+        .collect()
+}
+
+/// The client timeout of a cell: the matrix's `timeout_ms`, else long enough for every
+/// request to be served one after another at the longest delay, plus 30 s.
+pub fn client_timeout(matrix: &Matrix, cell: &Cell) -> Duration {
+    if let Some(ms) = matrix.timeout_ms {
+        return Duration::from_millis(ms);
+    }
+    let hi = cell
+        .get("delay_ms")
+        .and_then(|d| parse_delay(d).ok())
+        .map(|(_, hi)| hi)
+        .unwrap_or(10_000);
+    Duration::from_millis(hi * u64::from(matrix.requests) + 30_000)
+}
+
+/// Runs every cell, writing the run directory after each one. The caller removes what
+/// the run created (everything carries the run label), on success, error or interrupt.
+pub async fn run(
+    engines: &[Engine],
+    opts: &RunOptions,
+    dir: &mut RunDir,
+    run_id: &RunId,
+) -> Result<()> {
+    dir.run_id = run_id.id.clone();
+    dir.save_meta().await?;
+    run_cells(engines, opts, dir, run_id).await
+}
+
+/// How many stack instances a run starts: `--parallel`, at least one per engine, at most
+/// one per cell.
+pub fn instances(parallel: usize, engines: usize, cells: usize) -> usize {
+    parallel.max(engines).min(cells).max(1)
+}
+
+async fn run_cells(
+    engines: &[Engine],
+    opts: &RunOptions,
+    dir: &mut RunDir,
+    run_id: &RunId,
+) -> Result<()> {
+    let m = &opts.matrix;
+    let first = engines
+        .first()
+        .ok_or_else(|| anyhow!("no engine to run on"))?;
+    let bar = progress_bar((opts.cells.len() * m.repetitions as usize) as u64);
+    let mut say = |msg: &str| bar.set_message(msg.chars().take(100).collect::<String>());
+    let base = crate::deploy::image::ensure_base(first, &mut say).await?;
+    let password = random_password();
+    let n = instances(opts.parallel, engines.len(), opts.cells.len());
+    if n > 1 {
+        // Build every image once, before the instances race to build the same ones; the
+        // other engines get copies of what the first one built.
+        let mut seen = std::collections::BTreeSet::new();
+        let mut tags = vec![base.clone()];
+        for cell in &opts.cells {
+            if seen.insert(cell.stack.clone()) {
+                let stack = &opts.catalog.stacks[&cell.stack];
+                let vars = cell_vars(cell, m, &base, &password);
+                tags.extend(
+                    crate::deploy::deployment::build_images(first, stack, &vars, &mut say).await?,
+                );
+            }
+        }
+        for other in &engines[1..] {
+            for tag in &tags {
+                first.copy_image(other, tag, &mut say).await?;
+            }
+        }
+    }
+    // Slices balanced by estimated time, as `--shard` balances shards, each in the run
+    // order, so each instance keeps the restart order.
+    let dir = tokio::sync::Mutex::new(dir);
+    let costs = crate::plan::cost::Costs::new(&opts.matrix, &opts.catalog, &opts.timings);
+    let chunks: Vec<Vec<Cell>> = (1..=n)
+        .map(|k| crate::plan::shard::shard(&opts.cells, k, n, &costs))
+        .collect();
+    let ctx = Slice {
+        opts,
+        dir: &dir,
+        bar: &bar,
+        base: &base,
+        password: &password,
+    };
+    futures_util::future::try_join_all(chunks.iter().enumerate().map(|(k, cells)| {
+        let ctx = &ctx;
+        // instances take the engines in turn
+        let engine = &engines[k % engines.len()];
+        async move {
+            let mut slot = EngineSlot {
+                engine,
+                run_id,
+                bar: ctx.bar,
+                matrix: &opts.matrix,
+                cells,
+                current: None,
+            };
+            ctx.run(&mut slot, cells).await
+        }
+    }))
+    .await?;
+    bar.finish_and_clear();
+    Ok(())
+}
+
+/// What a measured cell brought back from its stack instance.
+pub struct Measured {
+    /// Every repetition.
+    pub reps: Vec<Repetition>,
+    /// How many requests the instance serves at once (`x-racy.handlers`), if declared.
+    pub handlers: Option<u64>,
+    /// What brought the instance to the cell's configuration, and its wall seconds.
+    pub setup: (Setup, f64),
+    /// The route its requests took.
+    pub route: Option<crate::input::route::Route>,
+    /// The engine it ran on (its URL, or `local`).
+    pub engine: Option<String>,
+}
+
+/// The run loop's view of one stack instance: what a slice of the cells needs of the
+/// engine. [`EngineSlot`] does it with Docker; the loop's own bookkeeping (retries,
+/// `--fail-fast`, stacks that cannot start, progress) is tested with a scripted one.
+pub trait Slot {
+    /// Brings the instance to the cell's variables (starting it, or reconfiguring the one
+    /// running) and measures the cell, adding each finished repetition to `counted`.
+    fn measure(
+        &mut self,
+        stack: &Stack,
+        cell: &Cell,
+        vars: &BTreeMap<String, String>,
+        counted: &mut u64,
+    ) -> impl Future<Output = Result<Measured, (Stage, anyhow::Error)>>;
+    /// Removes the instance after a failure (the next attempt starts a fresh one) and
+    /// returns its services' last log lines.
+    fn discard(&mut self) -> impl Future<Output = String>;
+    /// Waits for the engine to answer after a failure; an error ends the run.
+    fn engine_answers(&self) -> impl Future<Output = Result<()>>;
+    /// At the end of the slice: leaves the instance up (`keep`, returning where it
+    /// answers) or removes it.
+    fn finish(&mut self, keep: bool) -> impl Future<Output = Result<Option<String>>>;
+}
+
+/// A stack instance on the Docker Engine.
+struct EngineSlot<'a> {
+    engine: &'a Engine,
+    run_id: &'a RunId,
+    bar: &'a ProgressBar,
+    matrix: &'a Matrix,
+    /// The cells this instance measures: which services it starts (see
+    /// `Stack::start_order_for`).
+    cells: &'a [Cell],
+    current: Option<Deployment>,
+}
+
+impl Slot for EngineSlot<'_> {
+    async fn measure(
+        &mut self,
+        stack: &Stack,
+        cell: &Cell,
+        vars: &BTreeMap<String, String>,
+        counted: &mut u64,
+    ) -> Result<Measured, (Stage, anyhow::Error)> {
+        let (engine, run_id, m, bar) = (self.engine, self.run_id, self.matrix, self.bar);
+        let services = stack.start_order_for(
+            self.cells
+                .iter()
+                .filter(|c| c.stack == stack.name)
+                .map(|c| c.endpoint()),
+        );
+        let (reps, setup) = attempt_cell(
+            engine,
+            &mut self.current,
+            stack,
+            &services,
+            run_id,
+            vars,
+            m,
+            cell,
+            bar,
+            counted,
+        )
+        .await?;
+        let d = self.current.as_ref();
+        // checked when the driver block was interpolated
+        let handlers = d.and_then(|d| d.driver.handler_count().ok().flatten());
+        let route = d.and_then(|d| d.route);
+        if let (Setup::Start, Some(d), Some(route)) = (setup.0, d, route) {
+            let to = match route {
+                Route::Racer => d.inside,
+                _ => d.target,
+            };
+            let line = format!("stack {}: bursts go to {to}, {}", stack.name, route.how());
+            bar.suspend(|| eprintln!("{line}"));
+        }
+        Ok(Measured {
+            reps,
+            handlers,
+            setup,
+            route,
+            engine: Some(engine.url.clone()),
+        })
+    }
+
+    async fn discard(&mut self) -> String {
+        match self.current.take() {
+            Some(d) => {
+                let logs = d.all_logs(10).await;
+                let _ = d.shutdown().await;
+                logs
+            }
+            None => String::new(),
+        }
+    }
+
+    async fn engine_answers(&self) -> Result<()> {
+        self.engine.ping(Duration::from_secs(60)).await
+    }
+
+    async fn finish(&mut self, keep: bool) -> Result<Option<String>> {
+        let Some(d) = self.current.take() else {
+            return Ok(None);
+        };
+        if keep {
+            return Ok(Some(format!(
+                "stack {} left up: http://{}/",
+                d.stack.name, d.published
+            )));
+        }
+        d.shutdown().await?;
+        Ok(None)
+    }
+}
+
+/// What the cells of one stack instance share with the rest of the run.
+struct Slice<'a> {
+    opts: &'a RunOptions,
+    dir: &'a tokio::sync::Mutex<&'a mut RunDir>,
+    bar: &'a ProgressBar,
+    base: &'a str,
+    password: &'a str,
+}
+
+/// How a cell ended after all its attempts.
+struct Attempted {
+    /// What is recorded for it.
+    result: CellResult,
+    /// Every attempt failed to start the stack, the last two for this same reason.
+    unstartable: Option<String>,
+}
+
+impl Slice<'_> {
+    /// Runs `cells` in order on one stack instance.
+    async fn run<S: Slot>(&self, slot: &mut S, cells: &[Cell]) -> Result<()> {
+        let (opts, bar) = (self.opts, self.bar);
+        let m = &opts.matrix;
+        // Stacks that failed to start twice in a row for the same reason: their remaining
+        // cells fail at once (and `--resume` runs them once the cause is fixed).
+        let mut unstartable: BTreeMap<String, String> = BTreeMap::new();
+        for cell in cells {
+            let stack: &Stack = opts
+                .catalog
+                .stacks
+                .get(&cell.stack)
+                .ok_or_else(|| anyhow!("unknown stack {}", cell.stack))?;
+            let result = match unstartable.get(&cell.stack) {
+                Some(reason) => {
+                    let err = format!(
+                        "not run: stack {} failed to start twice for the same reason: {reason}",
+                        cell.stack
+                    );
+                    bar.suspend(|| eprintln!("cell {} {}", cell.label(), first_line(&err)));
+                    failed_cell(cell, m, err, 0)
+                }
+                None => {
+                    let done = self.attempt(slot, stack, cell).await?;
+                    if let Some(reason) = done.unstartable {
+                        unstartable.insert(cell.stack.clone(), reason);
+                    }
+                    done.result
+                }
+            };
+            let measured = result.metrics.is_some();
+            let failed_fast = !measured && opts.fail_fast;
+            let error = result.error.clone().unwrap_or_default();
+            self.dir.lock().await.push(result).await?;
+            if failed_fast {
+                bar.abandon();
+                bail!("cell {} failed (--fail-fast): {error}", cell.label());
+            }
+            if !measured {
+                // a failed cell's repetitions count as done for the progress bar
+                bar.inc(u64::from(m.repetitions));
+            }
+        }
+        if let Some(note) = slot.finish(opts.keep_up).await? {
+            bar.suspend(|| println!("{note}"));
+        }
+        Ok(())
+    }
+
+    /// Measures one cell, retrying a failed attempt on a fresh instance up to
+    /// `--retries` times. Only an engine that stops answering is an error.
+    async fn attempt<S: Slot>(
+        &self,
+        slot: &mut S,
+        stack: &Stack,
+        cell: &Cell,
+    ) -> Result<Attempted> {
+        let (opts, bar) = (self.opts, self.bar);
+        let m = &opts.matrix;
+        let vars = cell_vars(cell, m, self.base, self.password);
+        let secrets = [
+            self.password.to_string(),
+            stack
+                .driver_for(&vars)
+                .map(|driver| driver.database.password)
+                .unwrap_or_default(),
+        ];
+        let scrub = |text: String| {
+            secrets
+                .iter()
+                .fold(text, |t, secret| crate::deploy::database::scrub(&t, secret))
+        };
+        // each failed start: the reason compared (numbers blanked) and the one said
+        let mut start_failures: Vec<(String, String)> = Vec::new();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            bar.set_message(cell.label());
+            let mut counted = 0;
+            let began = Instant::now();
+            let (stage, e) = match slot.measure(stack, cell, &vars, &mut counted).await {
+                Ok(measured) => {
+                    let seconds = began.elapsed().as_secs_f64();
+                    let result = measured_cell(stack, cell, m, measured, attempt, seconds);
+                    return Ok(Attempted {
+                        result,
+                        unstartable: None,
+                    });
+                }
+                Err(failure) => failure,
+            };
+            bar.dec(counted);
+            if stage == Stage::Start {
+                start_failures.push((reason_of(&e), first_line(&format!("{e:#}")).to_string()));
+            }
+            // Whatever broke, the next attempt (or cell) starts on a fresh stack.
+            let logs = slot.discard().await;
+            let err = scrub(format!("{e:#}\n{logs}"));
+            slot.engine_answers()
+                .await
+                .with_context(|| format!("cell {} failed: {err}", cell.label()))?;
+            if attempt <= opts.retries {
+                bar.suspend(|| {
+                    eprintln!(
+                        "cell {} failed (attempt {attempt}), retrying on a fresh stack: {}",
+                        cell.label(),
+                        first_line(&err)
+                    )
+                });
+                continue;
+            }
+            let unstartable = match start_failures.as_slice() {
+                [.., (a, _), (b, said)] if a == b && attempt == start_failures.len() as u32 => {
+                    Some(scrub(said.clone()))
+                }
+                _ => None,
+            };
+            if !opts.fail_fast {
+                bar.suspend(|| eprintln!("cell {} failed: {}", cell.label(), first_line(&err)));
+            }
+            return Ok(Attempted {
+                result: failed_cell(cell, m, err, attempt),
+                unstartable,
+            });
+        }
+    }
+}
+
+/// The record of a measured cell, with its metrics.
+fn measured_cell(
+    stack: &Stack,
+    cell: &Cell,
+    m: &Matrix,
+    measured: Measured,
+    attempts: u32,
+    seconds: f64,
+) -> CellResult {
+    let check = stack
+        .driver
+        .endpoints
+        .get(cell.endpoint())
+        .map(|e| e.check)
+        .unwrap_or_default();
+    let metrics = metrics::compute(
+        &measured.reps,
+        m.amount,
+        cell.wait_ms(),
+        check,
+        measured.handlers,
+    );
+    CellResult {
+        cell: cell.clone(),
+        repetitions: m.repetitions,
+        requests: m.requests,
+        metrics: Some(metrics),
+        error: None,
+        attempts,
+        timing: Some(CellTiming {
+            seconds,
+            setup: measured.setup.0,
+            setup_seconds: measured.setup.1,
+        }),
+        route: measured.route,
+        engine: measured.engine,
+        reps: measured.reps,
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or("")
+}
+
+/// The record of a cell that could not be measured.
+fn failed_cell(cell: &Cell, m: &Matrix, error: String, attempts: u32) -> CellResult {
+    CellResult {
+        cell: cell.clone(),
+        repetitions: m.repetitions,
+        requests: m.requests,
+        metrics: None,
+        error: Some(error),
+        attempts,
+        timing: None,
+        route: None,
+        engine: None,
+        reps: vec![],
+    }
+}
+
+/// Where an attempt at a cell failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Bringing a fresh stack up.
+    Start,
+    /// Reconfiguring the running stack, or measuring.
+    Measure,
+}
+
+/// One line that names why a start failed, the same line for the same cause: a service
+/// that died names the service and what happened to it; any other error its first line,
+/// with every number (ports, seconds, ids) blanked out.
+fn reason_of(e: &anyhow::Error) -> String {
+    match e.downcast_ref::<crate::deploy::deployment::ServiceDied>() {
+        Some(died) => died.reason(),
+        None => {
+            // every run of digits becomes one '#': "3.1 s" and "180.0 s" read alike
+            let mut out = String::new();
+            for c in first_line(&format!("{e:#}")).chars() {
+                if !c.is_ascii_digit() {
+                    out.push(c);
+                } else if !out.ends_with('#') {
+                    out.push('#');
+                }
+            }
+            out
+        }
+    }
+}
+
+/// Brings the stack to the cell's configuration (starting it if needed) and measures;
+/// returns the repetitions and what the setup was, with its wall seconds.
+#[allow(clippy::too_many_arguments)]
+async fn attempt_cell(
+    engine: &Engine,
+    current: &mut Option<Deployment>,
+    stack: &Stack,
+    services: &[String],
+    run_id: &RunId,
+    vars: &BTreeMap<String, String>,
+    m: &Matrix,
+    cell: &Cell,
+    bar: &ProgressBar,
+    counted: &mut u64,
+) -> Result<(Vec<Repetition>, (Setup, f64)), (Stage, anyhow::Error)> {
+    let mut say = |msg: &str| bar.set_message(format!("{}: {msg}", cell.stack));
+    let measure = |e| (Stage::Measure, e);
+    let began = Instant::now();
+    let (dep, kind) = match current.take() {
+        Some(mut d) if d.stack.name == cell.stack => {
+            let recreated = stack.services_changed(d.vars(), vars);
+            let kind = if !recreated.is_empty() {
+                crate::plan::cost::restart_kind(stack, &recreated)
+            } else if stack
+                .live_changes(d.vars(), vars)
+                .is_ok_and(|l| !l.is_empty())
+            {
+                Setup::Live
+            } else {
+                Setup::None
+            };
+            let reconfigured = d.reconfigure(vars.clone(), &mut say).await;
+            // keep the deployment either way, so a failure can show its logs
+            let d = current.insert(d);
+            reconfigured.map_err(measure)?;
+            (d, kind)
+        }
+        other => {
+            if let Some(d) = other {
+                d.shutdown().await.map_err(measure)?;
+            }
+            let d = Deployment::start_only(engine, stack, run_id, vars.clone(), services, &mut say)
+                .await
+                .map_err(|e| (Stage::Start, e))?;
+            (current.insert(d), Setup::Start)
+        }
+    };
+    let setup = (kind, began.elapsed().as_secs_f64());
+    bar.set_message(cell.label());
+    let reps = run_cell(dep, m, cell, bar, counted)
+        .await
+        .map_err(measure)?;
+    Ok((reps, setup))
+}
+
+async fn run_cell(
+    dep: &Deployment,
+    m: &Matrix,
+    cell: &Cell,
+    bar: &ProgressBar,
+    counted: &mut u64,
+) -> Result<Vec<Repetition>> {
+    let driver = &dep.driver;
+    let endpoint = driver
+        .endpoints
+        .get(cell.endpoint())
+        .ok_or_else(|| anyhow!("stack {} has no endpoint {}", cell.stack, cell.endpoint()))?;
+    let fields = driver.form_fields();
+    let spec = BurstSpec {
+        addr: dep.target,
+        request: HttpRequest::form(&endpoint.method, "localhost", &endpoint.path, &fields),
+        requests: m.requests,
+        wait_ms: cell.wait_ms(),
+        timeout: client_timeout(m, cell),
+        release: Default::default(),
+    };
+    let db = dep
+        .db
+        .as_ref()
+        .context("the stack has no database connection")?;
+    let plain = spec.request.clone();
+    let mut reps = Vec::with_capacity(m.repetitions as usize);
+    for r in 0..m.repetitions {
+        // a container that died since the last burst (or between cells) fails the cell
+        if let Some(died) = dep.broken().await {
+            return Err(died.into());
+        }
+        db.reset().await?;
+        let before = db.observe(endpoint.check).await?;
+        // Every request of the burst carries its token, so that the app can say how many
+        // of them it accepted (see `quiesce`).
+        let token = format!("{:016x}", rand::random::<u64>());
+        let spec = BurstSpec {
+            request: plain.with_header(BURST_HEADER, &token),
+            ..spec.clone()
+        };
+        let shot = dep.fire(&spec, r).await?;
+        if let Some(died) = dep.broken().await {
+            return Err(died.into());
+        }
+        if shot.records.iter().all(|r| r.outcome != Outcome::Response) {
+            bail!(
+                "repetition {r}: no request got a response ({})",
+                shot.records
+                    .first()
+                    .and_then(|r| r.error.clone())
+                    .unwrap_or_default()
+            );
+        }
+        if let Some(path) = &driver.target.quiesce {
+            let expected = Accepts::of(&shot.records);
+            let limit = spec.timeout + Duration::from_secs(30);
+            quiesce(dep, path, &token, expected, limit).await?;
+        }
+        let after = db.observe(endpoint.check).await?;
+        reps.push(Repetition {
+            before,
+            after,
+            burst_ms: shot.burst_ms,
+            records: shot.records,
+        });
+        bar.inc(1);
+        *counted += 1;
+    }
+    Ok(reps)
+}
+
+/// The request header that carries a burst's token.
+pub const BURST_HEADER: &str = "X-Racy-Burst";
+/// How long the app's counts must stay the same, with nothing in flight, before a burst
+/// whose every request the client cannot vouch for is taken as finished. A request waiting
+/// in a listen backlog is taken within milliseconds once every handler is idle, so a
+/// quarter second of stillness means nothing more is coming.
+const STILL_FOR: Duration = Duration::from_millis(250);
+
+/// How many requests of a burst the app must have accepted, and how many more it may
+/// have: a timeout, a connection error or a gateway error from the proxy itself (502-504
+/// with no answer of the app's) may or may not have reached it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Accepts {
+    /// Requests the app answered.
+    pub sure: i64,
+    /// Requests that may have reached it.
+    pub maybe: i64,
+}
+
+impl Accepts {
+    /// Counts a burst's records.
+    pub fn of(records: &[metrics::RequestRecord]) -> Accepts {
+        let mut a = Accepts::default();
+        for r in records {
+            let from_proxy = matches!(r.status, Some(502..=504))
+                && !r.body.as_ref().is_some_and(|b| b.is_object());
+            match r.outcome {
+                Outcome::Response if !from_proxy => a.sure += 1,
+                _ => a.maybe += 1,
+            }
+        }
+        a
+    }
+
+    /// Whether a reading of the app's counts (requests in flight, requests of the burst
+    /// accepted) shows the burst finished on the server: nothing in flight and every
+    /// request accounted for (`Some(true)`), nothing in flight but some requests possibly
+    /// never arrived (`Some(false)`: finished once that stays so for [`STILL_FOR`]), or
+    /// not yet (`None`).
+    pub fn finished(self, inflight: i64, accepted: Option<i64>) -> Option<bool> {
+        if inflight != 0 {
+            return None;
+        }
+        match accepted {
+            Some(a) if a >= self.sure + self.maybe => Some(true),
+            Some(a) if a < self.sure => None,
+            _ => Some(false),
+        }
+    }
+}
+
+/// Waits until the server has finished every request of the burst: the app reports none
+/// in flight on any replica and has accepted every request the client sent, including
+/// requests the client gave up on while they waited in a queue. One reading of zero is
+/// not enough (an idle replica answers 0 while another still has queued work), so where
+/// the count cannot be complete the readings must stay still for [`STILL_FOR`]. The
+/// stack's containers are watched meanwhile: one that dies fails the cell at once.
+async fn quiesce(
+    dep: &Deployment,
+    path: &str,
+    token: &str,
+    expected: Accepts,
+    limit: Duration,
+) -> Result<()> {
+    let deadline = Instant::now() + limit;
+    let sep = if path.contains('?') { '&' } else { '?' };
+    let req = HttpRequest::get("localhost", &format!("{path}{sep}burst={token}"));
+    let mut last: Option<(i64, Option<i64>)> = None;
+    let mut still_since = Instant::now();
+    let mut watched = Instant::now();
+    loop {
+        let r = http::send(dep.target, &req, Duration::from_secs(5)).await;
+        let reading = r.as_ref().ok().and_then(|r| {
+            let v = serde_json::from_slice::<serde_json::Value>(&r.body).ok()?;
+            Some((
+                v.get("inflight")?.as_i64()?,
+                v.get("accepted").and_then(|a| a.as_i64()),
+            ))
+        });
+        if let Some((inflight, accepted)) = reading {
+            if last != reading {
+                last = reading;
+                still_since = Instant::now();
+            }
+            match expected.finished(inflight, accepted) {
+                Some(true) => return Ok(()),
+                Some(false) if still_since.elapsed() >= STILL_FOR => return Ok(()),
+                _ => {}
+            }
+        }
+        if watched.elapsed() >= crate::deploy::deployment::WATCH_EVERY {
+            if let Some(died) = dep.broken().await {
+                return Err(died.into());
+            }
+            watched = Instant::now();
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "requests still in flight after {:.0} s ({path} said {:?}; {} of the burst's requests answered, {} more possibly sent)",
+                limit.as_secs_f64(),
+                r.map(|r| String::from_utf8_lossy(&r.body).into_owned())
+                    .unwrap_or_else(|e| e.to_string()),
+                expected.sure,
+                expected.maybe
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The progress bar of a run: hidden when stderr is not a terminal.
+pub fn progress_bar(total: u64) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} reps  ETA {eta_precise}\n  {msg}",
+        )
+        .expect("valid template"),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::path::Path;
+
+    use super::*;
+    use crate::measure::metrics::Observation;
+
+    /// A stack instance that answers from a script: each `measure` takes the next outcome
+    /// (success when the script is empty), and every call is written down.
+    struct Scripted {
+        outcomes: VecDeque<Result<(), (Stage, Fail)>>,
+        repetitions: u32,
+        bar: ProgressBar,
+        measured: Vec<String>,
+        discarded: usize,
+        finished: Option<bool>,
+    }
+
+    /// How a scripted attempt fails.
+    #[derive(Clone)]
+    enum Fail {
+        /// With this message.
+        Said(&'static str),
+        /// A service of the stack died: (service, what happened).
+        Died(&'static str, &'static str),
+    }
+
+    impl Fail {
+        fn error(self) -> anyhow::Error {
+            match self {
+                Fail::Said(m) => anyhow!(m),
+                Fail::Died(service, what) => crate::deploy::deployment::ServiceDied {
+                    stack: "django-mysql".into(),
+                    service: service.into(),
+                    replica: None,
+                    what: what.into(),
+                    logs: String::new(),
+                }
+                .into(),
+            }
+        }
+    }
+
+    impl Slot for Scripted {
+        async fn measure(
+            &mut self,
+            _stack: &Stack,
+            cell: &Cell,
+            _vars: &BTreeMap<String, String>,
+            counted: &mut u64,
+        ) -> Result<Measured, (Stage, anyhow::Error)> {
+            self.measured.push(cell.label());
+            match self.outcomes.pop_front().unwrap_or(Ok(())) {
+                Ok(()) => {
+                    // as the engine's slot does: the bar moves with every repetition
+                    *counted = u64::from(self.repetitions);
+                    self.bar.inc(*counted);
+                    let rep = Repetition {
+                        before: Observation::default(),
+                        after: Observation {
+                            balance: 200,
+                            ledger_rows: 2,
+                            ..Default::default()
+                        },
+                        burst_ms: 1.0,
+                        records: vec![],
+                    };
+                    Ok(Measured {
+                        reps: vec![rep; self.repetitions as usize],
+                        handlers: None,
+                        setup: (Setup::None, 0.0),
+                        route: None,
+                        engine: None,
+                    })
+                }
+                Err((stage, fail)) => {
+                    // it failed after one repetition had been counted
+                    *counted = 1;
+                    self.bar.inc(1);
+                    Err((stage, fail.error()))
+                }
+            }
+        }
+
+        async fn discard(&mut self) -> String {
+            self.discarded += 1;
+            "--- last log lines of app ---\nTraceback".into()
+        }
+
+        async fn engine_answers(&self) -> Result<()> {
+            Ok(())
+        }
+
+        async fn finish(&mut self, keep: bool) -> Result<Option<String>> {
+            self.finished = Some(keep);
+            Ok(None)
+        }
+    }
+
+    const PASSWORD: &str = "s3cret-Password-42";
+
+    /// The 4 cells of tests/matrices/slow.yaml (3 repetitions each) run through `slot`.
+    async fn run_scripted(
+        name: &str,
+        slot: &mut Scripted,
+        retries: u32,
+        fail_fast: bool,
+    ) -> (Result<()>, Vec<CellResult>, u64) {
+        let stacks = crate::input::stack::discover(Path::new("stacks")).unwrap();
+        let catalog = StackCatalog { stacks };
+        let matrix =
+            crate::input::matrix::load(Path::new("tests/matrices/slow.yaml"), &catalog).unwrap();
+        let cells = crate::input::matrix::expand(&matrix, &catalog);
+        slot.repetitions = matrix.repetitions;
+        let opts = RunOptions {
+            matrix,
+            cells,
+            catalog,
+            keep_up: false,
+            retries,
+            fail_fast,
+            parallel: 1,
+            timings: Default::default(),
+        };
+        let path = std::env::temp_dir().join(format!("racy-runner-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        let mut dir = RunDir::create(&path, "slow").await.unwrap();
+        let bar = slot.bar.clone();
+        bar.set_length((opts.cells.len() * opts.matrix.repetitions as usize) as u64);
+        let result = {
+            let lock = tokio::sync::Mutex::new(&mut dir);
+            let slice = Slice {
+                opts: &opts,
+                dir: &lock,
+                bar: &bar,
+                base: "base",
+                password: PASSWORD,
+            };
+            slice.run(slot, &opts.cells).await
+        };
+        let cells = dir.cells.clone();
+        dir.close().await.unwrap();
+        std::fs::remove_dir_all(&path).unwrap();
+        (result, cells, bar.position())
+    }
+
+    fn scripted(outcomes: Vec<Result<(), (Stage, Fail)>>) -> Scripted {
+        Scripted {
+            outcomes: outcomes.into_iter().collect(),
+            repetitions: 0,
+            bar: ProgressBar::hidden(),
+            measured: vec![],
+            discarded: 0,
+            finished: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_attempt_is_retried_on_a_fresh_instance() {
+        let mut slot = scripted(vec![Err((
+            Stage::Measure,
+            Fail::Said("no request got a response"),
+        ))]);
+        let (result, cells, progress) = run_scripted("retry", &mut slot, 1, false).await;
+        result.unwrap();
+        assert_eq!(slot.measured.len(), 5, "4 cells, the first twice");
+        assert_eq!(slot.discarded, 1, "the broken instance was removed");
+        assert_eq!(cells.len(), 4);
+        assert!(
+            cells
+                .iter()
+                .all(|c| c.metrics.is_some() && c.error.is_none())
+        );
+        assert_eq!(cells[0].attempts, 2);
+        assert!(cells[1..].iter().all(|c| c.attempts == 1));
+        assert_eq!(
+            progress, 12,
+            "the failed attempt's repetition is not counted twice"
+        );
+        assert_eq!(slot.finished, Some(false), "removed at the end");
+    }
+
+    #[tokio::test]
+    async fn a_cell_that_still_fails_is_recorded_and_the_run_goes_on() {
+        let boom = Fail::Said("database refused s3cret-Password-42");
+        let mut slot = scripted(vec![
+            Err((Stage::Measure, boom.clone())),
+            Err((Stage::Measure, boom)),
+        ]);
+        let (result, cells, progress) = run_scripted("failed", &mut slot, 1, false).await;
+        result.unwrap();
+        assert_eq!(cells.len(), 4);
+        let error = cells[0].error.as_deref().unwrap();
+        assert!(error.contains("database refused ****"), "{error}");
+        assert!(!error.contains(PASSWORD), "scrubbed: {error}");
+        assert!(
+            error.contains("Traceback"),
+            "with the services' logs: {error}"
+        );
+        assert_eq!(cells[0].attempts, 2);
+        assert!(cells[1..].iter().all(|c| c.metrics.is_some()));
+        assert_eq!(progress, 12, "a failed cell's repetitions count as done");
+    }
+
+    #[tokio::test]
+    async fn a_stack_that_fails_to_start_twice_alike_fails_its_other_cells_at_once() {
+        let died = Fail::Died("app", "exited with code 7");
+        let mut slot = scripted(vec![
+            Err((Stage::Start, died.clone())),
+            Err((Stage::Start, died.clone())),
+        ]);
+        let (result, cells, progress) = run_scripted("unstartable", &mut slot, 1, false).await;
+        result.unwrap();
+        assert_eq!(slot.measured.len(), 2, "no start tried after the second");
+        assert_eq!(cells.len(), 4);
+        for c in &cells[1..] {
+            let e = c.error.as_deref().unwrap();
+            assert!(
+                e.starts_with("not run: stack django-mysql failed to start twice")
+                    && e.contains("exited with code 7"),
+                "{e}"
+            );
+            assert_eq!(c.attempts, 0);
+        }
+        assert_eq!(progress, 12);
+
+        // the same failure with other numbers is one reason, said as it was said
+        let mut slot = scripted(vec![
+            Err((
+                Stage::Start,
+                Fail::Said("not ready after 3.1 s: port 127.0.0.1:49153"),
+            )),
+            Err((
+                Stage::Start,
+                Fail::Said("not ready after 180.0 s: port 127.0.0.1:49201"),
+            )),
+        ]);
+        let (_, cells, _) = run_scripted("numbers", &mut slot, 1, false).await;
+        let e = cells[1].error.as_deref().unwrap();
+        assert!(
+            e.ends_with("not ready after 180.0 s: port 127.0.0.1:49201"),
+            "{e}"
+        );
+
+        // two different start failures are not a pattern: the next cells are tried
+        let mut slot = scripted(vec![
+            Err((Stage::Start, Fail::Died("app", "exited with code 7"))),
+            Err((Stage::Start, Fail::Died("app", "exited with code 1"))),
+        ]);
+        let (_, cells, _) = run_scripted("unlike", &mut slot, 1, false).await;
+        assert!(cells[0].error.is_some());
+        assert!(cells[1..].iter().all(|c| c.metrics.is_some()));
+
+        // nor is a start failure followed by a measurement failure
+        let mut slot = scripted(vec![
+            Err((Stage::Start, died.clone())),
+            Err((Stage::Measure, died)),
+        ]);
+        let (_, cells, _) = run_scripted("mixed", &mut slot, 1, false).await;
+        assert!(cells[1..].iter().all(|c| c.metrics.is_some()));
+    }
+
+    #[tokio::test]
+    async fn fail_fast_stops_at_the_first_cell_that_still_fails() {
+        let mut slot = scripted(vec![
+            Ok(()),
+            Err((Stage::Measure, Fail::Said("boom"))),
+            Err((Stage::Measure, Fail::Said("boom"))),
+        ]);
+        let (result, cells, _) = run_scripted("fail-fast", &mut slot, 1, true).await;
+        let e = result.unwrap_err().to_string();
+        assert!(e.contains("--fail-fast") && e.contains("boom"), "{e}");
+        assert_eq!(
+            cells.len(),
+            2,
+            "the measured cell and the failed one are kept"
+        );
+        assert!(cells[0].metrics.is_some() && cells[1].error.is_some());
+        assert_eq!(slot.measured.len(), 3, "nothing after the failure");
+    }
+
+    #[test]
+    fn start_failure_reasons_ignore_numbers() {
+        let a = reason_of(&anyhow!("not ready after 3.1 s: port 127.0.0.1:49153"));
+        let b = reason_of(&anyhow!("not ready after 180.0 s: port 127.0.0.1:49201"));
+        assert_eq!(a, b);
+        assert_ne!(a, reason_of(&anyhow!("not ready: connection refused")));
+    }
+}

@@ -1,0 +1,3 @@
+//! The run directory and results.db.
+
+pub mod results;
