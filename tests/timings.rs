@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 
 use common::{racy, temp_dir};
 use racy_matrix::input::matrix::Cell;
+use racy_matrix::input::setup::Setup;
 use racy_matrix::input::stack::StackCatalog;
 use racy_matrix::measure::metrics::CellMetrics;
-use racy_matrix::plan::cost::Setup;
 use racy_matrix::store::results::{CellResult, CellTiming, RunDir};
 
 fn quick_cells() -> Vec<Cell> {

@@ -1,7 +1,7 @@
 //! The one place that talks to the Docker Engine (bollard): connection and version
 //! negotiation, networks, containers, images, logs, labels and cleanup.
 
-use crate::input::stack::{MountEntry, MountSource};
+use crate::input::stack::{ContainerSpec, Health, MountEntry, MountSource};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -99,47 +99,16 @@ pub struct Whereabouts {
     pub gateway: Option<std::net::IpAddr>,
 }
 
-/// What to run in one container.
-#[derive(Clone, Debug, Default)]
-pub struct ContainerSpec {
-    /// Container name.
-    pub name: String,
-    /// Image reference.
-    pub image: String,
-    /// Command (None = image default).
-    pub cmd: Option<Vec<String>>,
-    /// Entrypoint (None = image default).
-    pub entrypoint: Option<Vec<String>>,
-    /// `KEY=VALUE` environment.
-    pub env: Vec<String>,
-    /// Labels (the run label is added by the caller).
-    pub labels: HashMap<String, String>,
-    /// Network to join.
-    pub network: String,
-    /// DNS aliases on that network.
-    pub aliases: Vec<String>,
-    /// Container ports published on 127.0.0.1 with a random host port.
-    pub publish: Vec<u16>,
-    /// Engine health check.
-    pub healthcheck: Option<HealthConfig>,
-    /// Memory limit in bytes.
-    pub memory: Option<i64>,
-    /// User to run as.
-    pub user: Option<String>,
-    /// Capabilities dropped.
-    pub cap_drop: Option<Vec<String>>,
-    /// Capabilities added back.
-    pub cap_add: Option<Vec<String>>,
-    /// Named volumes (by engine name) and bind mounts (absolute host paths).
-    pub mounts: Vec<MountEntry>,
-    /// Working directory (None = the image's).
-    pub working_dir: Option<String>,
-    /// Allocate a terminal.
-    pub tty: bool,
-    /// Keep stdin open.
-    pub open_stdin: bool,
-    /// Run an init process as PID 1.
-    pub init: bool,
+/// A health check as the engine takes it.
+fn health_config(h: &Health) -> HealthConfig {
+    HealthConfig {
+        test: Some(h.test.engine_test()),
+        interval: h.interval_ns,
+        timeout: h.timeout_ns,
+        retries: h.retries,
+        start_period: h.start_period_ns,
+        start_interval: None,
+    }
 }
 
 /// The engine's form of a container's mounts (`None` for none).
@@ -547,7 +516,7 @@ impl Engine {
             env: Some(spec.env.clone()),
             labels: Some(spec.labels.clone()),
             exposed_ports: (!exposed.is_empty()).then_some(exposed),
-            healthcheck: spec.healthcheck.clone(),
+            healthcheck: spec.healthcheck.as_ref().map(health_config),
             user: spec.user.clone(),
             working_dir: spec.working_dir.clone(),
             tty: Some(spec.tty),

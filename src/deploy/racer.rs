@@ -14,7 +14,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::burst::http::{BurstResult, BurstSpec};
-use crate::deploy::engine::{ContainerSpec, Engine};
+use crate::deploy::engine::Engine;
+use crate::input::stack::ContainerSpec;
 
 /// Where the binary lives inside the racer.
 pub const INSIDE: &str = "/usr/local/bin/racy-matrix";

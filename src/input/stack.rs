@@ -10,9 +10,9 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::input::check::Check;
 use crate::input::matrix::Catalog;
 use crate::input::source::{InputError, Source, parse_yaml};
-use crate::measure::metrics::Check;
 
 mod checks;
 mod compose;
@@ -27,9 +27,9 @@ pub use envfile::{parse_env, read_env_file};
 pub use interpolate::{interpolate, references};
 
 pub use compose::{
-    Build, Condition, DEFAULT_MEMORY, DependsOn, DependsOnLong, Deploy, EnvFiles, Health,
-    HealthTest, Healthcheck, KeyValues, MountEntry, MountSource, Networks, Placement, Scalar,
-    Service, StrOrList, VolumeEntry, parse_bytes, parse_mount,
+    Build, Condition, ContainerSpec, DEFAULT_MEMORY, DependsOn, DependsOnLong, Deploy, EnvFiles,
+    Health, HealthTest, Healthcheck, KeyValues, MountEntry, MountSource, Networks, Placement,
+    Scalar, Service, StrOrList, VolumeEntry, parse_bytes, parse_mount,
 };
 
 /// The service and port that receive bursts.
@@ -107,11 +107,11 @@ pub struct Endpoint {
     /// once as the stack has handlers), `serial` (one after another: a lock held across
     /// the window) or `ignored` (it has none). Runs given to `--timings` correct it.
     #[serde(default, skip_serializing_if = "is_parallel")]
-    pub window: crate::plan::cost::Shape,
+    pub window: crate::input::setup::Shape,
 }
 
-fn is_parallel(w: &crate::plan::cost::Shape) -> bool {
-    *w == crate::plan::cost::Shape::Parallel
+fn is_parallel(w: &crate::input::setup::Shape) -> bool {
+    *w == crate::input::setup::Shape::Parallel
 }
 
 fn default_method() -> String {
@@ -1276,9 +1276,9 @@ services:
         );
         let s = Stack::parse("t", Path::new("c.yaml"), &text).unwrap();
         let window = |e: &str| s.driver.endpoints[e].window;
-        assert_eq!(window("a"), crate::plan::cost::Shape::Parallel);
-        assert_eq!(window("b"), crate::plan::cost::Shape::Serial);
-        assert_eq!(window("c"), crate::plan::cost::Shape::Ignored);
+        assert_eq!(window("a"), crate::input::setup::Shape::Parallel);
+        assert_eq!(window("b"), crate::input::setup::Shape::Serial);
+        assert_eq!(window("c"), crate::input::setup::Shape::Ignored);
         // a word it does not know: located, with the choices
         let bad = text.replace("window: serial", "window: serialized");
         let e = Stack::parse("t", Path::new("c.yaml"), &bad).unwrap_err();

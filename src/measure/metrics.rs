@@ -7,6 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::input::check::Check;
+
 /// How a request ended, as the client saw it.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -86,69 +88,25 @@ impl Observation {
     }
 }
 
-/// What an endpoint's race breaks, and so what counts as an anomaly. An endpoint names its
-/// check in `x-racy.endpoints`; every check but `counter` has its own observe query there.
-/// A new kind is a variant here and its arm in `anomalies`.
-#[derive(
-    Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Check {
-    /// A counter that lost increments: ledger rows missing from the balance.
-    #[default]
-    Counter,
-    /// Rows that should be unique: `total` rows, `distinct_values` among them.
-    Unique,
-    /// Background tasks that did not find their row: `tasks` run, `missed` of them.
-    Task,
-    /// Apps that failed at start (seed 000): `starts` reported, `failed` of them.
-    Start,
-}
-
-impl Check {
-    /// The check's name, as in stack files and the `anomaly_kind` column.
-    pub fn name(self) -> &'static str {
-        match self {
-            Check::Counter => "counter",
-            Check::Unique => "unique",
-            Check::Task => "task",
-            Check::Start => "start",
+/// The anomalies `check` counts in one repetition and how many things they are out of.
+pub fn anomalies(
+    check: Check,
+    before: &Observation,
+    after: &Observation,
+    amount: i64,
+) -> (i64, i64) {
+    let d = |c: &str| after.get(c) - before.get(c);
+    match check {
+        Check::Counter => {
+            let rows = after.ledger_rows - before.ledger_rows;
+            (
+                rows - (after.balance - before.balance) / amount.max(1),
+                rows,
+            )
         }
-    }
-
-    /// The check of a name (as [`Check::name`] gives it), if it is one.
-    pub fn from_name(name: &str) -> Option<Check> {
-        [Check::Counter, Check::Unique, Check::Task, Check::Start]
-            .into_iter()
-            .find(|c| c.name() == name)
-    }
-
-    /// The integer columns its observe query must return (none for `counter`, which
-    /// reads the balance and the ledger).
-    pub fn columns(self) -> &'static [&'static str] {
-        match self {
-            Check::Counter => &[],
-            Check::Unique => &["total", "distinct_values"],
-            Check::Task => &["tasks", "missed"],
-            Check::Start => &["starts", "failed"],
-        }
-    }
-
-    /// The anomalies of one repetition and how many things they are out of.
-    pub fn anomalies(self, before: &Observation, after: &Observation, amount: i64) -> (i64, i64) {
-        let d = |c: &str| after.get(c) - before.get(c);
-        match self {
-            Check::Counter => {
-                let rows = after.ledger_rows - before.ledger_rows;
-                (
-                    rows - (after.balance - before.balance) / amount.max(1),
-                    rows,
-                )
-            }
-            Check::Unique => (d("total") - d("distinct_values"), d("total")),
-            Check::Task => (d("missed"), d("tasks")),
-            Check::Start => (d("failed"), d("starts")),
-        }
+        Check::Unique => (d("total") - d("distinct_values"), d("total")),
+        Check::Task => (d("missed"), d("tasks")),
+        Check::Start => (d("failed"), d("starts")),
     }
 }
 
@@ -473,7 +431,7 @@ fn burst_counts(anomalies: i64, of: i64) -> (u64, u64) {
 pub fn anomaly_bursts(reps: &[Repetition], amount: i64, check: Check) -> Vec<(u64, u64)> {
     reps.iter()
         .map(|rep| {
-            let (anomalies, of) = check.anomalies(&rep.before, &rep.after, amount);
+            let (anomalies, of) = anomalies(check, &rep.before, &rep.after, amount);
             burst_counts(anomalies, of)
         })
         .collect()
@@ -636,7 +594,7 @@ pub fn compute(
         m.applied += applied;
         m.excess_applied += (applied - rows).max(0);
         lost_bursts.push(burst_counts(rows - applied, rows));
-        m.anomalies += check.anomalies(&rep.before, &rep.after, amount).0;
+        m.anomalies += anomalies(check, &rep.before, &rep.after, amount).0;
         count_records(&mut m, &rep.records, &mut pids, &mut latencies);
     }
     m.lost_updates = m.ledger_rows - m.applied;
@@ -901,18 +859,18 @@ mod tests {
             extra: BTreeMap::from([("tasks".to_string(), 8), ("missed".to_string(), 6)]),
             ..obs(0, 0)
         };
-        assert_eq!(Check::Task.anomalies(&obs(0, 0), &tasks, 100), (6, 8));
+        assert_eq!(anomalies(Check::Task, &obs(0, 0), &tasks, 100), (6, 8));
         // a start check counts the starts reported during the burst, and the failed ones
         let starts = |n: i64, failed: i64| Observation {
             extra: BTreeMap::from([("starts".to_string(), n), ("failed".to_string(), failed)]),
             ..obs(0, 0)
         };
         assert_eq!(
-            Check::Start.anomalies(&starts(2, 1), &starts(3, 1), 100),
+            anomalies(Check::Start, &starts(2, 1), &starts(3, 1), 100),
             (0, 1)
         );
         assert_eq!(
-            Check::Start.anomalies(&starts(0, 0), &starts(1, 1), 100),
+            anomalies(Check::Start, &starts(0, 0), &starts(1, 1), 100),
             (1, 1)
         );
     }

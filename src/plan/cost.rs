@@ -6,28 +6,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use serde::{Deserialize, Serialize};
 
 use crate::input::matrix::{Cell, Matrix, parse_delay};
+use crate::input::setup::{Setup, Shape};
 use crate::input::stack::StackCatalog;
-
-/// What has to happen on a stack instance before a cell runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Setup {
-    /// A fresh stack start: the instance's first cell, or a cell of another stack.
-    Start,
-    /// Services recreated because a variable they use changed, the database not among
-    /// them.
-    Restart,
-    /// Services recreated, the database among them (a new, empty database to start).
-    #[serde(rename = "restart_database")]
-    RestartDatabase,
-    /// Live changes only (Gunicorn's workers grown or shrunk in place).
-    Live,
-    /// Nothing: the previous cell's configuration serves.
-    None,
-}
 
 /// What runs before `cell` when `prev` ran just before it on the same instance: the kind
 /// of setup, and its steps as `plan` shows them ("recreate app, worker", "workers 1->4
@@ -278,46 +260,15 @@ impl Timings {
     }
 }
 
-/// What an endpoint does with a request's read→write window (`delay_ms`): how a burst's
-/// windows add up. A stack may declare it per endpoint (`window:`); measured cells
-/// correct it (see [`fit`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Shape {
-    /// The windows overlap, as many at once as the stack has handlers: the model's
-    /// rounds (see [`burst_estimate_s`]).
-    #[default]
-    Parallel,
-    /// One after another whatever the handlers, e.g. each request waits for a row lock
-    /// the one before holds across its window: rounds as if the stack had one handler.
-    Serial,
-    /// No window: the endpoint does not wait `delay_ms` (the burst costs its spacing).
-    Ignored,
-}
-
-impl Shape {
-    /// The three, in the order a tie between them is broken after the declared one.
-    pub const ALL: [Shape; 3] = [Shape::Parallel, Shape::Serial, Shape::Ignored];
-
-    /// The model's burst estimate of `cell` for this shape.
-    pub fn burst_estimate_s(self, requests: u32, cell: &Cell, handlers: Option<u64>) -> f64 {
-        match self {
-            Shape::Parallel => burst_estimate_s(requests, cell, handlers),
-            Shape::Serial => burst_estimate_s(requests, cell, Some(1)),
-            Shape::Ignored => {
-                let mut none = cell.clone();
-                none.axes.insert("delay_ms".into(), "0".into());
-                burst_estimate_s(requests, &none, handlers)
-            }
-        }
-    }
-
-    /// The word a stack file and `plan` use.
-    pub fn name(self) -> &'static str {
-        match self {
-            Shape::Parallel => "parallel",
-            Shape::Serial => "serial",
-            Shape::Ignored => "ignored",
+/// The model's burst estimate of `cell` for an endpoint of this shape.
+pub fn shaped_estimate_s(shape: Shape, requests: u32, cell: &Cell, handlers: Option<u64>) -> f64 {
+    match shape {
+        Shape::Parallel => burst_estimate_s(requests, cell, handlers),
+        Shape::Serial => burst_estimate_s(requests, cell, Some(1)),
+        Shape::Ignored => {
+            let mut none = cell.clone();
+            none.axes.insert("delay_ms".into(), "0".into());
+            burst_estimate_s(requests, &none, handlers)
         }
     }
 }
@@ -384,7 +335,8 @@ pub fn fit(timings: &Timings, traits: &dyn Fn(&Cell) -> Traits) -> Fit {
             declared.insert(s.cell.endpoint(), t.window);
             Point {
                 endpoint: s.cell.endpoint(),
-                x: Shape::ALL.map(|shape| shape.burst_estimate_s(s.requests, &s.cell, t.handlers)),
+                x: Shape::ALL
+                    .map(|shape| shaped_estimate_s(shape, s.requests, &s.cell, t.handlers)),
                 y: s.per_repetition_s(),
             }
         })
@@ -529,7 +481,7 @@ impl Fit {
             });
         e.factor
             * self.model.burst_scale
-            * e.shape.burst_estimate_s(requests, cell, traits.handlers)
+            * shaped_estimate_s(e.shape, requests, cell, traits.handlers)
             + self.model.repetition_s
     }
 }

@@ -8,7 +8,8 @@ use std::fmt::Write;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 
 use crate::input::matrix::{Cell, Matrix, Shard};
-use crate::plan::cost::{Costs, Setup, Shape, Timings, setup};
+use crate::input::setup::{Setup, Shape};
+use crate::plan::cost::{Costs, Timings, setup};
 use crate::plan::shard::{self, Estimate};
 
 /// The plan as text: a table of cells and a summary line.

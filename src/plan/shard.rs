@@ -25,7 +25,8 @@
 use std::collections::BTreeSet;
 
 use crate::input::matrix::Cell;
-use crate::plan::cost::{Costs, Setup, setup};
+use crate::input::setup::Setup;
+use crate::plan::cost::{Costs, setup};
 
 /// The shard (0-based, below `n`) of every cell, balanced by cost (see the module doc).
 pub fn assign(cells: &[Cell], n: usize, costs: &Costs) -> Vec<usize> {

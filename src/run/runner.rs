@@ -12,9 +12,9 @@ use crate::deploy::deployment::{Deployment, RunId};
 use crate::deploy::engine::Engine;
 use crate::input::matrix::{Cell, Matrix, parse_delay};
 use crate::input::route::Route;
+use crate::input::setup::Setup;
 use crate::input::stack::{Stack, StackCatalog};
 use crate::measure::metrics::{self, Outcome, Repetition};
-use crate::plan::cost::Setup;
 use crate::store::results::RunDir;
 use crate::store::results::{CellResult, CellTiming};
 

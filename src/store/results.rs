@@ -84,7 +84,7 @@ pub struct CellTiming {
     /// repetition.
     pub seconds: f64,
     /// What the setup before it was.
-    pub setup: crate::plan::cost::Setup,
+    pub setup: crate::input::setup::Setup,
     /// Wall seconds of that setup (included in `seconds`).
     pub setup_seconds: f64,
 }

@@ -6,10 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use anyhow::{Result, anyhow, bail};
-use bollard::models::HealthConfig;
 use serde::{Deserialize, Serialize};
-
-use crate::deploy::engine::ContainerSpec;
 
 /// The most containers one service may run.
 pub const MAX_REPLICAS: u32 = 64;
@@ -450,7 +447,7 @@ impl Service {
     /// service), placed as `at` says; the memory limit is [`DEFAULT_MEMORY`] when the
     /// service sets none.
     pub fn container_spec(&self, name: &str, at: &Placement) -> Result<ContainerSpec> {
-        let healthcheck = self.health()?.map(|h| h.engine_config());
+        let healthcheck = self.health()?;
         let mut mounts = Vec::new();
         for m in self.mounts()? {
             let source = match &m.source {
@@ -621,18 +618,48 @@ impl Healthcheck {
     }
 }
 
-impl Health {
-    /// The check as the engine takes it.
-    pub fn engine_config(&self) -> HealthConfig {
-        HealthConfig {
-            test: Some(self.test.engine_test()),
-            interval: self.interval_ns,
-            timeout: self.timeout_ns,
-            retries: self.retries,
-            start_period: self.start_period_ns,
-            start_interval: None,
-        }
-    }
+/// What to run in one container, before the engine's form of it (the engine module
+/// turns it into the Docker API's).
+#[derive(Clone, Debug, Default)]
+pub struct ContainerSpec {
+    /// Container name.
+    pub name: String,
+    /// Image reference.
+    pub image: String,
+    /// Command (None = image default).
+    pub cmd: Option<Vec<String>>,
+    /// Entrypoint (None = image default).
+    pub entrypoint: Option<Vec<String>>,
+    /// `KEY=VALUE` environment.
+    pub env: Vec<String>,
+    /// Labels (the run label is added by the caller).
+    pub labels: HashMap<String, String>,
+    /// Network to join.
+    pub network: String,
+    /// DNS aliases on that network.
+    pub aliases: Vec<String>,
+    /// Container ports published on 127.0.0.1 with a random host port.
+    pub publish: Vec<u16>,
+    /// Engine health check.
+    pub healthcheck: Option<Health>,
+    /// Memory limit in bytes.
+    pub memory: Option<i64>,
+    /// User to run as.
+    pub user: Option<String>,
+    /// Capabilities dropped.
+    pub cap_drop: Option<Vec<String>>,
+    /// Capabilities added back.
+    pub cap_add: Option<Vec<String>>,
+    /// Named volumes (by engine name) and bind mounts (absolute host paths).
+    pub mounts: Vec<MountEntry>,
+    /// Working directory (None = the image's).
+    pub working_dir: Option<String>,
+    /// Allocate a terminal.
+    pub tty: bool,
+    /// Keep stdin open.
+    pub open_stdin: bool,
+    /// Run an init process as PID 1.
+    pub init: bool,
 }
 
 /// Parses a short-syntax volume entry `SOURCE:/path[:ro|rw]`: a named volume, or a bind
@@ -874,16 +901,16 @@ pub(crate) mod tests {
         };
         let health = check.interpret().unwrap();
         assert_eq!(
-            health.engine_config(),
-            HealthConfig {
-                test: Some(strings(&["CMD", "true"])),
-                interval: Some(1_000_000_000),
-                timeout: Some(90_000_000_000),
+            health,
+            Health {
+                test: HealthTest::of(&list(&["CMD", "true"])),
+                interval_ns: Some(1_000_000_000),
+                timeout_ns: Some(90_000_000_000),
                 retries: Some(60),
-                start_period: None,
-                start_interval: None,
+                start_period_ns: None,
             }
         );
+        assert_eq!(health.test.engine_test(), strings(&["CMD", "true"]));
         let soon = Healthcheck {
             start_period: Some("soon".into()),
             ..check
@@ -949,8 +976,8 @@ pub(crate) mod tests {
             ]
         );
         let health = spec.healthcheck.unwrap();
-        assert_eq!(health.test, Some(strings(&["CMD-SHELL", "true"])));
-        assert_eq!(health.interval, Some(2_000_000_000));
+        assert_eq!(health.test.engine_test(), strings(&["CMD-SHELL", "true"]));
+        assert_eq!(health.interval_ns, Some(2_000_000_000));
     }
 
     #[test]
