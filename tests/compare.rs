@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 
 use common::{racy, temp_dir};
 use racy_matrix::input::matrix::Cell;
+use racy_matrix::measure::cell::CellResult;
 use racy_matrix::measure::metrics::{self, Check, Observation, Repetition};
-use racy_matrix::store::results::{CellResult, RunDir};
+use racy_matrix::store::results::RunDir;
 
 /// What each request adds in these runs; not the default, so that `compare` must read it
 /// from the run directory's matrix.yaml to recount the counters' losses.

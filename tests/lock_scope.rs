@@ -7,8 +7,8 @@
 mod common;
 
 use common::int;
+use racy_matrix::measure::cell::CellResult;
 use racy_matrix::measure::metrics::{Check, anomaly_bursts, cluster_wilson};
-use racy_matrix::store::results::CellResult;
 
 #[tokio::test]
 async fn each_lock_is_safe_up_to_its_scope() {

@@ -10,8 +10,9 @@ use common::{racy, temp_dir};
 use racy_matrix::input::matrix::Cell;
 use racy_matrix::input::setup::Setup;
 use racy_matrix::input::stack::StackCatalog;
+use racy_matrix::measure::cell::{CellResult, CellTiming};
 use racy_matrix::measure::metrics::CellMetrics;
-use racy_matrix::store::results::{CellResult, CellTiming, RunDir};
+use racy_matrix::store::results::RunDir;
 
 fn quick_cells() -> Vec<Cell> {
     let stacks = racy_matrix::input::stack::discover(Path::new("stacks")).unwrap();

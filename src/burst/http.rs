@@ -9,7 +9,7 @@ use anyhow::{Result, anyhow, bail};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::measure::metrics::{Outcome, RequestRecord};
+use crate::burst::record::{Outcome, RequestRecord};
 
 /// One HTTP request, encoded once and sent many times.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]

@@ -1,3 +1,4 @@
 //! Firing requests: HTTP requests, the byte-level release, per-request records.
 
 pub mod http;
+pub mod record;

@@ -1055,7 +1055,7 @@ fn check_resumable(
 fn check_expectations(
     file: &Path,
     m: &Matrix,
-    cells: &[results::CellResult],
+    cells: &[crate::measure::cell::CellResult],
     complete: bool,
 ) -> Verdict {
     if m.expect.is_empty() {

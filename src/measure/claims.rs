@@ -9,10 +9,10 @@
 //! timeouts shows the lost updates beside its own column.
 
 use crate::input::matrix::Expectation;
+use crate::measure::cell::CellResult;
 use crate::measure::expect;
 use crate::measure::metrics::{self, Check};
 use crate::report::export;
-use crate::store::results::CellResult;
 
 /// How a claim fared over the cells it selects.
 #[derive(Clone, Debug, PartialEq)]

@@ -15,8 +15,9 @@ use serde::Deserialize;
 
 use crate::cli::commands::{Failure, Verdict};
 use crate::input::matrix::Cell;
+use crate::measure::cell::CellResult;
 use crate::measure::metrics::{self, Check};
-use crate::store::results::{CellResult, MATRIX_FILE, RunDir};
+use crate::store::results::{MATRIX_FILE, RunDir};
 
 /// The significance level unless `--alpha` says otherwise.
 pub const ALPHA: f64 = 0.05;

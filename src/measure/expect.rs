@@ -2,8 +2,8 @@
 //! columns, checked against the measured cells. A miss makes the run exit 1.
 
 use crate::input::matrix::Expectation;
+use crate::measure::cell::CellResult;
 use crate::report::export;
-use crate::store::results::CellResult;
 
 /// One bound a selected cell did not meet.
 #[derive(Clone, Debug, PartialEq)]

@@ -33,8 +33,8 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+use crate::measure::cell::CellResult;
 use crate::measure::metrics::{Check, Outcome, Repetition, RequestRecord};
-use crate::store::results::CellResult;
 
 /// How a lost increment came to be erased.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,5 +1,6 @@
 //! Metrics, intervals and tests, explain, compare, claims, expectations.
 
+pub mod cell;
 pub mod claims;
 pub mod compare;
 pub mod expect;

@@ -176,7 +176,7 @@ pub struct Sample {
     /// Repetitions in that run.
     pub repetitions: u32,
     /// Its wall time and setup.
-    pub timing: crate::store::results::CellTiming,
+    pub timing: crate::measure::cell::CellTiming,
 }
 
 impl Sample {
@@ -632,7 +632,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::store::results::CellTiming;
+    use crate::measure::cell::CellTiming;
 
     fn cell(workers: u32, delay: &str) -> Cell {
         Cell {

@@ -274,8 +274,8 @@ mod tests {
     use super::*;
     use crate::input::matrix::Matrix;
     use crate::input::stack::StackCatalog;
+    use crate::measure::cell::CellTiming;
     use crate::plan::cost::{Sample, Timings};
-    use crate::store::results::CellTiming;
 
     fn load(name: &str) -> (Matrix, Vec<Cell>, StackCatalog) {
         let stacks = crate::input::stack::discover(Path::new("stacks")).unwrap();

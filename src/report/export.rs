@@ -8,8 +8,8 @@ use anyhow::Result;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use serde_json::{Value, json};
 
+use crate::measure::cell::CellResult;
 use crate::measure::metrics::CellMetrics;
-use crate::store::results::CellResult;
 
 /// What exporters render.
 pub struct RunReport<'a> {

@@ -10,10 +10,10 @@ use std::fmt::Write as _;
 
 use anyhow::Result;
 
+use crate::measure::cell::CellResult;
 use crate::measure::explain::{self, BurstStory, Loss};
 use crate::measure::metrics::{self, CellMetrics, Check, Outcome, Repetition, RequestRecord};
 use crate::report::export::{Exporter, RunReport};
-use crate::store::results::CellResult;
 
 /// Bursts drawn as a timeline per cell, in a run of at most [`LARGE_RUN`] cells.
 pub const TIMELINE_BURSTS: usize = 3;

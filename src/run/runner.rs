@@ -14,9 +14,9 @@ use crate::input::matrix::{Cell, Matrix, parse_delay};
 use crate::input::route::Route;
 use crate::input::setup::Setup;
 use crate::input::stack::{Stack, StackCatalog};
+use crate::measure::cell::{CellResult, CellTiming};
 use crate::measure::metrics::{self, Outcome, Repetition};
 use crate::store::results::RunDir;
-use crate::store::results::{CellResult, CellTiming};
 
 /// How a run is asked for.
 pub struct RunOptions {
