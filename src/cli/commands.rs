@@ -9,11 +9,11 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 
+use crate::cli::outcome::{Failure, Kind, Verdict, exit_code};
 use crate::deploy::deployment::{Deployment, RunId};
 use crate::deploy::engine::{Engine, RUN_LABEL};
 use crate::input::matrix::{self, Cell, Matrix, Shard};
 use crate::input::route::RouteChoice;
-use crate::input::source::InputError;
 use crate::input::stack::{self, Stack, StackCatalog};
 use crate::measure::compare::FailOn;
 use crate::plan::cost::{Costs, Timings};
@@ -269,69 +269,6 @@ fn parse_assignment(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("expected K=V, got '{s}'"))
 }
 
-/// Why a command failed; its kind alone decides the exit code (see [`exit_code`]).
-#[derive(Debug, thiserror::Error)]
-pub enum Failure {
-    /// The matrix, a stack file or an argument is wrong; nothing was started.
-    #[error("{0:#}")]
-    Input(anyhow::Error),
-    /// The engine or a stack failed, or the run was interrupted.
-    #[error("{0:#}")]
-    Engine(anyhow::Error),
-    /// A local file (the results store, an output file) or stdout could not be written.
-    #[error("{0:#}")]
-    Local(anyhow::Error),
-}
-
-impl From<InputError> for Failure {
-    fn from(e: InputError) -> Self {
-        Failure::Input(anyhow!("{e}"))
-    }
-}
-
-/// How a command that ran to its end came out.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    /// All is well.
-    Ok,
-    /// An expectation of the matrix did not hold.
-    ExpectationMissed,
-    /// Some cells could not be measured (they are recorded as failed).
-    CellsFailed,
-    /// `compare` found a significant change of the kind `--fail-on` names.
-    Changed,
-}
-
-/// The exit code of a command's outcome: the one place that chooses it.
-pub fn exit_code(outcome: &Result<Verdict, Failure>) -> u8 {
-    match outcome {
-        Ok(Verdict::Ok) => 0,
-        Ok(Verdict::ExpectationMissed | Verdict::Changed) => 1,
-        Err(Failure::Input(_)) => 2,
-        Ok(Verdict::CellsFailed) | Err(Failure::Engine(_)) => 3,
-        Err(Failure::Local(_)) => 4,
-    }
-}
-
-/// Shorthands that tag an error with its kind.
-trait Kind<T> {
-    fn input(self) -> Result<T, Failure>;
-    fn engine(self) -> Result<T, Failure>;
-    fn local(self) -> Result<T, Failure>;
-}
-
-impl<T, E: Into<anyhow::Error>> Kind<T> for std::result::Result<T, E> {
-    fn input(self) -> Result<T, Failure> {
-        self.map_err(|e| Failure::Input(e.into()))
-    }
-    fn engine(self) -> Result<T, Failure> {
-        self.map_err(|e| Failure::Engine(e.into()))
-    }
-    fn local(self) -> Result<T, Failure> {
-        self.map_err(|e| Failure::Local(e.into()))
-    }
-}
-
 /// Parses the arguments, runs the command, and exits with the code its outcome gives.
 pub async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -361,8 +298,8 @@ async fn dispatch(cli: Cli) -> Result<Verdict, Failure> {
             fail_on,
             alpha,
             ignore_axis,
-        } => crate::measure::compare::command(&base, &new, fail_on, alpha, &ignore_axis).await,
-        Command::Init(a) => crate::input::init::command(
+        } => crate::cli::compare::command(&base, &new, fail_on, alpha, &ignore_axis).await,
+        Command::Init(a) => crate::cli::init::command(
             &a.compose_file,
             a.name.as_deref(),
             &stacks_root(stacks, None),

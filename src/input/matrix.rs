@@ -11,6 +11,9 @@ use serde_saphyr::Spanned;
 
 use crate::input::source::{InputError, Scalar, Source, parse_yaml, read_text, referenced};
 
+/// What each request adds when a matrix does not say.
+pub const DEFAULT_AMOUNT: i64 = 100;
+
 /// What the matrix needs to know about the stacks it names.
 pub trait Catalog {
     /// Known stack names, sorted.
@@ -440,7 +443,7 @@ impl Reader<'_> {
                 "requests must be at most 10000",
             ));
         }
-        let amount = self.positive(&raw.amount, "amount", 100)?;
+        let amount = self.positive(&raw.amount, "amount", DEFAULT_AMOUNT)?;
         let repetitions = self.positive(&raw.repetitions, "repetitions", 3)? as u32;
         let timeout_ms = match &raw.timeout_ms {
             None => None,

@@ -9,10 +9,10 @@
 //! timeouts shows the lost updates beside its own column.
 
 use crate::input::matrix::Expectation;
+use crate::measure::cell;
 use crate::measure::cell::CellResult;
 use crate::measure::expect;
 use crate::measure::metrics::{self, Check};
-use crate::report::export;
 
 /// How a claim fared over the cells it selects.
 #[derive(Clone, Debug, PartialEq)]
@@ -78,7 +78,7 @@ pub struct Claim {
 /// The claims of `expect` (those with a `claim:`) against `cells`, measured with `amount`
 /// per request (the matrix's `amount`).
 pub fn claims(expect: &[Expectation], cells: &[CellResult], amount: i64) -> Vec<Claim> {
-    let cols = export::columns(cells);
+    let cols = cell::columns(cells);
     expect
         .iter()
         .filter_map(|e| {
@@ -185,7 +185,7 @@ fn measured(e: &Expectation, cells: &[&CellResult], cols: &[String]) -> String {
     let rows: Vec<_> = cells
         .iter()
         .filter(|c| c.error.is_none())
-        .map(|c| export::row(c, cols))
+        .map(|c| cell::row(c, cols))
         .collect();
     e.bounds
         .keys()

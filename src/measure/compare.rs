@@ -6,25 +6,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::f64::consts::{PI, SQRT_2};
-use std::io::Write;
 use std::path::Path;
 
 use clap::ValueEnum;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
-use serde::Deserialize;
 
-use crate::cli::commands::{Failure, Verdict};
 use crate::input::matrix::Cell;
 use crate::measure::cell::CellResult;
 use crate::measure::metrics::{self, Check};
-use crate::store::results::{MATRIX_FILE, RunDir};
 
 /// The significance level unless `--alpha` says otherwise.
 pub const ALPHA: f64 = 0.05;
-
-/// What each request adds when a run directory's matrix does not say (the matrix
-/// default, as `matrix.rs` applies it).
-const DEFAULT_AMOUNT: i64 = 100;
 
 /// Labels listed by name under "only in BASE/NEW" before the rest is only counted.
 const FEW: usize = 10;
@@ -310,14 +302,13 @@ impl Comparison {
         self.significant().filter(|t| t.change.diff < 0.0).count()
     }
 
-    /// Exit 1 (`Verdict::Changed`) on a change `fail_on` counts.
-    pub fn verdict(&self, fail_on: FailOn) -> Verdict {
-        let fails = match fail_on {
+    /// Whether a change `fail_on` counts was found (the command then exits 1).
+    pub fn fails(&self, fail_on: FailOn) -> bool {
+        match fail_on {
             FailOn::Worse => self.worse() > 0,
             FailOn::Any => self.worse() + self.better() > 0,
             FailOn::None => false,
-        };
-        if fails { Verdict::Changed } else { Verdict::Ok }
+        }
     }
 }
 
@@ -394,17 +385,17 @@ fn key(cell: &Cell, ignore: &[String]) -> String {
 }
 
 /// Refuses a run in which leaving out the ignored axes makes two cells one.
-fn distinct(run: &Run, dir: &Path) -> Result<(), Failure> {
+pub fn distinct(run: &Run, dir: &Path) -> Result<(), String> {
     let mut seen: BTreeMap<String, &Cell> = BTreeMap::new();
     for c in run.cells {
         if let Some(other) = seen.insert(key(&c.cell, run.ignore), &c.cell) {
-            return Err(Failure::Input(anyhow::anyhow!(
+            return Err(format!(
                 "{}: cells '{}' and '{}' differ only in {}: they cannot be told apart without it",
                 dir.display(),
                 other.label(),
                 c.cell.label(),
                 run.ignore.join(", ")
-            )));
+            ));
         }
     }
     Ok(())
@@ -454,57 +445,11 @@ fn side(c: &CellResult, amount: i64) -> Result<(Check, Side), String> {
     if (side.rate - m.anomaly_rate).abs() > 1e-9 {
         return Err(format!(
             "its repetitions give a rate of {:.3} with amount {amount}, its results {:.3} \
-             (does the directory's {MATRIX_FILE} give the amount it ran with?)",
+             (does the directory's matrix.yaml give the amount it ran with?)",
             side.rate, m.anomaly_rate
         ));
     }
     Ok((kind, side))
-}
-
-/// The `amount` of the matrix a run directory keeps a copy of (`matrix.yaml`, also in a
-/// merged directory); the matrix default when the copy is missing or does not say. A
-/// wrong amount does not pass unnoticed: the recounted rates would not be the stored ones.
-pub fn amount(dir: &Path) -> i64 {
-    #[derive(Deserialize)]
-    struct Amount {
-        amount: Option<i64>,
-    }
-    std::fs::read_to_string(dir.join(MATRIX_FILE))
-        .ok()
-        .and_then(|text| serde_saphyr::from_str::<Amount>(&text).ok())
-        .and_then(|a| a.amount)
-        .unwrap_or(DEFAULT_AMOUNT)
-}
-
-/// `compare BASE NEW`: loads both run directories, tests every cell both measured, prints
-/// what changed, and says whether that fails the command.
-pub async fn command(
-    base: &Path,
-    new: &Path,
-    fail_on: FailOn,
-    alpha: f64,
-    ignore: &[String],
-) -> Result<Verdict, Failure> {
-    let b = load(base).await?;
-    let n = load(new).await?;
-    let runs = [(&b, base), (&n, new)].map(|(d, path)| Run {
-        cells: &d.cells,
-        amount: amount(path),
-        ignore,
-    });
-    distinct(&runs[0], base)?;
-    distinct(&runs[1], new)?;
-    let found = compare(&runs[0], &runs[1], alpha);
-    std::io::stdout()
-        .write_all(render(&found).as_bytes())
-        .map_err(|e| Failure::Local(e.into()))?;
-    Ok(found.verdict(fail_on))
-}
-
-async fn load(dir: &Path) -> Result<RunDir, Failure> {
-    let run = RunDir::load(dir).await.map_err(Failure::Input)?;
-    let _ = run.close().await;
-    Ok(run)
 }
 
 /// The report: the table of significant changes, the cells only one side has, those not

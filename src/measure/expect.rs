@@ -2,8 +2,8 @@
 //! columns, checked against the measured cells. A miss makes the run exit 1.
 
 use crate::input::matrix::Expectation;
+use crate::measure::cell;
 use crate::measure::cell::CellResult;
-use crate::report::export;
 
 /// One bound a selected cell did not meet.
 #[derive(Clone, Debug, PartialEq)]
@@ -72,14 +72,14 @@ pub fn selected<'a>(e: &Expectation, cells: &'a [CellResult]) -> Vec<&'a CellRes
 }
 
 /// The bounds of `e` that cell `c` did not meet (every bound, when the cell failed);
-/// `cols` are the run's columns ([`export::columns`]).
+/// `cols` are the run's columns ([`cell::columns`]).
 pub fn misses(e: &Expectation, c: &CellResult, cols: &[String]) -> Vec<Miss> {
-    let row = export::row(c, cols);
+    let row = cell::row(c, cols);
     let mut misses = Vec::new();
     for (metric, bound) in &e.bounds {
         let measured = match (&c.error, row.get(metric)) {
             (Some(err), _) => format!("nothing (the cell failed: {err})"),
-            (None, Some(v)) if !v.is_null() => export::text("", v),
+            (None, Some(v)) if !v.is_null() => cell::text("", v),
             _ => "nothing (no such column)".to_string(),
         };
         let value = row.get(metric).map(|v| v.to_string()).unwrap_or_default();
@@ -101,7 +101,7 @@ pub fn misses(e: &Expectation, c: &CellResult, cols: &[String]) -> Vec<Miss> {
 /// checked and the misses. With `complete` (the whole matrix ran), an expectation that
 /// selects no cell is a miss too, so a typo cannot pass silently.
 pub fn check(expect: &[Expectation], cells: &[CellResult], complete: bool) -> (usize, Vec<Miss>) {
-    let cols = export::columns(cells);
+    let cols = cell::columns(cells);
     let mut checked = 0;
     let mut misses = Vec::new();
     for e in expect.iter().filter(|e| e.required) {

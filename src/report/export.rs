@@ -8,8 +8,7 @@ use anyhow::Result;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use serde_json::{Value, json};
 
-use crate::measure::cell::CellResult;
-use crate::measure::metrics::CellMetrics;
+use crate::measure::cell::{CellResult, columns, row, text};
 
 /// What exporters render.
 pub struct RunReport<'a> {
@@ -80,78 +79,6 @@ pub fn write_all(dir: &Path, run: &RunReport) -> Result<()> {
         crate::store::results::write_atomically(&dir.join(f.file_name()), &bytes)?;
     }
     Ok(())
-}
-
-const FIRST_AXES: &[&str] = &["stack", "endpoint", "workers", "wait_ms", "delay_ms"];
-/// The metric columns: the fields of [`CellMetrics`], in the order it declares them
-/// (DESIGN §8), so that a new metric is a new field and nothing else.
-pub fn metric_columns() -> Vec<String> {
-    match serde_json::to_value(CellMetrics::default()) {
-        Ok(Value::Object(fields)) => fields.keys().cloned().collect(),
-        _ => unreachable!("CellMetrics serializes as an object"),
-    }
-}
-
-/// Column names of a run: the fixed axes, the other axes sorted, then the counts,
-/// metrics and status.
-pub fn columns(cells: &[CellResult]) -> Vec<String> {
-    let mut cols: Vec<String> = FIRST_AXES.iter().map(|s| s.to_string()).collect();
-    let others: BTreeSet<&String> = cells
-        .iter()
-        .flat_map(|c| c.cell.axes.keys())
-        .filter(|k| !FIRST_AXES.contains(&k.as_str()))
-        .collect();
-    cols.extend(others.into_iter().cloned());
-    cols.extend(["repetitions", "requests"].map(String::from));
-    cols.extend(metric_columns());
-    cols.extend(["status", "error"].map(String::from));
-    cols
-}
-
-/// One row as typed JSON values, keyed by column.
-pub fn row(c: &CellResult, cols: &[String]) -> serde_json::Map<String, Value> {
-    let metrics = c
-        .metrics
-        .as_ref()
-        .map(|m| serde_json::to_value(m).expect("metrics serialize"))
-        .unwrap_or(Value::Null);
-    let metric_names = metric_columns();
-    let mut out = serde_json::Map::new();
-    for col in cols {
-        let v = match col.as_str() {
-            "stack" => json!(c.cell.stack),
-            "repetitions" => json!(c.repetitions),
-            "requests" => json!(c.requests),
-            "status" => json!(if c.error.is_some() { "failed" } else { "ok" }),
-            "error" => json!(c.error.clone().unwrap_or_default()),
-            col if metric_names.iter().any(|m| m == col) => {
-                metrics.get(col).cloned().unwrap_or(Value::Null)
-            }
-            axis => c.cell.get(axis).map(|v| json!(v)).unwrap_or(Value::Null),
-        };
-        out.insert(col.clone(), v);
-    }
-    out
-}
-
-/// A value as table text: rates with 4 decimals, milliseconds and microseconds with 1
-/// (the start skew, measured to the microsecond, with 3), empty for null.
-pub fn text(col: &str, v: &Value) -> String {
-    match v {
-        Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        Value::Number(n) if n.is_f64() => {
-            let x = n.as_f64().unwrap_or(0.0);
-            if col == "start_skew_ms" {
-                format!("{x:.3}")
-            } else if col.ends_with("_ms") || col.ends_with("_us") {
-                format!("{x:.1}")
-            } else {
-                format!("{x:.4}")
-            }
-        }
-        other => other.to_string(),
-    }
 }
 
 /// The cells whose balance grew by more than their ledger, as one line each: an anomaly

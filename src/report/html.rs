@@ -69,7 +69,7 @@ impl Html {
 /// endpoint has its own heatmap), in the results files' column order (`workers`,
 /// `wait_ms`, `delay_ms`, then the others by name).
 pub fn run_axes(cells: &[CellResult]) -> Vec<String> {
-    crate::report::export::columns(cells)
+    crate::measure::cell::columns(cells)
         .into_iter()
         .take_while(|c| c != "repetitions")
         .filter(|c| c != "stack" && c != "endpoint")

@@ -410,6 +410,21 @@ pub async fn merge(dirs: &[RunDir], output: &Path) -> Result<RunDir> {
     Ok(out)
 }
 
+/// The `amount` of the matrix a run directory keeps a copy of (`matrix.yaml`, also in a
+/// merged directory); the matrix default when the copy is missing or does not say. A
+/// wrong amount does not pass unnoticed: the recounted rates would not be the stored ones.
+pub fn matrix_amount(dir: &Path) -> i64 {
+    #[derive(Deserialize)]
+    struct Amount {
+        amount: Option<i64>,
+    }
+    std::fs::read_to_string(dir.join(MATRIX_FILE))
+        .ok()
+        .and_then(|text| serde_saphyr::from_str::<Amount>(&text).ok())
+        .and_then(|a| a.amount)
+        .unwrap_or(crate::input::matrix::DEFAULT_AMOUNT)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

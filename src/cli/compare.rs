@@ -1,0 +1,47 @@
+//! `racy-matrix compare BASE NEW`: opens both run directories, has `measure::compare`
+//! test every cell both measured, prints what changed, and decides the verdict.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::anyhow;
+
+use crate::cli::outcome::{Failure, Verdict};
+use crate::measure::compare::{FailOn, Run, compare, distinct, render};
+use crate::store::results::{RunDir, matrix_amount};
+
+/// `compare BASE NEW`: loads both run directories, tests every cell both measured, prints
+/// what changed, and says whether that fails the command.
+pub async fn command(
+    base: &Path,
+    new: &Path,
+    fail_on: FailOn,
+    alpha: f64,
+    ignore: &[String],
+) -> Result<Verdict, Failure> {
+    let b = load(base).await?;
+    let n = load(new).await?;
+    let runs = [(&b, base), (&n, new)].map(|(d, path)| Run {
+        cells: &d.cells,
+        amount: matrix_amount(path),
+        ignore,
+    });
+    for (run, dir) in runs.iter().zip([base, new]) {
+        distinct(run, dir).map_err(|e| Failure::Input(anyhow!(e)))?;
+    }
+    let found = compare(&runs[0], &runs[1], alpha);
+    std::io::stdout()
+        .write_all(render(&found).as_bytes())
+        .map_err(|e| Failure::Local(e.into()))?;
+    Ok(if found.fails(fail_on) {
+        Verdict::Changed
+    } else {
+        Verdict::Ok
+    })
+}
+
+async fn load(dir: &Path) -> Result<RunDir, Failure> {
+    let run = RunDir::load(dir).await.map_err(Failure::Input)?;
+    let _ = run.close().await;
+    Ok(run)
+}
