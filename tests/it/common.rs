@@ -1,10 +1,51 @@
-//! Helpers shared by the integration tests: the binary, the engine, leftovers.
+//! Helpers shared by the integration tests: the binary, the engine, leftovers, and the
+//! lock that keeps the tests which act on the whole engine apart from the others.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
+
+use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// The engine's racy-matrix objects, as far as the tests of this binary are concerned.
+///
+/// All areas run in one process, so a test of one area may run beside a test of any
+/// other. Most tests only touch the objects of their own run (found by its run label),
+/// but some commands act on every labelled object of the engine:
+///
+/// - `racy-matrix clean` removes every container, network and volume of every run,
+///   including the runs other tests are measuring at that moment;
+/// - `racy-matrix down` removes every `up` stack, including one another test brought up;
+/// - every command that connects to the engine (`run`, `up`, `check`, `down`, `clean`)
+///   first removes the leftovers of runs whose process is gone, so a test that kills a
+///   run to see those leftovers removed must be the only one starting commands.
+///
+/// A test that puts labelled objects on the engine (a `run`, `up` or `check`) holds
+/// [`shared`] for as long as they exist; such tests run side by side. A test that runs
+/// `down` or `clean`, or kills a run and counts what it left, holds [`exclusive`]: it
+/// waits until no other test holds the lock, and none starts until it is done. So do
+/// the tests that want to be the only stack on the machine (their own timing and
+/// interruption checks). Waiting writers go first, so an exclusive test is not starved.
+/// The lock does not poison: a test that fails while holding it frees it for the rest.
+///
+/// Tests without an engine, and tests whose engine objects carry no racy-matrix label
+/// (a bare container named after this process, a plain docker-compose project), take
+/// neither.
+static ENGINE: RwLock<()> = RwLock::const_new(());
+
+/// A share of the engine: this test's runs beside other tests' runs, but never beside
+/// an [`exclusive`] test.
+pub async fn shared() -> RwLockReadGuard<'static, ()> {
+    ENGINE.read().await
+}
+
+/// The whole engine to this test: no other test holding [`shared`] or [`exclusive`]
+/// runs until the guard is dropped.
+pub async fn exclusive() -> RwLockWriteGuard<'static, ()> {
+    ENGINE.write().await
+}
 
 /// The racy-matrix binary built for these tests, run from the project root.
 pub fn racy(args: &[&str]) -> Output {
