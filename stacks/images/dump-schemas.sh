@@ -2,7 +2,7 @@
 # Regenerates the schemas baked into the database images (postgres/schema.sql,
 # mariadb/schema.sql) from the lab's Django migrations: brings each stack up (its migrate
 # service applies whatever the baked schema lacks), dumps the database, brings it down.
-# Run it after adding a migration; tests/schema.rs fails while a dump is stale.
+# Run it after adding a migration; tests/it/schema.rs fails while a dump is stale.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 racy=(cargo run --quiet --release --)

@@ -9,7 +9,7 @@ A story module declares an endpoint where it defines it:
 
 Its path is `/<name>/`, its method POST. `check` is what its race breaks, as the stacks'
 `x-racy.endpoints` say it (counter, unique, task). `engines` are the databases whose stacks
-list it: a test (tests/endpoints.rs) holds each compose file's list to this registry.
+list it: a test (tests/it/endpoints.rs) holds each compose file's list to this registry.
 """
 from dataclasses import dataclass
 from typing import Callable

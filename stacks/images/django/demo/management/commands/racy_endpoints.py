@@ -1,5 +1,5 @@
 """`manage.py racy_endpoints`: the lab's endpoints as JSON, without a database, so that a
-test can hold the stacks' x-racy.endpoints lists to them (tests/endpoints.rs)."""
+test can hold the stacks' x-racy.endpoints lists to them (tests/it/endpoints.rs)."""
 import json
 
 from django.core.management.base import BaseCommand

@@ -1,7 +1,7 @@
 //! Every file of the bad-input corpus is refused with exit code 2 and one error that names
 //! the file, line and column, before anything starts; nothing panics.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

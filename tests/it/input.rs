@@ -1,7 +1,7 @@
 //! Bad input is refused before anything starts, with file, line and column; `plan` reads
 //! only files.
 
-mod common;
+use crate::common;
 
 #[test]
 fn unknown_endpoint_is_located_and_exits_2() {

@@ -3,15 +3,16 @@
 //! to the ledger insert, so fewer updates are lost, but not none — and hardly fewer when
 //! every request of a synchronized burst waits exactly as long, so all re-read at once.
 
-mod common;
+use crate::common;
 
-use common::int;
+use crate::common::int;
 
 #[tokio::test]
 async fn refresh_from_db_narrows_the_window_without_closing_it() {
     if !common::engine_available().await {
         return;
     }
+    let _engine = common::exclusive().await;
     let (out, json) = common::run_ok("matrices/refresh.yaml", "refresh");
     let rows = json["rows"].as_array().unwrap();
     assert_eq!(

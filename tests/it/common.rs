@@ -1,10 +1,39 @@
-//! Helpers shared by the integration tests: the binary, the engine, leftovers.
+//! Helpers shared by the integration tests: the binary, the engine, leftovers, and the
+//! lock that keeps the tests which act on the whole engine apart from the others.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
+
+use tokio::sync::{Mutex, MutexGuard};
+
+/// The engine, as far as the tests of this binary are concerned.
+///
+/// All areas run in one process, so a test of one area may run beside a test of any
+/// other. Two things make tests that put stacks on the engine interfere:
+///
+/// - some commands act on every labelled object of the engine: `racy-matrix clean`
+///   removes every run's containers, `down` every `up` stack, and every command that
+///   connects first removes the leftovers of runs whose process is gone (so a test that
+///   kills a run to count its leftovers must be the only one starting commands);
+/// - the measurements are timed: a second stack on a 2-core machine changes how bursts
+///   are released and served, which the tests of skew, spread and start-up races read.
+///
+/// So a test that runs `racy-matrix run`, `up`, `check`, `down` or `clean` holds
+/// [`exclusive`] for as long as its engine objects exist: such tests run one at a time,
+/// as they did when each area was a binary of its own. Tests without an engine, and
+/// tests whose engine objects carry no racy-matrix label (a bare container named after
+/// this process, a plain docker-compose project), take nothing and run beside them.
+/// The lock does not poison: a test that fails while holding it frees it for the rest.
+static ENGINE: Mutex<()> = Mutex::const_new(());
+
+/// The whole engine to this test: no other test holding it runs until the guard is
+/// dropped.
+pub async fn exclusive() -> MutexGuard<'static, ()> {
+    ENGINE.lock().await
+}
 
 /// The racy-matrix binary built for these tests, run from the project root.
 pub fn racy(args: &[&str]) -> Output {

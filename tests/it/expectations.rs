@@ -1,13 +1,14 @@
 //! A matrix whose expectation does not hold exits 1 and names the cell and the measured
 //! value; the files are written all the same.
 
-mod common;
+use crate::common;
 
 #[tokio::test]
 async fn a_wrong_expectation_fails_the_run() {
     if !common::engine_available().await {
         return;
     }
+    let _engine = common::exclusive().await;
     let out = common::temp_dir("wrong");
     let run = common::racy(&[
         "run",

@@ -2,11 +2,9 @@
 //! cells carry measured durations is written through the real store, and `plan` reads it
 //! back (from the store, and from its results.json).
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::{racy, temp_dir};
+use crate::common::{racy, temp_dir};
 use racy_matrix::input::matrix::Cell;
 use racy_matrix::input::setup::Setup;
 use racy_matrix::input::stack::StackCatalog;

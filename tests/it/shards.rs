@@ -1,6 +1,6 @@
 //! Shards of a matrix, merged, hold exactly the cells of the unsharded run.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 
@@ -20,6 +20,7 @@ async fn merged_shards_equal_the_whole_run() {
     if !common::engine_available().await {
         return;
     }
+    let _engine = common::exclusive().await;
     let base = common::temp_dir("shards");
     let path = |n: &str| base.join(n).to_str().unwrap().to_string();
     let ok = |args: &[&str]| {
@@ -78,6 +79,7 @@ async fn parallel_instances_measure_every_cell() {
     if !common::engine_available().await {
         return;
     }
+    let _engine = common::exclusive().await;
     let out = common::temp_dir("parallel");
     let o = common::racy(&[
         "run",

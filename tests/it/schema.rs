@@ -2,7 +2,7 @@
 //! database is ready without migrating. The stack's `migrate` service still runs; this
 //! test fails once a migration is added and the dumps are not made again.
 
-mod common;
+use crate::common;
 
 use racy_matrix::deploy::engine::Engine;
 
@@ -11,6 +11,8 @@ async fn baked_schemas_match_the_migrations() {
     if !common::engine_available().await {
         return;
     }
+    // `down` removes every `up` stack, not only this test's
+    let _engine = common::exclusive().await;
     let engine = Engine::connect().await.unwrap();
     for stack in ["django-postgres", "django-mysql"] {
         let up = common::racy(&["up", stack]);

@@ -6,13 +6,13 @@
 //! go through the racer's tunnels. Each cell records the engine that measured it, and the
 //! verdicts are those of one engine alone.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::int;
+use crate::common::int;
 
 /// A Docker daemon in a network namespace of its own; removed (daemon, namespace, veth
 /// pair, data) when dropped.
@@ -196,6 +196,7 @@ async fn a_matrix_runs_across_this_engine_and_a_remote_one() {
     if !common::engine_available().await {
         return;
     }
+    let _engine = common::exclusive().await;
     let second = SecondEngine::start().await;
     let local = "unix:///var/run/docker.sock";
     let out = common::temp_dir("engines");

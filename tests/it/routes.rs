@@ -3,9 +3,9 @@
 //! from a racer container beside the target. Each run says which route it took, in its
 //! progress and in results.json, and the verdicts do not depend on it.
 
-mod common;
+use crate::common;
 
-use common::int;
+use crate::common::int;
 
 fn run_by(route: &str) -> (String, serde_json::Value) {
     let out = common::temp_dir(&format!("routes-{route}"));
@@ -25,6 +25,7 @@ async fn every_route_measures_the_same_race() {
     if !common::engine_available().await {
         return;
     }
+    let _engine = common::exclusive().await;
     let mut runs = vec![];
     for (route, taken, said) in [
         ("default", "direct", "straight to the container"),

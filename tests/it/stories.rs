@@ -7,15 +7,16 @@
 //! retry after the IntegrityError fails again inside PostgreSQL's REPEATABLE READ
 //! snapshot and holds in a new transaction.
 
-mod common;
+use crate::common;
 
-use common::int;
+use crate::common::int;
 
 #[tokio::test]
 async fn get_or_create_story() {
     if !common::engine_available().await {
         return;
     }
+    let _engine = common::exclusive().await;
     let (out, json) = common::run_ok("matrices/get-or-create.yaml", "goc");
     let rows = json["rows"].as_array().unwrap();
     assert_eq!(

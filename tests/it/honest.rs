@@ -3,13 +3,13 @@
 //! password never shows, a broken stack says so at once, and what `--keep-up`, `--resume`,
 //! `down`, `clean` and an interrupted `up` leave is what they promise.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// One stack at a time on this machine: these tests run one after another.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+// Every test here holds `common::exclusive()`: one stack at a time on this machine, and
+// `down` and `clean` act on every racy-matrix object of the engine.
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -51,7 +51,7 @@ async fn observation_waits_for_requests_queued_behind_a_client_timeout() {
     if !common::engine_available().await {
         return;
     }
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _engine = common::exclusive().await;
     let out = common::temp_dir("queued");
     let run = common::racy(&[
         "run",
@@ -141,7 +141,7 @@ async fn a_refused_password_fails_at_once_and_never_shows() {
     if !common::engine_available().await {
         return;
     }
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _engine = common::exclusive().await;
     let dir = common::temp_dir("secret");
     let secret = "Wr0ngPassw0rd4242xyz";
     let compose = wrong_password_stack(secret);
@@ -234,7 +234,7 @@ async fn a_service_that_dies_at_start_is_named_at_once_and_its_stack_given_up() 
     if !common::engine_available().await {
         return;
     }
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _engine = common::exclusive().await;
     let dir = common::temp_dir("dying");
     let stacks = stack_dir(&dir, "dying-app", &dying_app_stack());
     let matrix = dir.join("m.yaml");
@@ -293,7 +293,7 @@ async fn an_app_killed_mid_run_fails_its_cell_with_the_reason_and_is_retried() {
     if !common::engine_available().await {
         return;
     }
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _engine = common::exclusive().await;
     let out = common::temp_dir("appkill");
     let mut child = common::spawn(&[
         "run",
@@ -344,7 +344,7 @@ async fn keep_up_stacks_outlive_down_and_go_with_clean() {
     if !common::engine_available().await {
         return;
     }
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _engine = common::exclusive().await;
     let out = common::temp_dir("keepup");
     let run = common::racy(&[
         "run",
@@ -382,7 +382,7 @@ async fn down_and_clean_find_runs_that_left_only_volumes() {
     if !common::engine_available().await {
         return;
     }
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _engine = common::exclusive().await;
     let docker = bollard::Docker::connect_with_local_defaults().unwrap();
     for (run, command) in [
         ("up-volume-only-test", "down"),
@@ -412,7 +412,7 @@ async fn up_interrupted_while_starting_leaves_nothing() {
     if !common::engine_available().await {
         return;
     }
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _engine = common::exclusive().await;
     let mut child = common::spawn(&["up", "django-postgres"]);
     let run = common::wait_for_containers(child.id(), Duration::from_secs(300)).await;
     common::interrupt(&child);

@@ -3,15 +3,16 @@
 //! time; waiting until the database answers a query never does; the article's port loop
 //! finds the port closed, waits its 3 s and migrates.
 
-mod common;
+use crate::common;
 
-use common::int;
+use crate::common::int;
 
 #[tokio::test]
 async fn the_app_migrates_before_the_database_answers_unless_it_waits() {
     if !common::engine_available().await {
         return;
     }
+    let _engine = common::exclusive().await;
     let (out, json) = common::run_ok("tests/matrices/startup.yaml", "startup");
     let rows = json["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 24, "2 stacks x 3 waits x 4 starts");

@@ -2,15 +2,16 @@
 //! only while it has one thread, and row locking, safe as it is, makes the burst wait in
 //! line long enough for Gunicorn to kill the workers that outlast its timeout.
 
-mod common;
+use crate::common;
 
-use common::int;
+use crate::common::int;
 
 #[tokio::test]
 async fn one_worker_and_row_locking_as_the_seed_says() {
     if !common::engine_available().await {
         return;
     }
+    let _engine = common::exclusive().await;
     let (_, json) = common::run_ok("matrices/seed-001-remarks.yaml", "seed-001");
     let rows = json["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 4, "{rows:?}");

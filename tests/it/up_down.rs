@@ -1,6 +1,6 @@
 //! `up` brings a stack up that answers real HTTP and SQL; `down` removes all of it.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 
@@ -29,6 +29,8 @@ async fn up_answers_and_down_removes_everything() {
     if !common::engine_available().await {
         return;
     }
+    // `down` removes every `up` stack, not only this test's
+    let _engine = common::exclusive().await;
     let up = common::racy(&["up", "django-mysql", "--set", "workers=2"]);
     let stdout = String::from_utf8_lossy(&up.stdout).to_string();
     let down = || common::racy(&["down"]);

@@ -4,15 +4,16 @@
 //! @transaction.non_atomic_requests and Celery's delay_on_commit() never miss; an inner
 //! atomic() under ATOMIC_REQUESTS is a savepoint, so dispatching after it still misses.
 
-mod common;
+use crate::common;
 
-use common::int;
+use crate::common::int;
 
 #[tokio::test]
 async fn atomic_requests_decides_whether_the_task_finds_its_row() {
     if !common::engine_available().await {
         return;
     }
+    let _engine = common::exclusive().await;
     let (out, json) = common::run_ok("matrices/atomic-requests.yaml", "atomic-requests");
     let rows = json["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 20, "2 stacks x 2 settings x 5 endpoints");

@@ -1,15 +1,16 @@
 //! The PostgreSQL stack reaches the same verdicts as MariaDB on the negative controls, and
 //! under REPEATABLE READ refuses the racing read-modify-write instead of losing updates.
 
-mod common;
+use crate::common;
 
-use common::int;
+use crate::common::int;
 
 #[tokio::test]
 async fn postgres_isolation_levels() {
     if !common::engine_available().await {
         return;
     }
+    let _engine = common::exclusive().await;
     let (out, json) = common::run_ok("tests/matrices/postgres.yaml", "pg");
     let rows = json["rows"].as_array().unwrap();
     assert_eq!(

@@ -1,7 +1,7 @@
 //! The whole tool against the real engine: a small matrix over every endpoint of the
 //! django-mysql stack, with 1 and 4 Gunicorn workers.
 
-mod common;
+use crate::common;
 
 use serde_json::Value;
 
@@ -17,13 +17,14 @@ fn rows_where<'a>(rows: &'a [Value], key: &str, val: &str) -> Vec<&'a Value> {
         .collect()
 }
 
-use common::int;
+use crate::common::int;
 
 #[tokio::test]
 async fn matrix_measures_lost_updates_and_leaves_nothing() {
     if !common::engine_available().await {
         return;
     }
+    let _engine = common::exclusive().await;
     let (out, json) = common::run_ok("tests/matrices/e2e.yaml", "e2e");
     let rows = json["rows"].as_array().expect("rows");
     assert_eq!(rows.len(), 16, "8 endpoints x 2 worker counts");

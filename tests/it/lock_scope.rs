@@ -4,9 +4,9 @@
 //! shorter than the work lets others in. And flock is advisory: when half the requests
 //! write without the shared flock, the half that takes it loses updates too.
 
-mod common;
+use crate::common;
 
-use common::int;
+use crate::common::int;
 use racy_matrix::measure::cell::CellResult;
 use racy_matrix::measure::metrics::{Check, anomaly_bursts, cluster_wilson};
 
@@ -15,6 +15,7 @@ async fn each_lock_is_safe_up_to_its_scope() {
     if !common::engine_available().await {
         return;
     }
+    let _engine = common::exclusive().await;
     let (out, json) = common::run_ok("matrices/lock-scope.yaml", "lock-scope");
     let rows = json["rows"].as_array().unwrap();
     assert_eq!(

@@ -1,12 +1,10 @@
 //! `racy-matrix compare`, end to end without an engine: run directories with known
 //! counts are written through the real store (RunDir), and the binary compares them.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use common::{racy, temp_dir};
+use crate::common::{racy, temp_dir};
 use racy_matrix::input::matrix::Cell;
 use racy_matrix::measure::cell::CellResult;
 use racy_matrix::measure::metrics::{self, Check, Observation, Repetition};

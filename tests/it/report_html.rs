@@ -3,7 +3,7 @@
 //! holds a drill-down section per cell and a heatmap per endpoint, and its screenshot is
 //! a picture, not a blank page.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Read;
@@ -32,7 +32,7 @@ fn chromium() -> Option<PathBuf> {
     if found.is_none() {
         assert!(
             !ci(),
-            "CI=true and no chromium on the PATH: tests/report_html.rs needs it (apt-get install chromium)"
+            "CI=true and no chromium on the PATH: tests/it/report_html.rs needs it (apt-get install chromium)"
         );
         eprintln!("SKIPPED: no chromium on the PATH (set CI=true to make this a failure)");
     }
@@ -126,6 +126,7 @@ async fn a_browser_shows_every_cell_and_a_heatmap_per_endpoint() {
     if !common::engine_available().await {
         return;
     }
+    let _engine = common::exclusive().await;
     let (out, json) = common::run_ok("tests/matrices/report.yaml", "report-html");
     let report = out.join("report.html");
     assert!(

@@ -1,15 +1,15 @@
 //! Interrupted and killed runs: SIGINT stops a run and removes everything it created,
 //! keeping the cells it measured; after SIGKILL the next command removes the leftovers.
 
-mod common;
+use crate::common;
 
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use common::{first_cell, interrupt, stderr_of, wait_exit, wait_for_containers};
+use crate::common::{first_cell, interrupt, stderr_of, wait_exit, wait_for_containers};
 
-/// One stack at a time on this machine: the fault tests run one after another.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+// Every test here holds `common::exclusive()`: one stack at a time on this machine, and
+// the leftovers of the killed run are removed by `down`, not by another test's command.
 
 fn start_run(out: &std::path::Path) -> Child {
     common::spawn(&[
@@ -25,7 +25,7 @@ async fn sigint_removes_everything_and_keeps_measured_cells() {
     if !common::engine_available().await {
         return;
     }
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _engine = common::exclusive().await;
     let out = common::temp_dir("sigint");
     let mut child = start_run(&out);
     let run = wait_for_containers(child.id(), Duration::from_secs(300)).await;
@@ -120,7 +120,7 @@ async fn leftovers_of_a_killed_run_are_removed_by_the_next_command() {
     if !common::engine_available().await {
         return;
     }
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _engine = common::exclusive().await;
     let out = common::temp_dir("sigkill");
     let mut child = start_run(&out);
     let run = wait_for_containers(child.id(), Duration::from_secs(300)).await;
@@ -145,7 +145,7 @@ async fn a_database_killed_mid_run_costs_a_retry_not_the_run() {
     if !common::engine_available().await {
         return;
     }
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _engine = common::exclusive().await;
     let out = common::temp_dir("dbkill");
     let mut child = start_run(&out);
     let run = wait_for_containers(child.id(), Duration::from_secs(300)).await;
@@ -189,7 +189,7 @@ async fn sigint_while_the_stack_starts_leaves_nothing() {
     if !common::engine_available().await {
         return;
     }
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _engine = common::exclusive().await;
     let out = common::temp_dir("sigint-start");
     let mut child = start_run(&out);
     // the first container exists: the stack is starting and being probed

@@ -2,15 +2,16 @@
 //! runs before the commit and misses its row; dispatched from `transaction.on_commit`
 //! it finds it. The run waits for the queue to drain before it counts.
 
-mod common;
+use crate::common;
 
-use common::int;
+use crate::common::int;
 
 #[tokio::test]
 async fn tasks_dispatched_before_commit_miss_their_row() {
     if !common::engine_available().await {
         return;
     }
+    let _engine = common::exclusive().await;
     let (out, json) = common::run_ok("matrices/on-commit.yaml", "on-commit");
     let rows = json["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 4, "2 stacks x 2 endpoints");

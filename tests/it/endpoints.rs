@@ -3,7 +3,7 @@
 //! names each with the same path, method and check, and every endpoint the registry runs
 //! on a stack's database engine is in that stack's list. The two cannot drift apart.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

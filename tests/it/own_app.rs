@@ -3,7 +3,7 @@
 //! health path) with its own ordinary compose file (env_file, expose, restart, a bind
 //! mount, string forms), reached through stacks/flask-counter/racy.yaml.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;
@@ -25,6 +25,7 @@ async fn its_racy_endpoint_loses_updates_and_its_fix_does_not() {
     if !common::engine_available().await {
         return;
     }
+    let _engine = common::exclusive().await;
     upstream_base().await;
     let (_, json) = common::run_ok("matrices/flask-counter.yaml", "own-app");
     let rows = json["rows"].as_array().expect("rows");
@@ -55,6 +56,7 @@ async fn check_tries_each_endpoint_and_says_what_fails() {
     if !common::engine_available().await {
         return;
     }
+    let _engine = common::exclusive().await;
     upstream_base().await;
     let good = common::racy(&["check", "flask-counter"]);
     let out = text(&good);
@@ -115,6 +117,8 @@ async fn the_compose_files_keys_reach_the_containers() {
     if !common::engine_available().await {
         return;
     }
+    // `down` removes every `up` stack, not only this test's
+    let _engine = common::exclusive().await;
     upstream_base().await;
     let up = common::racy(&["up", "flask-counter", "--set", "workers=2"]);
     let out = text(&up);

@@ -2,15 +2,16 @@
 //! read-modify-write loses updates, a deferred transaction turns the race into
 //! "database is locked", and BEGIN IMMEDIATE or BEGIN EXCLUSIVE serializes the writers.
 
-mod common;
+use crate::common;
 
-use common::int;
+use crate::common::int;
 
 #[tokio::test]
 async fn sqlite_immediate_transactions_serialize_writers() {
     if !common::engine_available().await {
         return;
     }
+    let _engine = common::exclusive().await;
     let (out, json) = common::run_ok("matrices/sqlite.yaml", "sqlite");
     let rows = json["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 4);
