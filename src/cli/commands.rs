@@ -17,7 +17,8 @@ use crate::input::route::RouteChoice;
 use crate::input::stack::{self, Stack, StackCatalog};
 use crate::measure::compare::FailOn;
 use crate::plan::cost::{Costs, Timings};
-use crate::report::export::{self, Format};
+use crate::report::export::{self, Format, RunReport};
+use crate::report::live::Live;
 use crate::run::runner::{self, RunOptions};
 use crate::store::results::{self, RunDir};
 
@@ -508,8 +509,10 @@ async fn run(args: RunArgs, stacks: Option<&Path>) -> Result<Verdict, Failure> {
         timings,
     };
     let run_id = RunId::new("").keeping(args.keep_up);
+    dir.run_id = run_id.id.clone();
+    let live = Live::new(&dir);
     let outcome = tokio::select! {
-        r = runner::run(&engines, &opts, &mut dir, &run_id) => r,
+        r = runner::run(&engines, &opts, &mut dir, &run_id, &live) => r,
         _ = interrupted() => Err(anyhow!(
             "interrupted; the {} cells measured so far are in {}\n  resume with: racy-matrix run {} --resume {}",
             dir.cells.len(),
@@ -524,12 +527,16 @@ async fn run(args: RunArgs, stacks: Option<&Path>) -> Result<Verdict, Failure> {
     } else {
         remove_run_everywhere(&engines, &run_id).await
     };
+    live.finish();
+    // The result files, rendered once more from every stored cell, however the run ended.
+    let rendered = export::write_all(&dir.path, &RunReport::of(&dir));
     if let Err(e) = dir.close().await {
         eprintln!("warning: closing the results store: {e:#}");
     }
     removed?;
+    rendered.local()?;
     if !dir.cells.is_empty() {
-        println!("{}", export::terminal_table(&dir.report()));
+        println!("{}", export::terminal_table(&RunReport::of(&dir)));
     }
     outcome.engine()?;
     println!("results: {}", output.display());
@@ -854,7 +861,7 @@ async fn report(
     if let Some(m) = &m {
         run.expect = m.expect.clone();
     }
-    let bytes = exporter.render(&run.report()).local()?;
+    let bytes = exporter.render(&RunReport::of(&run)).local()?;
     use std::io::Write;
     std::io::stdout().write_all(&bytes).local()?;
     let Some(m) = m else {
@@ -930,6 +937,7 @@ async fn merge(dirs: &[PathBuf], output: &Path) -> Result<Verdict, Failure> {
         loaded.push(RunDir::load(d).await.input()?);
     }
     let merged = results::merge(&loaded, output).await.input()?;
+    export::write_all(&merged.path, &RunReport::of(&merged)).local()?;
     for d in loaded.iter().chain([&merged]) {
         let _ = d.close().await;
     }

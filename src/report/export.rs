@@ -26,6 +26,20 @@ pub struct RunReport<'a> {
     pub expect: &'a [crate::input::matrix::Expectation],
 }
 
+impl<'a> RunReport<'a> {
+    /// The report of a run directory.
+    pub fn of(dir: &'a crate::store::results::RunDir) -> RunReport<'a> {
+        RunReport {
+            matrix: &dir.matrix,
+            run_id: &dir.run_id,
+            started: &dir.started,
+            shard: dir.shard.as_deref(),
+            cells: &dir.cells,
+            expect: &dir.expect,
+        }
+    }
+}
+
 /// Renders a run in one format.
 pub trait Exporter {
     /// The file's bytes.

@@ -1,4 +1,6 @@
-//! Terminal, CSV, Markdown, JSON and HTML views of a run.
+//! Terminal, CSV, Markdown, JSON and HTML views of a run, and the live view of one in
+//! progress.
 
 pub mod export;
 pub mod html;
+pub mod live;

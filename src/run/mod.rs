@@ -1,4 +1,5 @@
-//! The run loop: slots, cells, quiesce; and check's single pass.
+//! The run loop: slots, cells, quiesce, and the events it reports; and check's single pass.
 
 pub mod check;
+pub mod events;
 pub mod runner;

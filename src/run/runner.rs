@@ -1,11 +1,11 @@
-//! The run loop of DESIGN §7: for each cell, reconfigure what changed, then per
-//! repetition reset, observe, burst, quiesce, observe; persist after every cell.
+//! The run loop (docs/architecture.md#a-cell-step-by-step): for each cell, reconfigure
+//! what changed, then per repetition reset, observe, burst, quiesce, observe; persist
+//! after every cell. It reports what happens as events and never prints.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
-use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::burst::http::{self, BurstSpec, HttpRequest};
 use crate::deploy::deployment::{Deployment, RunId};
@@ -16,6 +16,7 @@ use crate::input::setup::Setup;
 use crate::input::stack::{Stack, StackCatalog};
 use crate::measure::cell::{CellResult, CellTiming};
 use crate::measure::metrics::{self, Outcome, Repetition};
+use crate::run::events::{Events, RunEvent};
 use crate::store::results::RunDir;
 
 /// How a run is asked for.
@@ -83,10 +84,11 @@ pub async fn run(
     opts: &RunOptions,
     dir: &mut RunDir,
     run_id: &RunId,
+    events: &dyn Events,
 ) -> Result<()> {
     dir.run_id = run_id.id.clone();
     dir.save_meta().await?;
-    run_cells(engines, opts, dir, run_id).await
+    run_cells(engines, opts, dir, run_id, events).await
 }
 
 /// How many stack instances a run starts: `--parallel`, at least one per engine, at most
@@ -100,13 +102,16 @@ async fn run_cells(
     opts: &RunOptions,
     dir: &mut RunDir,
     run_id: &RunId,
+    events: &dyn Events,
 ) -> Result<()> {
     let m = &opts.matrix;
     let first = engines
         .first()
         .ok_or_else(|| anyhow!("no engine to run on"))?;
-    let bar = progress_bar((opts.cells.len() * m.repetitions as usize) as u64);
-    let mut say = |msg: &str| bar.set_message(msg.chars().take(100).collect::<String>());
+    events.send(RunEvent::Planned(
+        (opts.cells.len() * m.repetitions as usize) as u64,
+    ));
+    let mut say = |msg: &str| events.send(RunEvent::Status(msg));
     let base = crate::deploy::image::ensure_base(first, &mut say).await?;
     let password = random_password();
     let n = instances(opts.parallel, engines.len(), opts.cells.len());
@@ -140,7 +145,7 @@ async fn run_cells(
     let ctx = Slice {
         opts,
         dir: &dir,
-        bar: &bar,
+        events,
         base: &base,
         password: &password,
     };
@@ -152,7 +157,7 @@ async fn run_cells(
             let mut slot = EngineSlot {
                 engine,
                 run_id,
-                bar: ctx.bar,
+                events: ctx.events,
                 matrix: &opts.matrix,
                 cells,
                 current: None,
@@ -161,7 +166,6 @@ async fn run_cells(
         }
     }))
     .await?;
-    bar.finish_and_clear();
     Ok(())
 }
 
@@ -206,7 +210,7 @@ pub trait Slot {
 struct EngineSlot<'a> {
     engine: &'a Engine,
     run_id: &'a RunId,
-    bar: &'a ProgressBar,
+    events: &'a dyn Events,
     matrix: &'a Matrix,
     /// The cells this instance measures: which services it starts (see
     /// `Stack::start_order_for`).
@@ -222,7 +226,7 @@ impl Slot for EngineSlot<'_> {
         vars: &BTreeMap<String, String>,
         counted: &mut u64,
     ) -> Result<Measured, (Stage, anyhow::Error)> {
-        let (engine, run_id, m, bar) = (self.engine, self.run_id, self.matrix, self.bar);
+        let (engine, run_id, m, events) = (self.engine, self.run_id, self.matrix, self.events);
         let services = stack.start_order_for(
             self.cells
                 .iter()
@@ -238,7 +242,7 @@ impl Slot for EngineSlot<'_> {
             vars,
             m,
             cell,
-            bar,
+            events,
             counted,
         )
         .await?;
@@ -251,8 +255,11 @@ impl Slot for EngineSlot<'_> {
                 Route::Racer => d.inside,
                 _ => d.target,
             };
-            let line = format!("stack {}: bursts go to {to}, {}", stack.name, route.how());
-            bar.suspend(|| eprintln!("{line}"));
+            events.send(RunEvent::StackUp {
+                stack: &stack.name,
+                to: &to.to_string(),
+                how: route.how(),
+            });
         }
         Ok(Measured {
             reps,
@@ -297,7 +304,7 @@ impl Slot for EngineSlot<'_> {
 struct Slice<'a> {
     opts: &'a RunOptions,
     dir: &'a tokio::sync::Mutex<&'a mut RunDir>,
-    bar: &'a ProgressBar,
+    events: &'a dyn Events,
     base: &'a str,
     password: &'a str,
 }
@@ -313,7 +320,7 @@ struct Attempted {
 impl Slice<'_> {
     /// Runs `cells` in order on one stack instance.
     async fn run<S: Slot>(&self, slot: &mut S, cells: &[Cell]) -> Result<()> {
-        let (opts, bar) = (self.opts, self.bar);
+        let (opts, events) = (self.opts, self.events);
         let m = &opts.matrix;
         // Stacks that failed to start twice in a row for the same reason: their remaining
         // cells fail at once (and `--resume` runs them once the cause is fixed).
@@ -330,7 +337,10 @@ impl Slice<'_> {
                         "not run: stack {} failed to start twice for the same reason: {reason}",
                         cell.stack
                     );
-                    bar.suspend(|| eprintln!("cell {} {}", cell.label(), first_line(&err)));
+                    events.send(RunEvent::CellNotRun {
+                        cell: &cell.label(),
+                        reason: first_line(&err),
+                    });
                     failed_cell(cell, m, err, 0)
                 }
                 None => {
@@ -344,18 +354,23 @@ impl Slice<'_> {
             let measured = result.metrics.is_some();
             let failed_fast = !measured && opts.fail_fast;
             let error = result.error.clone().unwrap_or_default();
-            self.dir.lock().await.push(result).await?;
+            {
+                let mut dir = self.dir.lock().await;
+                dir.push(result).await?;
+                if let Some(stored) = dir.cells.iter().find(|c| c.cell.key() == cell.key()) {
+                    events.send(RunEvent::CellStored(stored));
+                }
+            }
             if failed_fast {
-                bar.abandon();
                 bail!("cell {} failed (--fail-fast): {error}", cell.label());
             }
             if !measured {
-                // a failed cell's repetitions count as done for the progress bar
-                bar.inc(u64::from(m.repetitions));
+                // a failed cell's repetitions are done too
+                events.send(RunEvent::Settled(u64::from(m.repetitions)));
             }
         }
         if let Some(note) = slot.finish(opts.keep_up).await? {
-            bar.suspend(|| println!("{note}"));
+            events.send(RunEvent::LeftUp(&note));
         }
         Ok(())
     }
@@ -368,7 +383,7 @@ impl Slice<'_> {
         stack: &Stack,
         cell: &Cell,
     ) -> Result<Attempted> {
-        let (opts, bar) = (self.opts, self.bar);
+        let (opts, events) = (self.opts, self.events);
         let m = &opts.matrix;
         let vars = cell_vars(cell, m, self.base, self.password);
         let secrets = [
@@ -388,7 +403,7 @@ impl Slice<'_> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            bar.set_message(cell.label());
+            events.send(RunEvent::Status(&cell.label()));
             let mut counted = 0;
             let began = Instant::now();
             let (stage, e) = match slot.measure(stack, cell, &vars, &mut counted).await {
@@ -402,7 +417,7 @@ impl Slice<'_> {
                 }
                 Err(failure) => failure,
             };
-            bar.dec(counted);
+            events.send(RunEvent::Unsettled(counted));
             if stage == Stage::Start {
                 start_failures.push((reason_of(&e), first_line(&format!("{e:#}")).to_string()));
             }
@@ -413,12 +428,10 @@ impl Slice<'_> {
                 .await
                 .with_context(|| format!("cell {} failed: {err}", cell.label()))?;
             if attempt <= opts.retries {
-                bar.suspend(|| {
-                    eprintln!(
-                        "cell {} failed (attempt {attempt}), retrying on a fresh stack: {}",
-                        cell.label(),
-                        first_line(&err)
-                    )
+                events.send(RunEvent::Retrying {
+                    cell: &cell.label(),
+                    attempt,
+                    error: first_line(&err),
                 });
                 continue;
             }
@@ -429,7 +442,10 @@ impl Slice<'_> {
                 _ => None,
             };
             if !opts.fail_fast {
-                bar.suspend(|| eprintln!("cell {} failed: {}", cell.label(), first_line(&err)));
+                events.send(RunEvent::CellFailed {
+                    cell: &cell.label(),
+                    error: first_line(&err),
+                });
             }
             return Ok(Attempted {
                 result: failed_cell(cell, m, err, attempt),
@@ -541,10 +557,10 @@ async fn attempt_cell(
     vars: &BTreeMap<String, String>,
     m: &Matrix,
     cell: &Cell,
-    bar: &ProgressBar,
+    events: &dyn Events,
     counted: &mut u64,
 ) -> Result<(Vec<Repetition>, (Setup, f64)), (Stage, anyhow::Error)> {
-    let mut say = |msg: &str| bar.set_message(format!("{}: {msg}", cell.stack));
+    let mut say = |msg: &str| events.send(RunEvent::Status(&format!("{}: {msg}", cell.stack)));
     let measure = |e| (Stage::Measure, e);
     let began = Instant::now();
     let (dep, kind) = match current.take() {
@@ -577,8 +593,8 @@ async fn attempt_cell(
         }
     };
     let setup = (kind, began.elapsed().as_secs_f64());
-    bar.set_message(cell.label());
-    let reps = run_cell(dep, m, cell, bar, counted)
+    events.send(RunEvent::Status(&cell.label()));
+    let reps = run_cell(dep, m, cell, events, counted)
         .await
         .map_err(measure)?;
     Ok((reps, setup))
@@ -588,7 +604,7 @@ async fn run_cell(
     dep: &Deployment,
     m: &Matrix,
     cell: &Cell,
-    bar: &ProgressBar,
+    events: &dyn Events,
     counted: &mut u64,
 ) -> Result<Vec<Repetition>> {
     let driver = &dep.driver;
@@ -650,7 +666,7 @@ async fn run_cell(
             burst_ms: shot.burst_ms,
             records: shot.records,
         });
-        bar.inc(1);
+        events.send(RunEvent::Settled(1));
         *counted += 1;
     }
     Ok(reps)
@@ -766,19 +782,6 @@ async fn quiesce(
     }
 }
 
-/// The progress bar of a run: hidden when stderr is not a terminal.
-pub fn progress_bar(total: u64) -> ProgressBar {
-    let bar = ProgressBar::new(total);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} reps  ETA {eta_precise}\n  {msg}",
-        )
-        .expect("valid template"),
-    );
-    bar.enable_steady_tick(Duration::from_millis(200));
-    bar
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::VecDeque;
@@ -787,12 +790,39 @@ mod tests {
     use super::*;
     use crate::measure::metrics::Observation;
 
+    /// An events sink that keeps what the loop said: the repetitions settled, and one
+    /// line per other event.
+    #[derive(Default)]
+    struct Recorder {
+        progress: std::sync::Mutex<(u64, Vec<String>)>,
+    }
+
+    impl Events for Recorder {
+        fn send(&self, event: RunEvent<'_>) {
+            let mut p = self.progress.lock().unwrap();
+            match event {
+                RunEvent::Settled(n) => p.0 += n,
+                RunEvent::Unsettled(n) => p.0 -= n,
+                RunEvent::Retrying { cell, attempt, .. } => {
+                    p.1.push(format!("retrying {cell} after attempt {attempt}"))
+                }
+                RunEvent::CellFailed { cell, error } => p.1.push(format!("failed {cell}: {error}")),
+                RunEvent::CellNotRun { cell, .. } => p.1.push(format!("not run {cell}")),
+                RunEvent::CellStored(c) => p.1.push(format!("stored {}", c.cell.label())),
+                RunEvent::Planned(_)
+                | RunEvent::Status(_)
+                | RunEvent::StackUp { .. }
+                | RunEvent::LeftUp(_) => {}
+            }
+        }
+    }
+
     /// A stack instance that answers from a script: each `measure` takes the next outcome
     /// (success when the script is empty), and every call is written down.
     struct Scripted {
         outcomes: VecDeque<Result<(), (Stage, Fail)>>,
         repetitions: u32,
-        bar: ProgressBar,
+        events: std::sync::Arc<Recorder>,
         measured: Vec<String>,
         discarded: usize,
         finished: Option<bool>,
@@ -834,9 +864,9 @@ mod tests {
             self.measured.push(cell.label());
             match self.outcomes.pop_front().unwrap_or(Ok(())) {
                 Ok(()) => {
-                    // as the engine's slot does: the bar moves with every repetition
+                    // as the engine's slot does: every repetition is settled as it ends
                     *counted = u64::from(self.repetitions);
-                    self.bar.inc(*counted);
+                    self.events.send(RunEvent::Settled(*counted));
                     let rep = Repetition {
                         before: Observation::default(),
                         after: Observation {
@@ -858,7 +888,7 @@ mod tests {
                 Err((stage, fail)) => {
                     // it failed after one repetition had been counted
                     *counted = 1;
-                    self.bar.inc(1);
+                    self.events.send(RunEvent::Settled(1));
                     Err((stage, fail.error()))
                 }
             }
@@ -887,7 +917,7 @@ mod tests {
         slot: &mut Scripted,
         retries: u32,
         fail_fast: bool,
-    ) -> (Result<()>, Vec<CellResult>, u64) {
+    ) -> (Result<()>, Vec<CellResult>, u64, Vec<String>) {
         let stacks = crate::input::stack::discover(Path::new("stacks")).unwrap();
         let catalog = StackCatalog { stacks };
         let matrix =
@@ -907,14 +937,13 @@ mod tests {
         let path = std::env::temp_dir().join(format!("racy-runner-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         let mut dir = RunDir::create(&path, "slow").await.unwrap();
-        let bar = slot.bar.clone();
-        bar.set_length((opts.cells.len() * opts.matrix.repetitions as usize) as u64);
+        let events = slot.events.clone();
         let result = {
             let lock = tokio::sync::Mutex::new(&mut dir);
             let slice = Slice {
                 opts: &opts,
                 dir: &lock,
-                bar: &bar,
+                events: &*events,
                 base: "base",
                 password: PASSWORD,
             };
@@ -923,14 +952,15 @@ mod tests {
         let cells = dir.cells.clone();
         dir.close().await.unwrap();
         std::fs::remove_dir_all(&path).unwrap();
-        (result, cells, bar.position())
+        let (progress, said) = std::mem::take(&mut *events.progress.lock().unwrap());
+        (result, cells, progress, said)
     }
 
     fn scripted(outcomes: Vec<Result<(), (Stage, Fail)>>) -> Scripted {
         Scripted {
             outcomes: outcomes.into_iter().collect(),
             repetitions: 0,
-            bar: ProgressBar::hidden(),
+            events: Default::default(),
             measured: vec![],
             discarded: 0,
             finished: None,
@@ -943,7 +973,7 @@ mod tests {
             Stage::Measure,
             Fail::Said("no request got a response"),
         ))]);
-        let (result, cells, progress) = run_scripted("retry", &mut slot, 1, false).await;
+        let (result, cells, progress, said) = run_scripted("retry", &mut slot, 1, false).await;
         result.unwrap();
         assert_eq!(slot.measured.len(), 5, "4 cells, the first twice");
         assert_eq!(slot.discarded, 1, "the broken instance was removed");
@@ -960,6 +990,13 @@ mod tests {
             "the failed attempt's repetition is not counted twice"
         );
         assert_eq!(slot.finished, Some(false), "removed at the end");
+        let first = cells[0].cell.label();
+        assert_eq!(said[0], format!("retrying {first} after attempt 1"));
+        assert_eq!(
+            said.iter().filter(|l| l.starts_with("stored ")).count(),
+            4,
+            "every cell reported as stored: {said:?}"
+        );
     }
 
     #[tokio::test]
@@ -969,7 +1006,7 @@ mod tests {
             Err((Stage::Measure, boom.clone())),
             Err((Stage::Measure, boom)),
         ]);
-        let (result, cells, progress) = run_scripted("failed", &mut slot, 1, false).await;
+        let (result, cells, progress, said) = run_scripted("failed", &mut slot, 1, false).await;
         result.unwrap();
         assert_eq!(cells.len(), 4);
         let error = cells[0].error.as_deref().unwrap();
@@ -982,6 +1019,9 @@ mod tests {
         assert_eq!(cells[0].attempts, 2);
         assert!(cells[1..].iter().all(|c| c.metrics.is_some()));
         assert_eq!(progress, 12, "a failed cell's repetitions count as done");
+        let failed = said.iter().find(|l| l.starts_with("failed ")).unwrap();
+        assert!(failed.contains("database refused ****"), "{failed}");
+        assert!(!said.iter().any(|l| l.contains(PASSWORD)), "{said:?}");
     }
 
     #[tokio::test]
@@ -991,7 +1031,8 @@ mod tests {
             Err((Stage::Start, died.clone())),
             Err((Stage::Start, died.clone())),
         ]);
-        let (result, cells, progress) = run_scripted("unstartable", &mut slot, 1, false).await;
+        let (result, cells, progress, said) =
+            run_scripted("unstartable", &mut slot, 1, false).await;
         result.unwrap();
         assert_eq!(slot.measured.len(), 2, "no start tried after the second");
         assert_eq!(cells.len(), 4);
@@ -1005,6 +1046,11 @@ mod tests {
             assert_eq!(c.attempts, 0);
         }
         assert_eq!(progress, 12);
+        assert_eq!(
+            said.iter().filter(|l| l.starts_with("not run ")).count(),
+            3,
+            "{said:?}"
+        );
 
         // the same failure with other numbers is one reason, said as it was said
         let mut slot = scripted(vec![
@@ -1017,7 +1063,7 @@ mod tests {
                 Fail::Said("not ready after 180.0 s: port 127.0.0.1:49201"),
             )),
         ]);
-        let (_, cells, _) = run_scripted("numbers", &mut slot, 1, false).await;
+        let (_, cells, _, _) = run_scripted("numbers", &mut slot, 1, false).await;
         let e = cells[1].error.as_deref().unwrap();
         assert!(
             e.ends_with("not ready after 180.0 s: port 127.0.0.1:49201"),
@@ -1029,7 +1075,7 @@ mod tests {
             Err((Stage::Start, Fail::Died("app", "exited with code 7"))),
             Err((Stage::Start, Fail::Died("app", "exited with code 1"))),
         ]);
-        let (_, cells, _) = run_scripted("unlike", &mut slot, 1, false).await;
+        let (_, cells, _, _) = run_scripted("unlike", &mut slot, 1, false).await;
         assert!(cells[0].error.is_some());
         assert!(cells[1..].iter().all(|c| c.metrics.is_some()));
 
@@ -1038,7 +1084,7 @@ mod tests {
             Err((Stage::Start, died.clone())),
             Err((Stage::Measure, died)),
         ]);
-        let (_, cells, _) = run_scripted("mixed", &mut slot, 1, false).await;
+        let (_, cells, _, _) = run_scripted("mixed", &mut slot, 1, false).await;
         assert!(cells[1..].iter().all(|c| c.metrics.is_some()));
     }
 
@@ -1049,7 +1095,7 @@ mod tests {
             Err((Stage::Measure, Fail::Said("boom"))),
             Err((Stage::Measure, Fail::Said("boom"))),
         ]);
-        let (result, cells, _) = run_scripted("fail-fast", &mut slot, 1, true).await;
+        let (result, cells, _, _) = run_scripted("fail-fast", &mut slot, 1, true).await;
         let e = result.unwrap_err().to_string();
         assert!(e.contains("--fail-fast") && e.contains("boom"), "{e}");
         assert_eq!(

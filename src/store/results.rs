@@ -18,7 +18,6 @@ use serde::Deserialize;
 use crate::input::matrix::Cell;
 use crate::measure::cell::{CellResult, CellTiming};
 use crate::measure::metrics::RequestRecord;
-use crate::report::export::{self, RunReport};
 
 /// The copy of the matrix file a run directory keeps.
 pub const MATRIX_FILE: &str = "matrix.yaml";
@@ -219,20 +218,8 @@ impl RunDir {
         Ok(())
     }
 
-    /// The report view of this directory.
-    pub fn report(&self) -> RunReport<'_> {
-        RunReport {
-            matrix: &self.matrix,
-            run_id: &self.run_id,
-            started: &self.started,
-            shard: self.shard.as_deref(),
-            cells: &self.cells,
-            expect: &self.expect,
-        }
-    }
-
     /// Commits a finished cell (replacing an earlier result of the same cell) in one
-    /// transaction, then rewrites every results file.
+    /// transaction. It renders nothing: the result files are the reports' business.
     pub async fn push(&mut self, cell: CellResult) -> Result<()> {
         let key = cell.cell.key();
         let mut summary = cell.clone();
@@ -269,12 +256,7 @@ impl RunDir {
             Some(slot) => *slot = cell,
             None => self.cells.push(cell),
         }
-        self.write()
-    }
-
-    /// Rewrites every results file from the cells.
-    pub fn write(&self) -> Result<()> {
-        export::write_all(&self.path, &self.report())
+        Ok(())
     }
 
     /// Opens a run directory's store and reads every cell with its records.
@@ -406,7 +388,6 @@ pub async fn merge(dirs: &[RunDir], output: &Path) -> Result<RunDir> {
             out.push(c.clone()).await?;
         }
     }
-    out.write()?;
     Ok(out)
 }
 
