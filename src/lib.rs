@@ -15,3 +15,135 @@ pub mod plan;
 pub mod report;
 pub mod run;
 pub mod store;
+
+#[cfg(test)]
+mod layers {
+    //! The layering of the modules above, checked on the source: a module may name
+    //! (`crate::other::…`) only the modules listed before it in [`ORDER`], so there is no
+    //! import circle between them. Run it with `cargo test --lib layers`.
+
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::path::Path;
+
+    /// The top-level modules, lowest first.
+    const ORDER: &[&str] = &[
+        "input", "burst", "measure", "deploy", "store", "plan", "run", "report", "cli",
+    ];
+
+    /// Every `crate::MODULE::` a module's files name, outside comments: module → the
+    /// modules it names → where.
+    fn references(src: &Path) -> BTreeMap<String, BTreeMap<String, Vec<String>>> {
+        let mut out: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
+        let mut stack = vec![src.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                    continue;
+                }
+                let rel = path.strip_prefix(src).unwrap();
+                let Some(top) = rel.iter().next().filter(|_| rel.components().count() > 1) else {
+                    continue; // lib.rs, main.rs
+                };
+                let top = top.to_string_lossy().to_string();
+                let text = std::fs::read_to_string(&path).unwrap();
+                for (i, line) in text.lines().enumerate() {
+                    if line.trim_start().starts_with("//") {
+                        continue;
+                    }
+                    for (at, _) in line.match_indices("crate::") {
+                        let name: String = line[at + 7..]
+                            .chars()
+                            .take_while(|c| c.is_alphanumeric() || *c == '_')
+                            .collect();
+                        if !name.is_empty() && name != top {
+                            out.entry(top.clone())
+                                .or_default()
+                                .entry(name)
+                                .or_default()
+                                .push(format!("{}:{}", rel.display(), i + 1));
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The modules in a circle of `graph`, if any: those from which a path leads back to
+    /// themselves.
+    fn circles(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<String> {
+        let reaches = |from: &str| {
+            let mut seen = BTreeSet::new();
+            let mut todo: Vec<&str> = graph
+                .get(from)
+                .into_iter()
+                .flatten()
+                .map(|s| s.as_str())
+                .collect();
+            while let Some(m) = todo.pop() {
+                if seen.insert(m.to_string()) {
+                    todo.extend(graph.get(m).into_iter().flatten().map(|s| s.as_str()));
+                }
+            }
+            seen
+        };
+        graph
+            .keys()
+            .filter(|m| reaches(m).contains(*m))
+            .cloned()
+            .collect()
+    }
+
+    #[test]
+    fn no_module_names_one_above_it() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let refs = references(&src);
+        let graph: BTreeMap<String, BTreeSet<String>> = refs
+            .iter()
+            .map(|(m, to)| (m.clone(), to.keys().cloned().collect()))
+            .collect();
+        let circled = circles(&graph);
+        assert!(
+            circled.is_empty(),
+            "modules in an import circle: {circled:?}\n{refs:#?}"
+        );
+        let rank = |m: &str| ORDER.iter().position(|o| *o == m);
+        let mut wrong = Vec::new();
+        for (m, to) in &refs {
+            assert!(rank(m).is_some(), "src/{m} is not in ORDER");
+            for (other, at) in to {
+                if rank(other).is_none_or(|r| Some(r) > rank(m)) {
+                    wrong.push(format!("{m} names {other} at {}", at.join(", ")));
+                }
+            }
+        }
+        assert!(
+            wrong.is_empty(),
+            "a module names one above it:\n{}",
+            wrong.join("\n")
+        );
+    }
+
+    #[test]
+    fn a_circle_is_found() {
+        let g = |edges: &[(&str, &str)]| {
+            let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+            for (a, b) in edges {
+                out.entry(a.to_string()).or_default().insert(b.to_string());
+            }
+            out
+        };
+        assert!(circles(&g(&[("cli", "run"), ("run", "input")])).is_empty());
+        assert_eq!(
+            circles(&g(&[
+                ("store", "report"),
+                ("report", "measure"),
+                ("measure", "store"),
+                ("cli", "store")
+            ])),
+            ["measure", "report", "store"]
+        );
+    }
+}
