@@ -1,4 +1,4 @@
-//! Matrix files: the schema of DESIGN §6, validation that points at file, line and
+//! Matrix files: the schema of docs/formats.md#matrices, validation that points at file, line and
 //! column, expansion into cells (cartesian product, exclude, include), the run order
 //! that keeps restarts few, and slicing that order by count.
 

@@ -1,4 +1,4 @@
-//! Per-cell metrics (DESIGN §8) from request records and SQL observations: counts pooled
+//! Per-cell metrics (docs/metrics.md#columns) from request records and SQL observations: counts pooled
 //! over repetitions, rates with a 95% interval that treats the burst (repetition) as the
 //! unit of sampling, and how closely together the requests of a burst were released and
 //! started.

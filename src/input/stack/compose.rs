@@ -97,7 +97,7 @@ pub struct DependsOnLong {
     /// `service_started` (default), `service_healthy` or `service_completed_successfully`.
     #[serde(default)]
     pub condition: Option<String>,
-    /// Compose v2's "restart with the dependency"; racy-matrix always does (DESIGN §3).
+    /// Compose v2's "restart with the dependency"; racy-matrix always does (docs/formats.md#recreated-services).
     #[serde(default)]
     pub restart: bool,
     /// Ignored (compose: whether the dependency must exist).
