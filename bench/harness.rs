@@ -26,12 +26,12 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use racy_matrix::burst::http::{BurstSpec, HttpRequest, Release};
-use racy_matrix::deploy::deployment::{Deployment, RunId};
-use racy_matrix::deploy::engine::Engine;
-use racy_matrix::input::route::RouteChoice;
-use racy_matrix::input::stack::Stack;
-use racy_matrix::plan::shard;
+use racy_matrix::harness::Engine;
+use racy_matrix::harness::RouteChoice;
+use racy_matrix::harness::Stack;
+use racy_matrix::harness::{BurstSpec, HttpRequest, Release};
+use racy_matrix::harness::{Deployment, RunId};
+use racy_matrix::harness::{count_estimates, estimates, max_over_mean};
 use serde_json::{Value, json};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -117,12 +117,12 @@ impl Report {
 fn percentile(v: &[f64], q: f64) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
-    racy_matrix::measure::metrics::percentile(&s, q).unwrap_or(f64::NAN)
+    racy_matrix::harness::percentile(&s, q).unwrap_or(f64::NAN)
 }
 
 /// The crate's median (NaN when there are no values).
 fn median(v: &[f64]) -> f64 {
-    racy_matrix::measure::metrics::median(v.to_vec()).unwrap_or(f64::NAN)
+    racy_matrix::harness::median(v.to_vec()).unwrap_or(f64::NAN)
 }
 
 fn secs(d: Duration) -> f64 {
@@ -193,11 +193,7 @@ async fn main() -> Result<()> {
     }
     .await;
     let cleanup = engine
-        .remove_labelled(&format!(
-            "{}={}",
-            racy_matrix::deploy::engine::RUN_LABEL,
-            run.id
-        ))
+        .remove_labelled(&format!("{}={}", racy_matrix::harness::RUN_LABEL, run.id))
         .await;
     // a failed measurement says more than a cleanup that failed after it
     result?;
@@ -214,8 +210,8 @@ const SHARD_COUNTS: [usize; 3] = [4, 16, 64];
 /// size cannot be even, so the others have no target.
 fn shards(report: &mut Report) -> Result<()> {
     let root = Path::new(ROOT);
-    let catalog = racy_matrix::input::stack::StackCatalog {
-        stacks: racy_matrix::input::stack::discover(&root.join("stacks"))?,
+    let catalog = racy_matrix::harness::StackCatalog {
+        stacks: racy_matrix::harness::discover_stacks(&root.join("stacks"))?,
     };
     let mut files: Vec<_> = std::fs::read_dir(root.join("matrices"))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -223,12 +219,12 @@ fn shards(report: &mut Report) -> Result<()> {
         .collect();
     files.sort();
     for file in files {
-        let m = racy_matrix::input::matrix::load(&file, &catalog)?;
-        let cells = racy_matrix::input::matrix::expand(&m, &catalog);
-        let costs = racy_matrix::plan::cost::Costs::model(&m, &catalog);
+        let m = racy_matrix::harness::load_matrix(&file, &catalog)?;
+        let cells = racy_matrix::harness::expand_matrix(&m, &catalog);
+        let costs = racy_matrix::harness::Costs::model(&m, &catalog);
         for n in SHARD_COUNTS {
-            let by_count = shard::max_over_mean(&shard::count_estimates(&cells, n, &costs));
-            let by_cost = shard::max_over_mean(&shard::estimates(&cells, n, &costs));
+            let by_count = max_over_mean(&count_estimates(&cells, n, &costs));
+            let by_cost = max_over_mean(&estimates(&cells, n, &costs));
             let target = (m.name == "nightly" && n == 16).then_some(("<=", 1.1));
             let name = format!(
                 "{} ({} cells), {n} shards: max/mean by count",
@@ -351,12 +347,12 @@ fn baseline(report: &mut Report, quick: Option<(f64, f64)>) -> Result<()> {
 }
 
 async fn vars(engine: &Engine, extra: &[(&str, &str)]) -> Result<BTreeMap<String, String>> {
-    let base = racy_matrix::deploy::image::ensure_base(engine, &mut |_| {}).await?;
+    let base = racy_matrix::harness::ensure_base(engine, &mut |_| {}).await?;
     let mut v = BTreeMap::from([
         ("BASE_IMAGE".to_string(), base),
         (
             "db_password".to_string(),
-            racy_matrix::run::runner::random_password(),
+            racy_matrix::harness::random_password(),
         ),
         ("amount".to_string(), "100".to_string()),
         ("delay_ms".to_string(), "300".to_string()),
@@ -534,7 +530,7 @@ async fn skew(engine: &Engine, run: &RunId, report: &mut Report) -> Result<()> {
     .await?;
     // the routes, last-byte release; 32 requests first, so that the first burst after
     // the start is one of 32 and is counted in that row's max
-    racy_matrix::deploy::racer::set_binary(Path::new(env!("CARGO_BIN_EXE_racy-matrix")));
+    racy_matrix::harness::set_binary(Path::new(env!("CARGO_BIN_EXE_racy-matrix")));
     for route in [
         RouteChoice::Published,
         RouteChoice::Direct,
@@ -763,9 +759,9 @@ struct Wire {
 impl Wire {
     /// The bridge of the one network this run has up.
     async fn find(engine: &Engine, run: &RunId, port: u16) -> Result<Wire> {
-        let filter = format!("{}={}", racy_matrix::deploy::engine::RUN_LABEL, run.id);
+        let filter = format!("{}={}", racy_matrix::harness::RUN_LABEL, run.id);
         let networks = engine
-            .labelled(racy_matrix::deploy::engine::Object::Network, &filter)
+            .labelled(racy_matrix::harness::Object::Network, &filter)
             .await?;
         let [(network, _)] = networks.as_slice() else {
             bail!(

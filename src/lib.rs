@@ -2,19 +2,50 @@
 //! through the Docker Engine API, sweeps a matrix of concurrency settings, fires
 //! synchronized bursts, and counts lost updates per cell.
 //!
-//! The modules are the stages a run goes through, lowest first; a module imports only
-//! the ones above it in this list (`tests::layers` fails on a circle). See
-//! `docs/architecture.md`.
+//! The modules are the stages a run goes through. Lowest first: `input` (matrix and
+//! stack files), `burst` (requests and their release), `measure` (metrics, intervals,
+//! explain, compare), `deploy` (the engine, images, stacks, their database), `store`
+//! (the run directory), `plan` (run order, cost, shards), `run` (the run loop),
+//! `report` (every view of a run), `cli` (the commands). A module names only the ones
+//! before it (`cargo test --lib layers` checks it); see `docs/architecture.md`.
 
-pub mod burst;
-pub mod cli;
-pub mod deploy;
-pub mod input;
-pub mod measure;
-pub mod plan;
-pub mod report;
-pub mod run;
-pub mod store;
+pub(crate) mod burst;
+pub(crate) mod cli;
+pub(crate) mod deploy;
+pub(crate) mod input;
+pub(crate) mod measure;
+pub(crate) mod plan;
+pub(crate) mod report;
+pub(crate) mod run;
+pub(crate) mod store;
+
+/// The racy-matrix command: parses the arguments, runs the command, exits with the code
+/// its outcome gives.
+pub use cli::main;
+
+/// What the bench harness (`bench/harness.rs`) and the integration tests (`tests/it`)
+/// reach inside racy-matrix: a small, named set of entry points. Everything else is
+/// private to the crate.
+pub mod harness {
+    pub use crate::burst::http::{BurstSpec, HttpRequest, Release};
+    pub use crate::deploy::deployment::{Deployment, RunId};
+    pub use crate::deploy::engine::{Engine, Object, RUN_LABEL};
+    pub use crate::deploy::image::{UPSTREAM_BASE, ensure_base, ensure_built};
+    pub use crate::deploy::racer::set_binary;
+    pub use crate::input::matrix::{Cell, expand as expand_matrix, load as load_matrix};
+    pub use crate::input::route::RouteChoice;
+    pub use crate::input::setup::Setup;
+    pub use crate::input::stack::{Build, Stack, StackCatalog, discover as discover_stacks};
+    pub use crate::measure::cell::{CellResult, CellTiming};
+    pub use crate::measure::metrics::{
+        CellMetrics, Check, Observation, Repetition, anomaly_bursts, cluster_wilson, compute,
+        median, percentile,
+    };
+    pub use crate::plan::cost::Costs;
+    pub use crate::plan::shard::{count_estimates, estimates, max_over_mean};
+    pub use crate::run::runner::random_password;
+    pub use crate::store::results::RunDir;
+}
 
 #[cfg(test)]
 mod layers {

@@ -6,5 +6,5 @@ async fn main() -> std::process::ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
         .init();
-    racy_matrix::cli::main().await
+    racy_matrix::main().await
 }

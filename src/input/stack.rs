@@ -23,13 +23,12 @@ mod layers;
 
 pub use layers::{Files, Layer};
 
-pub use envfile::{parse_env, read_env_file};
+pub use envfile::read_env_file;
 pub use interpolate::{interpolate, references};
 
 pub use compose::{
-    Build, Condition, ContainerSpec, DEFAULT_MEMORY, DependsOn, DependsOnLong, Deploy, EnvFiles,
-    Health, HealthTest, Healthcheck, KeyValues, MountEntry, MountSource, Networks, Placement,
-    Scalar, Service, StrOrList, VolumeEntry, parse_bytes, parse_mount,
+    Build, Condition, ContainerSpec, DependsOn, DependsOnLong, Health, KeyValues, MountEntry,
+    MountSource, Placement, Scalar, Service, VolumeEntry,
 };
 
 /// The service and port that receive bursts.

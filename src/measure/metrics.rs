@@ -231,7 +231,9 @@ impl ErrorClass {
 /// z for a two-sided 95% interval.
 const Z95: f64 = 1.959_963_984_540_054;
 
-/// The 95% Wilson score interval of `successes` out of `n`; `(0, 1)` when `n = 0`.
+/// The 95% Wilson score interval of `successes` out of `n`; `(0, 1)` when `n = 0` (the
+/// plain form of [`wilson_effective`], kept for the cases worked by hand below).
+#[cfg(test)]
 pub fn wilson(successes: u64, n: u64) -> (f64, f64) {
     wilson_effective(successes as f64, n as f64)
 }

@@ -61,10 +61,3 @@ pub trait Events: Sync {
     /// Takes one event.
     fn send(&self, event: RunEvent<'_>);
 }
-
-/// A sink that drops every event (for callers that watch nothing).
-pub struct Silent;
-
-impl Events for Silent {
-    fn send(&self, _: RunEvent<'_>) {}
-}

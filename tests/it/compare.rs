@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::common::{racy, temp_dir};
-use racy_matrix::input::matrix::Cell;
-use racy_matrix::measure::cell::CellResult;
-use racy_matrix::measure::metrics::{self, Check, Observation, Repetition};
-use racy_matrix::store::results::RunDir;
+use racy_matrix::harness::Cell;
+use racy_matrix::harness::CellResult;
+use racy_matrix::harness::RunDir;
+use racy_matrix::harness::{Check, Observation, Repetition, compute};
 
 /// What each request adds in these runs; not the default, so that `compare` must read it
 /// from the run directory's matrix.yaml to recount the counters' losses.
@@ -83,7 +83,7 @@ fn measured(s: &Spec) -> CellResult {
         cell: cell(s.endpoint, s.workers),
         repetitions: reps.len() as u32,
         requests: REQUESTS as u32,
-        metrics: Some(metrics::compute(&reps, AMOUNT, 0, check, None)),
+        metrics: Some(compute(&reps, AMOUNT, 0, check, None)),
         error: None,
         attempts: 1,
         timing: None,

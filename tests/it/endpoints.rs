@@ -12,8 +12,8 @@ use std::time::Duration;
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{CreateContainerOptionsBuilder, LogsOptionsBuilder};
 use futures_util::StreamExt;
-use racy_matrix::deploy::engine::Engine;
-use racy_matrix::input::stack::{Build, Stack};
+use racy_matrix::harness::Engine;
+use racy_matrix::harness::{Build, Stack};
 use serde::Deserialize;
 
 /// One endpoint as the registry prints it.
@@ -35,7 +35,7 @@ async fn compose_endpoints_match_the_registry() {
         return;
     }
     let engine = Engine::connect().await.unwrap();
-    let base = racy_matrix::deploy::image::ensure_base(&engine, &mut |_| {})
+    let base = racy_matrix::harness::ensure_base(&engine, &mut |_| {})
         .await
         .unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("stacks");
@@ -70,7 +70,7 @@ async fn app_image(engine: &Engine, stack: &Stack, base: &str) -> String {
     };
     let args = args.as_ref().map(|a| a.pairs()).unwrap_or_default();
     let dir = stack.dir().join(context);
-    racy_matrix::deploy::image::ensure_built(engine, &dir, &args, &mut |_| {})
+    racy_matrix::harness::ensure_built(engine, &dir, &args, &mut |_| {})
         .await
         .unwrap()
         .0

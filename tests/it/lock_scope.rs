@@ -7,8 +7,8 @@
 use crate::common;
 
 use crate::common::int;
-use racy_matrix::measure::cell::CellResult;
-use racy_matrix::measure::metrics::{Check, anomaly_bursts, cluster_wilson};
+use racy_matrix::harness::CellResult;
+use racy_matrix::harness::{Check, anomaly_bursts, cluster_wilson};
 
 #[tokio::test]
 async fn each_lock_is_safe_up_to_its_scope() {

@@ -237,25 +237,19 @@ async fn docker_compose_runs_the_same_file_unchanged() {
 /// without a registry would tag it); every test that builds the example's images makes sure
 /// of it before it starts, since the tests of this file run side by side.
 async fn upstream_base() {
-    let engine = racy_matrix::deploy::engine::Engine::connect()
+    let engine = racy_matrix::harness::Engine::connect().await.unwrap();
+    let base = racy_matrix::harness::ensure_base(&engine, &mut |_| {})
         .await
         .unwrap();
-    let base = racy_matrix::deploy::image::ensure_base(&engine, &mut |_| {})
-        .await
-        .unwrap();
-    if base == racy_matrix::deploy::image::UPSTREAM_BASE {
+    if base == racy_matrix::harness::UPSTREAM_BASE {
         return;
     }
     let docker = |args: &[&str]| Command::new("docker").args(args).output().unwrap();
-    if !docker(&[
-        "image",
-        "inspect",
-        racy_matrix::deploy::image::UPSTREAM_BASE,
-    ])
-    .status
-    .success()
+    if !docker(&["image", "inspect", racy_matrix::harness::UPSTREAM_BASE])
+        .status
+        .success()
     {
-        let tagged = docker(&["tag", &base, racy_matrix::deploy::image::UPSTREAM_BASE]);
+        let tagged = docker(&["tag", &base, racy_matrix::harness::UPSTREAM_BASE]);
         assert!(tagged.status.success(), "{}", text(&tagged));
     }
 }

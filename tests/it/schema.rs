@@ -4,7 +4,7 @@
 
 use crate::common;
 
-use racy_matrix::deploy::engine::Engine;
+use racy_matrix::harness::Engine;
 
 #[tokio::test]
 async fn baked_schemas_match_the_migrations() {

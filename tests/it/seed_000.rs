@@ -61,7 +61,7 @@ async fn the_app_migrates_before_the_database_answers_unless_it_waits() {
             .filter(|r| r["start_wait"] == wait)
             .map(|r| (int(r, "anomalies") as u64, 1))
             .collect();
-        racy_matrix::measure::metrics::cluster_wilson(&starts)
+        racy_matrix::harness::cluster_wilson(&starts)
     };
     let (none_lo, _) = rate("none");
     let (_, query_hi) = rate("query");

@@ -5,18 +5,18 @@
 use std::path::{Path, PathBuf};
 
 use crate::common::{racy, temp_dir};
-use racy_matrix::input::matrix::Cell;
-use racy_matrix::input::setup::Setup;
-use racy_matrix::input::stack::StackCatalog;
-use racy_matrix::measure::cell::{CellResult, CellTiming};
-use racy_matrix::measure::metrics::CellMetrics;
-use racy_matrix::store::results::RunDir;
+use racy_matrix::harness::Cell;
+use racy_matrix::harness::CellMetrics;
+use racy_matrix::harness::RunDir;
+use racy_matrix::harness::Setup;
+use racy_matrix::harness::StackCatalog;
+use racy_matrix::harness::{CellResult, CellTiming};
 
 fn quick_cells() -> Vec<Cell> {
-    let stacks = racy_matrix::input::stack::discover(Path::new("stacks")).unwrap();
+    let stacks = racy_matrix::harness::discover_stacks(Path::new("stacks")).unwrap();
     let catalog = StackCatalog { stacks };
-    let m = racy_matrix::input::matrix::load(Path::new("matrices/quick.yaml"), &catalog).unwrap();
-    racy_matrix::input::matrix::expand(&m, &catalog)
+    let m = racy_matrix::harness::load_matrix(Path::new("matrices/quick.yaml"), &catalog).unwrap();
+    racy_matrix::harness::expand_matrix(&m, &catalog)
 }
 
 /// A run directory of the quick matrix in which its first `n` cells were measured, each
@@ -81,8 +81,15 @@ async fn plan_uses_measured_durations() {
         text.contains("model fitted: start 9.0 s (1 starts)"),
         "{text}"
     );
-    // the results.json beside the store says the same
+    // the results.json rendered from the store says the same
     let json = dir.join("results.json");
+    let rendered = racy(&["report", d, "--format", "json"]);
+    assert!(
+        rendered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rendered.stderr)
+    );
+    std::fs::write(&json, &rendered.stdout).unwrap();
     assert_eq!(
         plan(&["--timings", json.to_str().unwrap()]),
         text.replace(d, json.to_str().unwrap())
