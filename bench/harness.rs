@@ -142,6 +142,7 @@ async fn main() -> Result<()> {
         "reconfigure",
         "skew",
         "shards",
+        "store",
     ];
     let wanted: Vec<&str> = if args.is_empty() {
         all.to_vec()
@@ -158,7 +159,11 @@ async fn main() -> Result<()> {
         println!("\n== shards: slowest over mean estimate, by count and by cost");
         shards(&mut report)?;
     }
-    if wanted.iter().all(|w| *w == "shards") {
+    if wanted.contains(&"store") {
+        println!("\n== export work per cell at {STORE_CELLS} cells (no engine)");
+        store_export(&mut report).await?;
+    }
+    if wanted.iter().all(|w| *w == "shards" || *w == "store") {
         return report.save();
     }
     let engine = Engine::connect().await?;
@@ -199,6 +204,126 @@ async fn main() -> Result<()> {
     result?;
     cleanup?;
     report.save()
+}
+
+/// Cells the `store` section stores.
+const STORE_CELLS: usize = 800;
+
+/// `STORE_CELLS` cells of the quick matrix's shape (an axis `n` makes each its own), each
+/// with 4 repetitions of 8 request records whose bodies look like the lab's answers.
+fn synthetic_cells() -> Result<Vec<racy_matrix::harness::CellResult>> {
+    use racy_matrix::harness::{CellResult, Observation, Repetition};
+    let root = Path::new(ROOT);
+    let catalog = racy_matrix::harness::StackCatalog {
+        stacks: racy_matrix::harness::discover_stacks(&root.join("stacks"))?,
+    };
+    let m = racy_matrix::harness::load_matrix(&root.join("matrices/quick.yaml"), &catalog)?;
+    let quick = racy_matrix::harness::expand_matrix(&m, &catalog);
+    let record = |rep: u32, index: u32| -> Result<_> {
+        Ok(serde_json::from_value(json!({
+            "repetition": rep, "index": index, "outcome": "response", "status": 200,
+            "sent_unix_ns": 1_700_000_000_000_000_000_i64 + i64::from(index) * 1000,
+            "latency_ms": 312.5, "error": null,
+            "body": {"pid": 7 + index % 4, "host": "app-1", "read_balance": 100,
+                     "written_balance": 200, "t_start": 1, "t_read": 2, "t_write": 3, "t_end": 4},
+        }))?)
+    };
+    let mut out = Vec::with_capacity(STORE_CELLS);
+    for i in 0..STORE_CELLS {
+        let mut cell = quick[i % quick.len()].clone();
+        cell.axes.insert("n".into(), i.to_string());
+        let reps = (0..4)
+            .map(|r| {
+                Ok(Repetition {
+                    before: Observation::default(),
+                    after: Observation {
+                        balance: 500,
+                        ledger_rows: 8,
+                        ledger_total: 800,
+                        ..Default::default()
+                    },
+                    burst_ms: 330.0,
+                    records: (0..8).map(|k| record(r, k)).collect::<Result<_>>()?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let metrics = racy_matrix::harness::compute(
+            &reps,
+            100,
+            0,
+            racy_matrix::harness::Check::Counter,
+            Some(4),
+        );
+        out.push(CellResult {
+            cell,
+            repetitions: 4,
+            requests: 8,
+            metrics: Some(metrics),
+            error: None,
+            attempts: 1,
+            timing: None,
+            route: None,
+            engine: None,
+            reps,
+        });
+    }
+    Ok(out)
+}
+
+/// Export work per cell as a run of `STORE_CELLS` cells grows: each cell committed to a
+/// store, and every result file rendered after it (as the store did while it rendered)
+/// or only at the end (as now: the store commits, the reports render at most every few
+/// seconds and once at the end). The per-cell figure is the mean over the last 100
+/// cells, where the run is largest.
+async fn store_export(report: &mut Report) -> Result<()> {
+    use racy_matrix::harness::{RunDir, RunReport, write_result_files};
+    let cells = synthetic_cells()?;
+    for render_each in [true, false] {
+        let dir = std::env::temp_dir().join(format!(
+            "racy-bench-store-{}-{render_each}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut run = RunDir::create(&dir, "bench-store").await?;
+        let began = Instant::now();
+        let mut last = Duration::ZERO;
+        for (i, c) in cells.iter().enumerate() {
+            let t = Instant::now();
+            run.push(c.clone()).await?;
+            if render_each {
+                write_result_files(&dir, &RunReport::of(&run))?;
+            }
+            if i >= STORE_CELLS - 100 {
+                last += t.elapsed();
+            }
+        }
+        let t = Instant::now();
+        write_result_files(&dir, &RunReport::of(&run))?;
+        let end = secs(t.elapsed());
+        let all = secs(began.elapsed());
+        run.close().await?;
+        std::fs::remove_dir_all(&dir)?;
+        let how = if render_each {
+            "files after every cell"
+        } else {
+            "store only, files at the end"
+        };
+        report.add(
+            &format!("store: per cell at {STORE_CELLS} cells, {how}"),
+            secs(last) / 100.0,
+            "s",
+            None,
+            "",
+        );
+        report.add(
+            &format!("store: {STORE_CELLS} cells in all, {how}"),
+            all,
+            "s",
+            None,
+            &format!("final rendering {end:.2} s"),
+        );
+    }
+    Ok(())
 }
 
 /// Shard counts the `shards` section splits each matrix into.

@@ -43,6 +43,7 @@ pub mod harness {
     };
     pub use crate::plan::cost::Costs;
     pub use crate::plan::shard::{count_estimates, estimates, max_over_mean};
+    pub use crate::report::export::{RunReport, write_all as write_result_files};
     pub use crate::run::runner::random_password;
     pub use crate::store::results::RunDir;
 }

@@ -13,6 +13,7 @@ use crate::cli::outcome::{Failure, Kind, Verdict, exit_code};
 use crate::deploy::deployment::{Deployment, RunId};
 use crate::deploy::engine::{Engine, RUN_LABEL};
 use crate::input::matrix::{self, Cell, Matrix, Shard};
+use crate::input::redact::Redactor;
 use crate::input::route::RouteChoice;
 use crate::input::stack::{self, Stack, StackCatalog};
 use crate::measure::compare::FailOn;
@@ -669,20 +670,14 @@ struct Started {
     engine: Engine,
     dep: Deployment,
     run: RunId,
-    secrets: Vec<String>,
+    redactor: Redactor,
 }
 
 impl Started {
     /// `text` without the database passwords.
     fn scrub(&self, text: &str) -> String {
-        scrub_all(text, &self.secrets)
+        self.redactor.clean(text)
     }
-}
-
-fn scrub_all(text: &str, secrets: &[String]) -> String {
-    secrets.iter().fold(text.to_string(), |t, s| {
-        crate::deploy::database::scrub(&t, s)
-    })
 }
 
 /// Starts one stack (its variables from `--set`, the rest their defaults); a start that
@@ -705,10 +700,9 @@ async fn start_one(
     vars.entry("amount".into()).or_insert("100".into());
     vars.entry("db_password".into())
         .or_insert_with(runner::random_password);
-    let mut secrets = vec![vars.get("db_password").cloned().unwrap_or_default()];
     // the stack may take its password from its own environment instead
     let driver = st.driver_for(&vars).input()?;
-    secrets.push(driver.database.password.clone());
+    let redactor = Redactor::of_instance(&vars, Some(&driver));
     let run = RunId::new(prefix);
     let started = tokio::select! {
         d = Deployment::start(&engine, st, &run, vars, &mut say) => d,
@@ -719,14 +713,14 @@ async fn start_one(
             engine,
             dep,
             run,
-            secrets,
+            redactor,
         }),
         Err(e) => {
             // What the engine is still creating is awaited, then removed.
             let _ = engine
                 .remove_labelled(&format!("{RUN_LABEL}={}", run.id))
                 .await;
-            let e = anyhow!("{}", scrub_all(&format!("{e:#}"), &secrets));
+            let e = anyhow!("{}", redactor.clean(&format!("{e:#}")));
             Err(Failure::Engine(e))
         }
     }
@@ -749,7 +743,7 @@ async fn up(
     }
     println!(
         "  database: {} (password not shown; choose one with --set db_password=...)",
-        crate::deploy::database::redact(&dep.published_db_url)
+        crate::input::redact::url(&dep.published_db_url)
     );
     println!("  containers: {:?}", dep.container_names());
     println!("remove it with: racy-matrix down");

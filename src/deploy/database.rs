@@ -105,35 +105,6 @@ pub fn url(
     )
 }
 
-/// The URL with its password replaced by `****`, for printing.
-pub fn redact(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_string();
-    };
-    let rest = &url[scheme_end + 3..];
-    match (rest.find(':'), rest.find('@')) {
-        (Some(colon), Some(at)) if colon < at => {
-            format!(
-                "{}{}:****{}",
-                &url[..scheme_end + 3],
-                &rest[..colon],
-                &rest[at..]
-            )
-        }
-        _ => url.to_string(),
-    }
-}
-
-/// Replaces every occurrence of `secret` in `text` with `****`: the last guard before a
-/// message or a log line that may quote the database password is shown or stored.
-pub fn scrub(text: &str, secret: &str) -> String {
-    if secret.len() < 4 {
-        // too short to tell from ordinary words; the URLs are redacted where they are made
-        return text.to_string();
-    }
-    text.replace(secret, "****")
-}
-
 /// Database error codes that mean the credentials or the database name are wrong:
 /// PostgreSQL 28P01/28000 (password, no such role), 3D000 (no such database); MariaDB and
 /// MySQL 1045 (access denied), 1044 (no access to the database), 1049 (no such database).
@@ -464,19 +435,6 @@ mod tests {
         assert!(shell_row("bad", &[l(&["a"]), l(&["x"])]).is_err());
     }
 
-    #[test]
-    fn secrets_are_scrubbed() {
-        assert_eq!(
-            scrub("auth for s3cretPW failed; url x:s3cretPW@h", "s3cretPW"),
-            "auth for **** failed; url x:****@h"
-        );
-        assert_eq!(
-            scrub("racy-matrix", "rac"),
-            "racy-matrix",
-            "too short to scrub"
-        );
-    }
-
     fn at(addr: &str) -> std::net::SocketAddr {
         addr.parse().unwrap()
     }
@@ -496,7 +454,7 @@ mod tests {
         let pg = url(DatabaseKind::Postgres, "u", "p", at("172.18.0.3:5432"), "d");
         assert_eq!(pg, "postgres://u:p@172.18.0.3:5432/d");
         assert_eq!(
-            redact(&url(
+            crate::input::redact::url(&url(
                 DatabaseKind::Mysql,
                 "racy",
                 "s3cr:t@x",

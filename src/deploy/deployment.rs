@@ -48,6 +48,49 @@ pub struct ServiceDied {
     pub logs: String,
 }
 
+/// A service that did not become ready by its deadline, or whose readiness probe was
+/// refused: which service, the kind of probe, what happened, and its last log lines.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}\n{}", log_block(service, None, logs))]
+pub struct NotReady {
+    /// The service.
+    pub service: String,
+    /// The kind of probe that failed (`ready::Probe::kind`).
+    pub probe: &'static str,
+    /// What happened, in words.
+    pub error: String,
+    /// Its last log lines.
+    pub logs: String,
+}
+
+/// Why a stack could not start, as far as telling one failure from another needs: a
+/// service that died (which one, and what happened to it), a service that was not ready
+/// (which one, and the kind of probe), or another error (an image that did not build,
+/// the engine), by its first line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StartFault {
+    /// A service died: its name, replica and what happened (an exit code, the OOM killer).
+    Died(String),
+    /// A service was not ready: its name and the kind of probe.
+    NotReady(String, &'static str),
+    /// Anything else, by the first line of its message.
+    Other(String),
+}
+
+impl StartFault {
+    /// The fault of a start error.
+    pub fn of(e: &anyhow::Error) -> StartFault {
+        if let Some(died) = e.downcast_ref::<ServiceDied>() {
+            return StartFault::Died(died.reason());
+        }
+        if let Some(unready) = e.downcast_ref::<NotReady>() {
+            return StartFault::NotReady(unready.service.clone(), unready.probe);
+        }
+        let text = format!("{e:#}");
+        StartFault::Other(text.lines().next().unwrap_or_default().to_string())
+    }
+}
+
 impl ServiceDied {
     /// What happened, in one line: the same line for the same failure, so that a retry
     /// that fails the same way can be recognised.
@@ -521,10 +564,7 @@ impl Deployment {
                     service: svc.clone(),
                     replica: (n > 1).then_some(i + 1),
                     what,
-                    logs: crate::deploy::database::scrub(
-                        logs.trim_end(),
-                        &self.driver.database.password,
-                    ),
+                    logs: self.redactor().clean(logs.trim_end()),
                 });
             }
         }
@@ -670,6 +710,11 @@ impl Instance {
     /// The variables the instance runs with.
     pub fn vars(&self) -> &BTreeMap<String, String> {
         &self.vars
+    }
+
+    /// What hides this instance's secrets.
+    pub fn redactor(&self) -> crate::input::redact::Redactor {
+        crate::input::redact::Redactor::of_instance(&self.vars, Some(&self.driver))
     }
 }
 
@@ -838,10 +883,9 @@ impl Launcher {
         let Err(e) = waited else {
             return Ok(());
         };
-        let logs = crate::deploy::database::scrub(
-            self.engine.logs_tail(id, 20).await.trim_end(),
-            &self.driver.database.password,
-        );
+        let logs = self
+            .redactor()
+            .clean(self.engine.logs_tail(id, 20).await.trim_end());
         if let Ok(st) = self.engine.state(id).await
             && let Some(what) = fault(&st, false)
         {
@@ -854,7 +898,16 @@ impl Launcher {
             }
             .into());
         }
-        Err(anyhow!("{e:#}\n{}", log_block(svc, None, &logs)))
+        let probe = e
+            .downcast_ref::<crate::deploy::ready::Unready>()
+            .map_or("other", |u| u.probe);
+        Err(NotReady {
+            service: svc.to_string(),
+            probe,
+            error: format!("{e:#}"),
+            logs,
+        }
+        .into())
     }
 
     /// The connection to the stack's database, once its container `id` is ready.

@@ -48,6 +48,33 @@ pub enum Probe {
     },
 }
 
+impl Probe {
+    /// What kind of check it is, the same for the same check at another address: what
+    /// tells two readiness failures of a service apart.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Probe::Tcp(_) => "tcp",
+            Probe::Sql(_) => "sql",
+            Probe::Answers(_) => "answers",
+            Probe::Http { .. } => "http",
+            Probe::Running(_) => "running",
+            Probe::Completed(_) => "completed",
+            Probe::Count { .. } => "count",
+            Probe::Exec { .. } => "exec",
+        }
+    }
+}
+
+/// Readiness that did not come: which kind of probe failed, and how, in words.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Unready {
+    /// The probe's kind ([`Probe::kind`]).
+    pub probe: &'static str,
+    /// What happened.
+    pub message: String,
+}
+
 /// A probe failure that waiting cannot fix (the database refused the credentials it was
 /// given): readiness gives up at once instead of at its deadline.
 #[derive(Debug, thiserror::Error)]
@@ -59,7 +86,7 @@ impl std::fmt::Display for Probe {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Probe::Tcp(addr) => write!(f, "a TCP connection to {addr}"),
-            Probe::Sql(url) => write!(f, "SELECT 1 at {}", crate::deploy::database::redact(url)),
+            Probe::Sql(url) => write!(f, "SELECT 1 at {}", crate::input::redact::url(url)),
             Probe::Http { addr, path } => write!(f, "GET http://{addr}{path} answering 200"),
             Probe::Answers(addr) => write!(f, "GET http://{addr}/ answering (not 502/503/504)"),
             Probe::Running(_) => write!(f, "the container running"),
@@ -177,20 +204,34 @@ pub async fn wait_ready(
         loop {
             let err = match probe.check(engine).await {
                 Ok(()) => break,
-                Err(e) if e.is::<Hopeless>() => bail!("{probe} failed: {e:#}"),
+                Err(e) if e.is::<Hopeless>() => {
+                    return Err(Unready {
+                        probe: probe.kind(),
+                        message: format!("{probe} failed: {e:#}"),
+                    }
+                    .into());
+                }
                 Err(e) => e,
             };
             if let Some(id) = container {
                 let st = engine.state(id).await?;
                 if !st.running && !matches!(probe, Probe::Completed(_)) {
-                    bail!("the container stopped (exit code {:?})", st.exit_code);
+                    return Err(Unready {
+                        probe: probe.kind(),
+                        message: format!("the container stopped (exit code {:?})", st.exit_code),
+                    }
+                    .into());
                 }
             }
             if Instant::now() >= deadline {
-                bail!(
-                    "not ready after {:.1} s: waited for {probe}, which still fails: {err:#}",
-                    start.elapsed().as_secs_f64()
-                );
+                return Err(Unready {
+                    probe: probe.kind(),
+                    message: format!(
+                        "not ready after {:.1} s: waited for {probe}, which still fails: {err:#}",
+                        start.elapsed().as_secs_f64()
+                    ),
+                }
+                .into());
             }
             tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await;
             pause = (pause * 3 / 2).min(cap);

@@ -3,6 +3,7 @@
 pub mod check;
 pub mod init;
 pub mod matrix;
+pub mod redact;
 pub mod route;
 pub mod setup;
 pub mod source;

@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::burst::http::{self, BurstSpec, HttpRequest};
-use crate::deploy::deployment::{Deployment, RunId};
+use crate::deploy::deployment::{Deployment, RunId, StartFault};
 use crate::deploy::engine::Engine;
 use crate::input::matrix::{Cell, Matrix, parse_delay};
+use crate::input::redact::Redactor;
 use crate::input::route::Route;
 use crate::input::setup::Setup;
 use crate::input::stack::{Stack, StackCatalog};
@@ -386,20 +387,10 @@ impl Slice<'_> {
         let (opts, events) = (self.opts, self.events);
         let m = &opts.matrix;
         let vars = cell_vars(cell, m, self.base, self.password);
-        let secrets = [
-            self.password.to_string(),
-            stack
-                .driver_for(&vars)
-                .map(|driver| driver.database.password)
-                .unwrap_or_default(),
-        ];
-        let scrub = |text: String| {
-            secrets
-                .iter()
-                .fold(text, |t, secret| crate::deploy::database::scrub(&t, secret))
-        };
+        let redactor = Redactor::of_instance(&vars, stack.driver_for(&vars).ok().as_ref());
+        let scrub = |text: String| redactor.clean(&text);
         // each failed start: the reason compared (numbers blanked) and the one said
-        let mut start_failures: Vec<(String, String)> = Vec::new();
+        let mut start_failures: Vec<(StartFault, String)> = Vec::new();
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -419,7 +410,10 @@ impl Slice<'_> {
             };
             events.send(RunEvent::Unsettled(counted));
             if stage == Stage::Start {
-                start_failures.push((reason_of(&e), first_line(&format!("{e:#}")).to_string()));
+                start_failures.push((
+                    StartFault::of(&e),
+                    first_line(&format!("{e:#}")).to_string(),
+                ));
             }
             // Whatever broke, the next attempt (or cell) starts on a fresh stack.
             let logs = slot.discard().await;
@@ -522,27 +516,6 @@ pub enum Stage {
     Start,
     /// Reconfiguring the running stack, or measuring.
     Measure,
-}
-
-/// One line that names why a start failed, the same line for the same cause: a service
-/// that died names the service and what happened to it; any other error its first line,
-/// with every number (ports, seconds, ids) blanked out.
-fn reason_of(e: &anyhow::Error) -> String {
-    match e.downcast_ref::<crate::deploy::deployment::ServiceDied>() {
-        Some(died) => died.reason(),
-        None => {
-            // every run of digits becomes one '#': "3.1 s" and "180.0 s" read alike
-            let mut out = String::new();
-            for c in first_line(&format!("{e:#}")).chars() {
-                if !c.is_ascii_digit() {
-                    out.push(c);
-                } else if !out.ends_with('#') {
-                    out.push('#');
-                }
-            }
-            out
-        }
-    }
 }
 
 /// Brings the stack to the cell's configuration (starting it if needed) and measures;
@@ -835,6 +808,8 @@ mod tests {
         Said(&'static str),
         /// A service of the stack died: (service, what happened).
         Died(&'static str, &'static str),
+        /// A service was not ready: (service, probe kind, what happened).
+        NotReady(&'static str, &'static str, &'static str),
     }
 
     impl Fail {
@@ -846,6 +821,13 @@ mod tests {
                     service: service.into(),
                     replica: None,
                     what: what.into(),
+                    logs: String::new(),
+                }
+                .into(),
+                Fail::NotReady(service, probe, what) => crate::deploy::deployment::NotReady {
+                    service: service.into(),
+                    probe,
+                    error: what.into(),
                     logs: String::new(),
                 }
                 .into(),
@@ -1052,15 +1034,20 @@ mod tests {
             "{said:?}"
         );
 
-        // the same failure with other numbers is one reason, said as it was said
+        // the same service not ready on the same kind of probe is one reason, whatever
+        // the numbers in its words; it is said as it was said last
         let mut slot = scripted(vec![
             Err((
                 Stage::Start,
-                Fail::Said("not ready after 3.1 s: port 127.0.0.1:49153"),
+                Fail::NotReady("app", "tcp", "not ready after 3.1 s: port 127.0.0.1:49153"),
             )),
             Err((
                 Stage::Start,
-                Fail::Said("not ready after 180.0 s: port 127.0.0.1:49201"),
+                Fail::NotReady(
+                    "app",
+                    "tcp",
+                    "not ready after 180.0 s: port 127.0.0.1:49201",
+                ),
             )),
         ]);
         let (_, cells, _, _) = run_scripted("numbers", &mut slot, 1, false).await;
@@ -1069,6 +1056,28 @@ mod tests {
             e.ends_with("not ready after 180.0 s: port 127.0.0.1:49201"),
             "{e}"
         );
+
+        // another service, or the same words untyped, are not one reason
+        for (name, second) in [
+            (
+                "other-service",
+                Fail::NotReady("db", "tcp", "not ready after 3.1 s: port 127.0.0.1:49153"),
+            ),
+            (
+                "untyped",
+                Fail::Said("not ready after 3.1 s: port 127.0.0.1:49153"),
+            ),
+        ] {
+            let mut slot = scripted(vec![
+                Err((
+                    Stage::Start,
+                    Fail::NotReady("app", "tcp", "not ready after 3.1 s: port 127.0.0.1:49153"),
+                )),
+                Err((Stage::Start, second)),
+            ]);
+            let (_, cells, _, _) = run_scripted(name, &mut slot, 1, false).await;
+            assert!(cells[1..].iter().all(|c| c.metrics.is_some()), "{name}");
+        }
 
         // two different start failures are not a pattern: the next cells are tried
         let mut slot = scripted(vec![
@@ -1108,10 +1117,34 @@ mod tests {
     }
 
     #[test]
-    fn start_failure_reasons_ignore_numbers() {
-        let a = reason_of(&anyhow!("not ready after 3.1 s: port 127.0.0.1:49153"));
-        let b = reason_of(&anyhow!("not ready after 180.0 s: port 127.0.0.1:49201"));
+    fn start_faults_compare_kinds_and_services() {
+        let not_ready = |service: &str, probe: &'static str, what: &str| {
+            StartFault::of(
+                &crate::deploy::deployment::NotReady {
+                    service: service.into(),
+                    probe,
+                    error: what.into(),
+                    logs: "port 49153".into(),
+                }
+                .into(),
+            )
+        };
+        let a = not_ready(
+            "app",
+            "http",
+            "not ready after 3.1 s: GET /health at 127.0.0.1:49153",
+        );
+        let b = not_ready(
+            "app",
+            "http",
+            "not ready after 180.0 s: GET /health at 127.0.0.1:49201",
+        );
         assert_eq!(a, b);
-        assert_ne!(a, reason_of(&anyhow!("not ready: connection refused")));
+        assert_ne!(a, not_ready("db", "http", "not ready after 3.1 s"));
+        assert_ne!(a, not_ready("app", "tcp", "not ready after 3.1 s"));
+        assert_ne!(
+            a,
+            StartFault::of(&anyhow!("not ready after 3.1 s: GET /health"))
+        );
     }
 }
