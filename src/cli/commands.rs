@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 
+use crate::cli::finished::{self, Finished, Matrixed};
 use crate::cli::outcome::{Failure, Kind, Verdict, exit_code};
 use crate::deploy::deployment::{Deployment, RunId};
 use crate::deploy::engine::{Engine, RUN_LABEL};
@@ -318,7 +319,7 @@ async fn dispatch(cli: Cli) -> Result<Verdict, Failure> {
     }
 }
 
-fn stacks_root(explicit: Option<&Path>, matrix: Option<&Path>) -> PathBuf {
+pub(crate) fn stacks_root(explicit: Option<&Path>, matrix: Option<&Path>) -> PathBuf {
     if let Some(p) = explicit {
         return p.to_path_buf();
     }
@@ -334,7 +335,7 @@ fn stacks_root(explicit: Option<&Path>, matrix: Option<&Path>) -> PathBuf {
     PathBuf::from("stacks")
 }
 
-fn catalog(root: &Path) -> Result<StackCatalog, Failure> {
+pub(crate) fn catalog(root: &Path) -> Result<StackCatalog, Failure> {
     Ok(StackCatalog {
         stacks: stack::discover(root).input()?,
     })
@@ -829,8 +830,11 @@ async fn report(
     axes: [Option<String>; 2],
     stacks: Option<&Path>,
 ) -> Result<Verdict, Failure> {
-    let mut run = RunDir::load(dir).await.input()?;
-    let _ = run.close().await;
+    let Finished {
+        run,
+        matrix: m,
+        matrix_file,
+    } = finished::open(dir, stacks, Matrixed::IfPresent).await?;
     let [x, y] = axes;
     let exporter: Box<dyn export::Exporter> = match format {
         Format::Html => Box::new(
@@ -845,16 +849,6 @@ async fn report(
         _ => export::exporter(format),
     };
     // The run's own copy of its matrix says what must hold.
-    let matrix_file = dir.join(results::MATRIX_FILE);
-    let m = if matrix_file.is_file() {
-        let catalog = catalog(&stacks_root(stacks, Some(&matrix_file)))?;
-        Some(matrix::load(&matrix_file, &catalog)?)
-    } else {
-        None
-    };
-    if let Some(m) = &m {
-        run.expect = m.expect.clone();
-    }
     let bytes = exporter.render(&RunReport::of(&run)).local()?;
     use std::io::Write;
     std::io::stdout().write_all(&bytes).local()?;
@@ -871,8 +865,7 @@ async fn report(
 
 /// `explain`: the story of every lost update of a run (or of one cell).
 async fn explain(dir: &Path, only: Option<usize>) -> Result<Verdict, Failure> {
-    let run = RunDir::load(dir).await.input()?;
-    let _ = run.close().await;
+    let run = finished::open(dir, None, Matrixed::No).await?.run;
     let cells = &run.cells;
     if let Some(n) = only.filter(|n| *n == 0 || *n > cells.len()) {
         return Err(Failure::Input(anyhow!(
@@ -896,18 +889,8 @@ async fn explain(dir: &Path, only: Option<usize>) -> Result<Verdict, Failure> {
 async fn claims(dirs: &[PathBuf], stacks: Option<&Path>) -> Result<Verdict, Failure> {
     let mut all = Vec::new();
     for dir in dirs {
-        let run = RunDir::load(dir).await.input()?;
-        let _ = run.close().await;
-        let matrix_file = dir.join(results::MATRIX_FILE);
-        if !matrix_file.is_file() {
-            return Err(Failure::Input(anyhow!(
-                "{} has no {}: it was not made by `racy-matrix run`",
-                dir.display(),
-                results::MATRIX_FILE
-            )));
-        }
-        let catalog = catalog(&stacks_root(stacks, Some(&matrix_file)))?;
-        let m = matrix::load(&matrix_file, &catalog)?;
+        let Finished { run, matrix, .. } = finished::open(dir, stacks, Matrixed::Required).await?;
+        let m = matrix.expect("a required matrix is read");
         all.extend(crate::measure::claims::claims(
             &m.expect, &run.cells, m.amount,
         ));
@@ -928,13 +911,11 @@ async fn claims(dirs: &[PathBuf], stacks: Option<&Path>) -> Result<Verdict, Fail
 async fn merge(dirs: &[PathBuf], output: &Path) -> Result<Verdict, Failure> {
     let mut loaded = Vec::new();
     for d in dirs {
-        loaded.push(RunDir::load(d).await.input()?);
+        loaded.push(finished::open(d, None, Matrixed::No).await?.run);
     }
     let merged = results::merge(&loaded, output).await.input()?;
+    let _ = merged.close().await;
     export::write_all(&merged.path, &RunReport::of(&merged)).local()?;
-    for d in loaded.iter().chain([&merged]) {
-        let _ = d.close().await;
-    }
     println!(
         "merged {} cells from {} directories into {}",
         merged.cells.len(),

@@ -6,9 +6,10 @@ use std::path::Path;
 
 use anyhow::anyhow;
 
+use crate::cli::finished::{self, Matrixed};
 use crate::cli::outcome::{Failure, Verdict};
 use crate::measure::compare::{FailOn, Run, compare, distinct, render};
-use crate::store::results::{RunDir, matrix_amount};
+use crate::store::results::matrix_amount;
 
 /// `compare BASE NEW`: loads both run directories, tests every cell both measured, prints
 /// what changed, and says whether that fails the command.
@@ -19,8 +20,8 @@ pub async fn command(
     alpha: f64,
     ignore: &[String],
 ) -> Result<Verdict, Failure> {
-    let b = load(base).await?;
-    let n = load(new).await?;
+    let b = finished::open(base, None, Matrixed::No).await?.run;
+    let n = finished::open(new, None, Matrixed::No).await?.run;
     let runs = [(&b, base), (&n, new)].map(|(d, path)| Run {
         cells: &d.cells,
         amount: matrix_amount(path),
@@ -38,10 +39,4 @@ pub async fn command(
     } else {
         Verdict::Ok
     })
-}
-
-async fn load(dir: &Path) -> Result<RunDir, Failure> {
-    let run = RunDir::load(dir).await.map_err(Failure::Input)?;
-    let _ = run.close().await;
-    Ok(run)
 }

@@ -2,6 +2,7 @@
 
 pub mod commands;
 mod compare;
+mod finished;
 mod init;
 pub mod outcome;
 
