@@ -254,18 +254,7 @@ fn synthetic_cells() -> Result<Vec<racy_matrix::harness::CellResult>> {
             racy_matrix::harness::Check::Counter,
             Some(4),
         );
-        out.push(CellResult {
-            cell,
-            repetitions: 4,
-            requests: 8,
-            metrics: Some(metrics),
-            error: None,
-            attempts: 1,
-            timing: None,
-            route: None,
-            engine: None,
-            reps,
-        });
+        out.push(CellResult::measured(cell, 4, 8, metrics, reps));
     }
     Ok(out)
 }

@@ -41,6 +41,78 @@ pub struct CellResult {
     pub reps: Vec<Repetition>,
 }
 
+impl CellResult {
+    /// A measured cell of `repetitions` bursts of `requests`, its first attempt, with no
+    /// timing, route or engine recorded (the `with_*` methods add them).
+    pub fn measured(
+        cell: Cell,
+        repetitions: u32,
+        requests: u32,
+        metrics: CellMetrics,
+        reps: Vec<Repetition>,
+    ) -> CellResult {
+        CellResult {
+            cell,
+            repetitions,
+            requests,
+            metrics: Some(metrics),
+            error: None,
+            attempts: 1,
+            timing: None,
+            route: None,
+            engine: None,
+            reps,
+        }
+    }
+
+    /// A cell that could not be measured, and why.
+    pub fn failed(
+        cell: Cell,
+        repetitions: u32,
+        requests: u32,
+        error: impl Into<String>,
+    ) -> CellResult {
+        CellResult {
+            cell,
+            repetitions,
+            requests,
+            metrics: None,
+            error: Some(error.into()),
+            attempts: 1,
+            timing: None,
+            route: None,
+            engine: None,
+            reps: vec![],
+        }
+    }
+
+    /// The same, after `attempts` attempts.
+    pub fn with_attempts(self, attempts: u32) -> CellResult {
+        CellResult { attempts, ..self }
+    }
+
+    /// The same, with how long it took.
+    pub fn with_timing(self, timing: CellTiming) -> CellResult {
+        CellResult {
+            timing: Some(timing),
+            ..self
+        }
+    }
+
+    /// The same, with the route its requests took and the engine that measured it.
+    pub fn with_place(
+        self,
+        route: Option<crate::input::route::Route>,
+        engine: Option<String>,
+    ) -> CellResult {
+        CellResult {
+            route,
+            engine,
+            ..self
+        }
+    }
+}
+
 fn one() -> u32 {
     1
 }

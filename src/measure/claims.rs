@@ -280,24 +280,19 @@ mod tests {
 
     fn cell(stack: &str, workers: u32, lost: &[i64]) -> CellResult {
         let reps: Vec<Repetition> = lost.iter().map(|&k| burst(k)).collect();
-        CellResult {
-            cell: Cell {
+        CellResult::measured(
+            Cell {
                 stack: stack.into(),
                 axes: BTreeMap::from([
                     ("endpoint".to_string(), "e".to_string()),
                     ("workers".to_string(), workers.to_string()),
                 ]),
             },
-            repetitions: reps.len() as u32,
-            requests: 8,
-            metrics: Some(metrics::compute(&reps, AMOUNT, 0, Check::Counter, None)),
-            error: None,
-            attempts: 1,
-            timing: None,
-            route: None,
-            engine: None,
+            reps.len() as u32,
+            8,
+            metrics::compute(&reps, AMOUNT, 0, Check::Counter, None),
             reps,
-        }
+        )
     }
 
     fn expectation(selector: &[(&str, &str)], bounds: &[(&str, &str)]) -> Expectation {

@@ -129,21 +129,15 @@ mod tests {
 
     #[test]
     fn an_expectation_not_required_is_not_checked() {
-        let cell = CellResult {
-            cell: crate::input::matrix::Cell {
+        let cell = CellResult::failed(
+            crate::input::matrix::Cell {
                 stack: "s".into(),
                 axes: [("endpoint".to_string(), "e".to_string())].into(),
             },
-            repetitions: 1,
-            requests: 1,
-            metrics: None,
-            error: Some("it failed".into()),
-            attempts: 1,
-            timing: None,
-            route: None,
-            engine: None,
-            reps: vec![],
-        };
+            1,
+            1,
+            "it failed",
+        );
         let mut e = Expectation {
             selector: Default::default(),
             bounds: [("lost_updates".to_string(), "0".to_string())].into(),

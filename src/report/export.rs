@@ -462,30 +462,8 @@ mod tests {
             None,
         );
         vec![
-            CellResult {
-                cell: cell.clone(),
-                repetitions: 1,
-                requests: 1,
-                metrics: Some(metrics),
-                error: None,
-                attempts: 1,
-                timing: None,
-                route: None,
-                engine: None,
-                reps,
-            },
-            CellResult {
-                cell,
-                repetitions: 1,
-                requests: 1,
-                metrics: None,
-                error: Some("db died | badly".into()),
-                attempts: 2,
-                timing: None,
-                route: None,
-                engine: None,
-                reps: vec![],
-            },
+            CellResult::measured(cell.clone(), 1, 1, metrics, reps),
+            CellResult::failed(cell, 1, 1, "db died | badly").with_attempts(2),
         ]
     }
 

@@ -1126,18 +1126,7 @@ mod tests {
             })
             .collect();
         let metrics = metrics::compute(&reps, 100, 0, Check::Counter, None);
-        CellResult {
-            cell: c,
-            repetitions: bursts,
-            requests: 2,
-            metrics: Some(metrics),
-            error: None,
-            attempts: 1,
-            timing: None,
-            route: None,
-            engine: None,
-            reps,
-        }
+        CellResult::measured(c, bursts, 2, metrics, reps)
     }
 
     fn numbered(cells: &[CellResult]) -> Vec<Numbered<'_>> {
@@ -1459,18 +1448,13 @@ mod tests {
                     ("delay_ms", (i / 12).to_string()),
                 ];
                 let axes: Vec<(&str, &str)> = axes.iter().map(|(a, v)| (*a, v.as_str())).collect();
-                CellResult {
-                    cell: cell(["non_atomic", "atomic"][i % 2], &axes),
-                    repetitions: 6,
-                    requests: 16,
-                    metrics: Some(metrics.clone()),
-                    error: None,
-                    attempts: 1,
-                    timing: None,
-                    route: None,
-                    engine: None,
-                    reps: reps.clone(),
-                }
+                CellResult::measured(
+                    cell(["non_atomic", "atomic"][i % 2], &axes),
+                    6,
+                    16,
+                    metrics.clone(),
+                    reps.clone(),
+                )
             })
             .collect();
         let run = RunReport {

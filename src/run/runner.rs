@@ -471,22 +471,20 @@ fn measured_cell(
         check,
         measured.handlers,
     );
-    CellResult {
-        cell: cell.clone(),
-        repetitions: m.repetitions,
-        requests: m.requests,
-        metrics: Some(metrics),
-        error: None,
-        attempts,
-        timing: Some(CellTiming {
-            seconds,
-            setup: measured.setup.0,
-            setup_seconds: measured.setup.1,
-        }),
-        route: measured.route,
-        engine: measured.engine,
-        reps: measured.reps,
-    }
+    CellResult::measured(
+        cell.clone(),
+        m.repetitions,
+        m.requests,
+        metrics,
+        measured.reps,
+    )
+    .with_attempts(attempts)
+    .with_timing(CellTiming {
+        seconds,
+        setup: measured.setup.0,
+        setup_seconds: measured.setup.1,
+    })
+    .with_place(measured.route, measured.engine)
 }
 
 fn first_line(s: &str) -> &str {
@@ -495,18 +493,7 @@ fn first_line(s: &str) -> &str {
 
 /// The record of a cell that could not be measured.
 fn failed_cell(cell: &Cell, m: &Matrix, error: String, attempts: u32) -> CellResult {
-    CellResult {
-        cell: cell.clone(),
-        repetitions: m.repetitions,
-        requests: m.requests,
-        metrics: None,
-        error: Some(error),
-        attempts,
-        timing: None,
-        route: None,
-        engine: None,
-        reps: vec![],
-    }
+    CellResult::failed(cell.clone(), m.repetitions, m.requests, error).with_attempts(attempts)
 }
 
 /// Where an attempt at a cell failed.

@@ -79,33 +79,23 @@ fn measured(s: &Spec) -> CellResult {
         Check::Counter
     };
     let reps: Vec<Repetition> = s.anomalies.iter().map(|&k| burst(check, k)).collect();
-    CellResult {
-        cell: cell(s.endpoint, s.workers),
-        repetitions: reps.len() as u32,
-        requests: REQUESTS as u32,
-        metrics: Some(compute(&reps, AMOUNT, 0, check, None)),
-        error: None,
-        attempts: 1,
-        timing: None,
-        route: None,
-        engine: None,
+    CellResult::measured(
+        cell(s.endpoint, s.workers),
+        reps.len() as u32,
+        REQUESTS as u32,
+        compute(&reps, AMOUNT, 0, check, None),
         reps,
-    }
+    )
 }
 
 fn failed(endpoint: &str, workers: u32) -> CellResult {
-    CellResult {
-        cell: cell(endpoint, workers),
-        repetitions: 4,
-        requests: REQUESTS as u32,
-        metrics: None,
-        error: Some("service app exited with code 1".into()),
-        attempts: 2,
-        timing: None,
-        route: None,
-        engine: None,
-        reps: vec![],
-    }
+    CellResult::failed(
+        cell(endpoint, workers),
+        4,
+        REQUESTS as u32,
+        "service app exited with code 1",
+    )
+    .with_attempts(2)
 }
 
 /// A run directory holding `cells`, written through the store as a run writes it, with

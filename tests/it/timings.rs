@@ -30,22 +30,13 @@ async fn measured_run(n: usize) -> PathBuf {
         } else {
             (Setup::None, 0.0)
         };
-        run.push(CellResult {
-            cell: c,
-            repetitions: 4,
-            requests: 8,
-            metrics: Some(CellMetrics::default()),
-            error: None,
-            attempts: 1,
-            timing: Some(CellTiming {
+        run.push(
+            CellResult::measured(c, 4, 8, CellMetrics::default(), vec![]).with_timing(CellTiming {
                 seconds: setup_seconds + 4.0 * 1.5,
                 setup,
                 setup_seconds,
             }),
-            route: None,
-            engine: None,
-            reps: vec![],
-        })
+        )
         .await
         .unwrap();
     }
