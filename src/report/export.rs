@@ -9,6 +9,7 @@ use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use serde_json::{Value, json};
 
 use crate::measure::cell::{CellResult, columns, row, text};
+use crate::report::model::Model;
 
 /// What exporters render.
 pub struct RunReport<'a> {
@@ -95,24 +96,6 @@ pub fn write_all(dir: &Path, run: &RunReport) -> Result<()> {
     Ok(())
 }
 
-/// The cells whose balance grew by more than their ledger, as one line each: an anomaly
-/// of its own that the summaries must not hide among forty columns.
-fn excess_notes(cells: &[CellResult]) -> Vec<String> {
-    cells
-        .iter()
-        .filter_map(|c| {
-            let m = c.metrics.as_ref()?;
-            (m.excess_applied != 0).then(|| {
-                format!(
-                    "{}: the balance grew by {} increments with no ledger row (excess_applied)",
-                    c.cell.label(),
-                    m.excess_applied
-                )
-            })
-        })
-        .collect()
-}
-
 fn text_rows(run: &RunReport) -> (Vec<String>, Vec<Vec<String>>) {
     let cols = columns(run.cells);
     let rows = run
@@ -149,38 +132,33 @@ impl Exporter for Markdown {
     /// (CSV and JSON hold them too).
     fn render(&self, run: &RunReport) -> Result<Vec<u8>> {
         let esc = |s: &str| s.replace('|', "\\|").replace('\n', " ");
-        let failed: Vec<&CellResult> = run.cells.iter().filter(|c| c.metrics.is_none()).collect();
+        let model = Model::of(run);
         let mut out = format!(
-            "# racy-matrix: {}\n\nrun `{}`, started {}{}: {} cells, {} measured, {} failed.\n\n",
+            "# racy-matrix: {}\n\n{}\n\n",
             run.matrix,
-            run.run_id,
-            run.started,
-            run.shard
-                .map(|s| format!(", shard {s}"))
-                .unwrap_or_default(),
-            run.cells.len(),
-            run.cells.len() - failed.len(),
-            failed.len()
+            model.header(|id| format!("`{id}`"))
         );
-        out.push_str(&expectations_md(run));
-        if !failed.is_empty() {
+        out.push_str(&expectations_md(&model));
+        if !model.failed.is_empty() {
             out.push_str("**Failed cells:**\n\n");
-            for c in &failed {
-                let why = c
-                    .error
-                    .as_deref()
-                    .unwrap_or("")
-                    .lines()
-                    .next()
-                    .unwrap_or("");
-                out.push_str(&format!("- {}: {}\n", esc(&c.cell.label()), esc(why)));
+            for f in &model.failed {
+                out.push_str(&format!(
+                    "- {}: {}\n",
+                    esc(&f.cell.cell.label()),
+                    esc(f.why)
+                ));
             }
             out.push('\n');
         }
-        for n in excess_notes(run.cells) {
-            out.push_str(&format!("**Excess:** {}.\n\n", esc(&n)));
+        for x in &model.excess {
+            let note = format!(
+                "{}: the balance grew by {} increments with no ledger row (excess_applied)",
+                x.cell.cell.label(),
+                x.increments
+            );
+            out.push_str(&format!("**Excess:** {}.\n\n", esc(&note)));
         }
-        out.push_str(&summary_md(run, &esc));
+        out.push_str(&summary_md(&model, &esc));
         let (cols, rows) = text_rows(run);
         out.push_str(&format!(
             "<details><summary>Every column ({} cells)</summary>\n\n| {} |\n|{}\n",
@@ -198,15 +176,16 @@ impl Exporter for Markdown {
 }
 
 /// The expectations' verdicts so far, in a line (all held) or a list of misses.
-fn expectations_md(run: &RunReport) -> String {
-    if run.expect.is_empty() {
+fn expectations_md(model: &Model) -> String {
+    if model.verdicts.is_empty() {
         return String::new();
     }
-    let (checked, misses) = crate::measure::expect::check(run.expect, run.cells, false);
+    let checked: usize = model.verdicts.iter().map(|v| v.checked).sum();
+    let misses: Vec<_> = model.verdicts.iter().flat_map(|v| &v.misses).collect();
     if misses.is_empty() {
         return format!(
             "**Expectations:** all {} held over {checked} checked cells.\n\n",
-            run.expect.len()
+            model.verdicts.len()
         );
     }
     let mut out = format!("**Expectations:** {} missed:\n\n", misses.len());
@@ -219,31 +198,23 @@ fn expectations_md(run: &RunReport) -> String {
 
 /// The terminal's summary table, one per stack and endpoint (in run order), under a
 /// heading each: readable at hundreds of cells.
-fn summary_md(run: &RunReport, esc: &dyn Fn(&str) -> String) -> String {
-    let shape = SummaryShape::of(run);
+fn summary_md(model: &Model, esc: &dyn Fn(&str) -> String) -> String {
+    let shape = SummaryShape::of(model.run);
     let header = shape.header();
-    let mut groups: Vec<(String, Vec<&CellResult>)> = Vec::new();
-    for c in run.cells {
-        let name = format!("{} · {}", c.cell.stack, c.cell.endpoint());
-        match groups.iter_mut().find(|(g, _)| *g == name) {
-            Some((_, cells)) => cells.push(c),
-            None => groups.push((name, vec![c])),
-        }
-    }
     // within a group the stack and the endpoint are the heading
     let keep: Vec<usize> = (0..header.len())
         .filter(|&i| header[i] != "stack" && header[i] != "endpoint")
         .collect();
     let mut out = String::new();
-    for (name, cells) in groups {
-        out.push_str(&format!("### {name}\n\n"));
+    for g in &model.groups {
+        out.push_str(&format!("### {} · {}\n\n", g.stack, g.endpoint));
         let head: Vec<&str> = keep.iter().map(|&i| header[i].as_str()).collect();
         out.push_str(&format!(
             "| {} |\n|{}\n",
             head.join(" | "),
             "---|".repeat(head.len())
         ));
-        for c in cells {
+        for (_, c) in &g.cells {
             let row = shape.row(c);
             let row: Vec<String> = keep
                 .iter()

@@ -14,6 +14,7 @@ use crate::measure::cell::CellResult;
 use crate::measure::explain::{self, BurstStory, Loss};
 use crate::measure::metrics::{self, CellMetrics, Check, Outcome, Repetition, RequestRecord};
 use crate::report::export::{Exporter, RunReport};
+use crate::report::model::{Group as Endpoint, Model, Numbered};
 
 mod cell;
 mod heatmap;
@@ -194,7 +195,8 @@ const STYLE: &str = include_str!("html/style.css");
 impl Exporter for Html {
     /// The page: summary, legend, heatmaps per endpoint, then every cell.
     fn render(&self, run: &RunReport) -> Result<Vec<u8>> {
-        let endpoints = endpoints(run.cells);
+        let model = Model::of(run);
+        let endpoints = &model.groups;
         let mut out = String::with_capacity(64 * 1024 + run.cells.len() * 8 * 1024);
         let _ = write!(
             out,
@@ -202,7 +204,7 @@ impl Exporter for Html {
              <title>racy-matrix: {}</title><style>{STYLE}</style></head><body>\n",
             esc(run.matrix)
         );
-        summary(&mut out, run, &endpoints);
+        summary(&mut out, &model);
         out.push_str("<h2 id=\"heatmaps\">Anomaly rate per endpoint</h2>\n");
         out.push_str(&heatmap_legend());
         out.push_str("<div class=\"grid\">\n");

@@ -4,3 +4,4 @@
 pub mod export;
 pub mod html;
 pub mod live;
+pub mod model;

@@ -26,9 +26,6 @@ pub struct HeatmapAxes {
     pub rest: Vec<String>,
 }
 
-/// A cell numbered from 1 in run order, as `explain --cell` and the `#cell-N` anchors.
-pub(super) type Numbered<'a> = (usize, &'a CellResult);
-
 /// The distinct values of `axis` among `cells`: numerically sorted when every value is a
 /// number, else in the order they first appear (the run's order, the matrix's order).
 pub(super) fn values(cells: &[Numbered], axis: &str) -> Vec<Option<String>> {
