@@ -60,3 +60,21 @@ impl RequestRecord {
         self.body.as_ref()?.get(field)?.as_i64()
     }
 }
+
+#[cfg(test)]
+impl RequestRecord {
+    /// A request of repetition `repetition` answered `status` with `body`, sent at 0 and
+    /// answered 1 ms later (for tests).
+    pub fn answered(repetition: u32, index: u32, status: u16, body: serde_json::Value) -> Self {
+        RequestRecord {
+            repetition,
+            index,
+            outcome: Outcome::Response,
+            status: Some(status),
+            sent_unix_ns: 0,
+            latency_ms: Some(1.0),
+            body: Some(body),
+            error: None,
+        }
+    }
+}

@@ -115,30 +115,7 @@ fn default_name(compose_file: &Path) -> Result<String, Failure> {
 mod tests {
     use super::*;
 
-    /// A temporary directory of fixture files, removed when dropped.
-    struct Fixture(std::path::PathBuf);
-
-    impl Fixture {
-        fn new(tag: &str) -> Fixture {
-            let dir = std::env::temp_dir().join(format!("racy-init-{tag}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
-            Fixture(dir)
-        }
-
-        fn write(&self, rel: &str, text: &str) -> std::path::PathBuf {
-            let path = self.0.join(rel);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(&path, text).unwrap();
-            path
-        }
-    }
-
-    impl Drop for Fixture {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::input::init::tests::Fixture;
 
     const FLASK: &str = "\
 services:

@@ -1015,21 +1015,22 @@ fn summary(project: &Project, g: &Guesses) -> Vec<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    /// A temporary directory of fixture files, removed when dropped.
-    struct Fixture(PathBuf);
+    /// A temporary directory of fixture files, removed when dropped (`init`'s command
+    /// tests use it too).
+    pub(crate) struct Fixture(pub(crate) PathBuf);
 
     impl Fixture {
-        fn new(tag: &str) -> Fixture {
+        pub(crate) fn new(tag: &str) -> Fixture {
             let dir = std::env::temp_dir().join(format!("racy-init-{tag}-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(&dir).unwrap();
             Fixture(dir)
         }
 
-        fn write(&self, rel: &str, text: &str) -> PathBuf {
+        pub(crate) fn write(&self, rel: &str, text: &str) -> PathBuf {
             let path = self.0.join(rel);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(&path, text).unwrap();

@@ -526,23 +526,15 @@ mod tests {
     /// A request of burst 0 that read `read` at `t_read` ms and wrote `read + 100` at
     /// `t_write` ms.
     fn req(index: u32, pid: i64, read: i64, t_read: i64, t_write: i64) -> RequestRecord {
-        RequestRecord {
-            repetition: 0,
-            index,
-            outcome: Outcome::Response,
-            status: Some(200),
-            sent_unix_ns: 0,
-            latency_ms: Some(1.0),
-            body: Some(json!({
-                "pid": pid,
-                "t_start": 0,
-                "t_read": t_read * 1_000_000,
-                "t_write": t_write * 1_000_000,
-                "read_balance": read,
-                "written_balance": read + 100,
-            })),
-            error: None,
-        }
+        let body = json!({
+            "pid": pid,
+            "t_start": 0,
+            "t_read": t_read * 1_000_000,
+            "t_write": t_write * 1_000_000,
+            "read_balance": read,
+            "written_balance": read + 100,
+        });
+        RequestRecord::answered(0, index, 200, body)
     }
 
     fn rep(records: Vec<RequestRecord>, rows: i64, after: i64) -> Repetition {

@@ -65,6 +65,20 @@ pub struct Repetition {
     pub records: Vec<RequestRecord>,
 }
 
+#[cfg(test)]
+impl Repetition {
+    /// A repetition observed `before` and `after`, with a 1 ms burst and no records (for
+    /// tests).
+    pub fn observed(before: Observation, after: Observation) -> Repetition {
+        Repetition {
+            before,
+            after,
+            burst_ms: 1.0,
+            records: vec![],
+        }
+    }
+}
+
 /// The metric columns of one cell, pooled over its repetitions.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct CellMetrics {
@@ -764,18 +778,8 @@ mod tests {
             ..obs(0, 0)
         };
         let reps = vec![
-            Repetition {
-                before: unique(0, 0),
-                after: unique(4, 1),
-                burst_ms: 1.0,
-                records: vec![],
-            },
-            Repetition {
-                before: unique(0, 0),
-                after: unique(1, 1),
-                burst_ms: 1.0,
-                records: vec![],
-            },
+            Repetition::observed(unique(0, 0), unique(4, 1)),
+            Repetition::observed(unique(0, 0), unique(1, 1)),
         ];
         let m = compute(&reps, 100, 0, Check::Unique, None);
         assert_eq!((m.anomaly_kind.as_str(), m.anomalies), ("unique", 3));
@@ -787,12 +791,7 @@ mod tests {
         );
         // counters: the anomalies are the lost updates
         let c = compute(
-            &[Repetition {
-                before: obs(0, 0),
-                after: obs(200, 4),
-                burst_ms: 1.0,
-                records: vec![],
-            }],
+            &[Repetition::observed(obs(0, 0), obs(200, 4))],
             100,
             0,
             Check::Counter,
@@ -824,18 +823,8 @@ mod tests {
         // 8 rows, +500 → 3 lost; 8 rows, +1000 → an excess of 2, counted 0; and a
         // unique check, 4 rows with 1 distinct value → 3 of 4
         let reps = vec![
-            Repetition {
-                before: obs(0, 0),
-                after: obs(500, 8),
-                burst_ms: 1.0,
-                records: vec![],
-            },
-            Repetition {
-                before: obs(100, 2),
-                after: obs(1100, 10),
-                burst_ms: 1.0,
-                records: vec![],
-            },
+            Repetition::observed(obs(0, 0), obs(500, 8)),
+            Repetition::observed(obs(100, 2), obs(1100, 10)),
         ];
         let bursts = anomaly_bursts(&reps, 100, Check::Counter);
         assert_eq!(bursts, vec![(3, 8), (0, 8)]);
@@ -977,18 +966,8 @@ mod tests {
         // rep 0: 4 ledger rows, balance +600 → 6 applied: 2 increments with no row;
         // rep 1: 4 rows, +200 → 2 lost
         let reps = vec![
-            Repetition {
-                before: obs(0, 0),
-                after: obs(600, 4),
-                burst_ms: 1.0,
-                records: vec![],
-            },
-            Repetition {
-                before: obs(0, 0),
-                after: obs(200, 4),
-                burst_ms: 1.0,
-                records: vec![],
-            },
+            Repetition::observed(obs(0, 0), obs(600, 4)),
+            Repetition::observed(obs(0, 0), obs(200, 4)),
         ];
         let m = compute(&reps, 100, 0, Check::Counter, None);
         // the pooled counts cancel out...

@@ -247,20 +247,12 @@ mod tests {
     /// Request `index` of burst `rep`: read `read` at `t_read` ms, wrote `read + 100` at
     /// `t_write` ms, served by `pid`.
     fn req(rep: u32, index: u32, pid: i64, read: i64, t: (i64, i64)) -> RequestRecord {
-        RequestRecord {
-            repetition: rep,
-            index,
-            outcome: Outcome::Response,
-            status: Some(200),
-            sent_unix_ns: 0,
-            latency_ms: Some(1.0),
-            body: Some(json!({
-                "pid": pid, "t_start": 0, "t_end": t.1 * 1_000_000 + 1,
-                "t_read": t.0 * 1_000_000, "t_write": t.1 * 1_000_000,
-                "read_balance": read, "written_balance": read + 100,
-            })),
-            error: None,
-        }
+        let body = json!({
+            "pid": pid, "t_start": 0, "t_end": t.1 * 1_000_000 + 1,
+            "t_read": t.0 * 1_000_000, "t_write": t.1 * 1_000_000,
+            "read_balance": read, "written_balance": read + 100,
+        });
+        RequestRecord::answered(rep, index, 200, body)
     }
 
     fn obs(balance: i64, rows: i64) -> Observation {
@@ -392,18 +384,8 @@ mod tests {
         assert_eq!(counts(c.metrics.as_ref().unwrap(), &c.reps), (0, 6));
         // a burst with an excess counts 0, as the rate does; another loses 3 of 8
         let reps = vec![
-            Repetition {
-                before: obs(0, 0),
-                after: obs(600, 4),
-                burst_ms: 1.0,
-                records: vec![],
-            },
-            Repetition {
-                before: obs(0, 0),
-                after: obs(500, 8),
-                burst_ms: 1.0,
-                records: vec![],
-            },
+            Repetition::observed(obs(0, 0), obs(600, 4)),
+            Repetition::observed(obs(0, 0), obs(500, 8)),
         ];
         let m = metrics::compute(&reps, 100, 0, Check::Counter, None);
         assert_eq!((m.anomalies, counts(&m, &reps)), (1, (3, 12)));
@@ -415,12 +397,7 @@ mod tests {
             ]),
             ..obs(0, 0)
         };
-        let reps = vec![Repetition {
-            before: dup(0, 0),
-            after: dup(8, 1),
-            burst_ms: 1.0,
-            records: vec![],
-        }];
+        let reps = vec![Repetition::observed(dup(0, 0), dup(8, 1))];
         let m = metrics::compute(&reps, 100, 0, Check::Unique, None);
         assert_eq!(counts(&m, &reps), (7, 8));
     }

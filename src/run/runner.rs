@@ -78,8 +78,15 @@ pub fn client_timeout(matrix: &Matrix, cell: &Cell) -> Duration {
     Duration::from_millis(hi * u64::from(matrix.requests) + 30_000)
 }
 
-/// Runs every cell, writing the run directory after each one. The caller removes what
-/// the run created (everything carries the run label), on success, error or interrupt.
+/// How many stack instances a run starts: `--parallel`, at least one per engine, at most
+/// one per cell.
+pub fn instances(parallel: usize, engines: usize, cells: usize) -> usize {
+    parallel.max(engines).min(cells).max(1)
+}
+
+/// Runs every cell, committing each to the run directory as it ends and reporting to
+/// `events`. The caller removes what the run created (everything carries the run label),
+/// on success, error or interrupt.
 pub async fn run(
     engines: &[Engine],
     opts: &RunOptions,
@@ -89,22 +96,6 @@ pub async fn run(
 ) -> Result<()> {
     dir.run_id = run_id.id.clone();
     dir.save_meta().await?;
-    run_cells(engines, opts, dir, run_id, events).await
-}
-
-/// How many stack instances a run starts: `--parallel`, at least one per engine, at most
-/// one per cell.
-pub fn instances(parallel: usize, engines: usize, cells: usize) -> usize {
-    parallel.max(engines).min(cells).max(1)
-}
-
-async fn run_cells(
-    engines: &[Engine],
-    opts: &RunOptions,
-    dir: &mut RunDir,
-    run_id: &RunId,
-    events: &dyn Events,
-) -> Result<()> {
     let m = &opts.matrix;
     let first = engines
         .first()
