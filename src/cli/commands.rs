@@ -500,15 +500,16 @@ async fn run(args: RunArgs, stacks: Option<&Path>) -> Result<Verdict, Failure> {
         output.display()
     );
     say_engines(&engines, usize::from(args.parallel), cells.len());
+    // The plan: the cells in slices, one per stack instance, balanced by estimated time.
+    let n = crate::plan::shard::instances(usize::from(args.parallel), engines.len(), cells.len());
+    let slices = crate::plan::shard::slices(&cells, n, &Costs::new(&m, &catalog, &timings));
     let opts = RunOptions {
         matrix: m,
-        cells,
+        slices,
         catalog,
         keep_up: args.keep_up,
         retries: args.retries,
         fail_fast: args.fail_fast,
-        parallel: usize::from(args.parallel),
-        timings,
     };
     let run_id = RunId::new("").keeping(args.keep_up);
     dir.run_id = run_id.id.clone();
@@ -561,7 +562,7 @@ fn say_engines(engines: &[Engine], parallel: usize, cells: usize) {
     if engines.len() < 2 {
         return;
     }
-    let n = runner::instances(parallel, engines.len(), cells);
+    let n = crate::plan::shard::instances(parallel, engines.len(), cells);
     let each: Vec<String> = engines
         .iter()
         .map(|e| {

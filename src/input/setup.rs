@@ -38,6 +38,19 @@ pub enum Shape {
     Ignored,
 }
 
+impl Setup {
+    /// The setup that recreates `recreated` on `stack` (none: nothing to do).
+    pub fn restart(stack: &crate::input::stack::Stack, recreated: &[String]) -> Setup {
+        if recreated.is_empty() {
+            Setup::None
+        } else if recreated.contains(&stack.driver.database.service) {
+            Setup::RestartDatabase
+        } else {
+            Setup::Restart
+        }
+    }
+}
+
 impl Shape {
     /// The three, in the order a tie between them is broken after the declared one.
     pub const ALL: [Shape; 3] = [Shape::Parallel, Shape::Serial, Shape::Ignored];

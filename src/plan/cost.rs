@@ -36,20 +36,9 @@ pub fn setup(prev: Option<&Cell>, cell: &Cell, catalog: &StackCatalog) -> (Setup
     let kind = if !live.is_empty() && recreated.is_empty() {
         Setup::Live
     } else {
-        restart_kind(stack, &recreated)
+        Setup::restart(stack, &recreated)
     };
     (kind, steps)
-}
-
-/// The setup that recreates `recreated` (none: nothing to do).
-pub fn restart_kind(stack: &crate::input::stack::Stack, recreated: &[String]) -> Setup {
-    if recreated.is_empty() {
-        Setup::None
-    } else if recreated.contains(&stack.driver.database.service) {
-        Setup::RestartDatabase
-    } else {
-        Setup::Restart
-    }
 }
 
 /// Estimated seconds of one repetition's burst of `requests`: launches spread by

@@ -199,6 +199,19 @@ pub fn shard(cells: &[Cell], k: usize, n: usize, costs: &Costs) -> Vec<Cell> {
 }
 
 /// What one shard holds and how long it should take.
+/// How many stack instances a run starts: `--parallel`, at least one per engine, at most
+/// one per cell.
+pub fn instances(parallel: usize, engines: usize, cells: usize) -> usize {
+    parallel.max(engines).min(cells).max(1)
+}
+
+/// The plan of a run on `n` instances: `cells` in slices balanced by estimated time, as
+/// `--shard` balances shards, each in the run order, so each instance keeps the restart
+/// order.
+pub fn slices(cells: &[Cell], n: usize, costs: &Costs) -> Vec<Vec<Cell>> {
+    (1..=n).map(|k| shard(cells, k, n, costs)).collect()
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Estimate {
     /// Its cells.

@@ -24,8 +24,9 @@ use crate::store::results::RunDir;
 pub struct RunOptions {
     /// The matrix, loaded and checked.
     pub matrix: Matrix,
-    /// The cells to run, in order.
-    pub cells: Vec<Cell>,
+    /// The plan: one slice of cells per stack instance, each in run order (the instances
+    /// take the engines in turn).
+    pub slices: Vec<Vec<Cell>>,
     /// Stacks by name.
     pub catalog: StackCatalog,
     /// Leave the last stack running.
@@ -34,10 +35,6 @@ pub struct RunOptions {
     pub retries: u32,
     /// Stop at the first cell that still fails after its retries.
     pub fail_fast: bool,
-    /// Independent stack instances measuring cells side by side (1: one at a time).
-    pub parallel: usize,
-    /// Durations earlier runs measured (`--timings`), which balance the instances' slices.
-    pub timings: crate::plan::cost::Timings,
 }
 
 /// The variables a cell gives its stack: its axes plus what the tool provides.
@@ -78,12 +75,6 @@ pub fn client_timeout(matrix: &Matrix, cell: &Cell) -> Duration {
     Duration::from_millis(hi * u64::from(matrix.requests) + 30_000)
 }
 
-/// How many stack instances a run starts: `--parallel`, at least one per engine, at most
-/// one per cell.
-pub fn instances(parallel: usize, engines: usize, cells: usize) -> usize {
-    parallel.max(engines).min(cells).max(1)
-}
-
 /// Runs every cell, committing each to the run directory as it ends and reporting to
 /// `events`. The caller removes what the run created (everything carries the run label),
 /// on success, error or interrupt.
@@ -100,19 +91,17 @@ pub async fn run(
     let first = engines
         .first()
         .ok_or_else(|| anyhow!("no engine to run on"))?;
-    events.send(RunEvent::Planned(
-        (opts.cells.len() * m.repetitions as usize) as u64,
-    ));
+    let cells = opts.slices.iter().map(Vec::len).sum::<usize>();
+    events.send(RunEvent::Planned((cells * m.repetitions as usize) as u64));
     let mut say = |msg: &str| events.send(RunEvent::Status(msg));
     let base = crate::deploy::image::ensure_base(first, &mut say).await?;
     let password = random_password();
-    let n = instances(opts.parallel, engines.len(), opts.cells.len());
-    if n > 1 {
+    if opts.slices.len() > 1 {
         // Build every image once, before the instances race to build the same ones; the
         // other engines get copies of what the first one built.
         let mut seen = std::collections::BTreeSet::new();
         let mut tags = vec![base.clone()];
-        for cell in &opts.cells {
+        for cell in opts.slices.iter().flatten() {
             if seen.insert(cell.stack.clone()) {
                 let stack = &opts.catalog.stacks[&cell.stack];
                 let vars = cell_vars(cell, m, &base, &password);
@@ -127,13 +116,7 @@ pub async fn run(
             }
         }
     }
-    // Slices balanced by estimated time, as `--shard` balances shards, each in the run
-    // order, so each instance keeps the restart order.
     let dir = tokio::sync::Mutex::new(dir);
-    let costs = crate::plan::cost::Costs::new(&opts.matrix, &opts.catalog, &opts.timings);
-    let chunks: Vec<Vec<Cell>> = (1..=n)
-        .map(|k| crate::plan::shard::shard(&opts.cells, k, n, &costs))
-        .collect();
     let ctx = Slice {
         opts,
         dir: &dir,
@@ -141,7 +124,7 @@ pub async fn run(
         base: &base,
         password: &password,
     };
-    futures_util::future::try_join_all(chunks.iter().enumerate().map(|(k, cells)| {
+    futures_util::future::try_join_all(opts.slices.iter().enumerate().map(|(k, cells)| {
         let ctx = &ctx;
         // instances take the engines in turn
         let engine = &engines[k % engines.len()];
@@ -518,7 +501,7 @@ async fn attempt_cell(
         Some(mut d) if d.stack.name == cell.stack => {
             let recreated = stack.services_changed(d.vars(), vars);
             let kind = if !recreated.is_empty() {
-                crate::plan::cost::restart_kind(stack, &recreated)
+                Setup::restart(stack, &recreated)
             } else if stack
                 .live_changes(d.vars(), vars)
                 .is_ok_and(|l| !l.is_empty())
@@ -886,13 +869,11 @@ mod tests {
         slot.repetitions = matrix.repetitions;
         let opts = RunOptions {
             matrix,
-            cells,
+            slices: vec![cells],
             catalog,
             keep_up: false,
             retries,
             fail_fast,
-            parallel: 1,
-            timings: Default::default(),
         };
         let path = std::env::temp_dir().join(format!("racy-runner-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
@@ -907,7 +888,7 @@ mod tests {
                 base: "base",
                 password: PASSWORD,
             };
-            slice.run(slot, &opts.cells).await
+            slice.run(slot, &opts.slices[0]).await
         };
         let cells = dir.cells.clone();
         dir.close().await.unwrap();
