@@ -13,6 +13,7 @@ use crate::cli::finished::{self, Finished, Matrixed};
 use crate::cli::outcome::{Failure, Kind, Verdict, exit_code};
 use crate::deploy::deployment::{Deployment, RunId};
 use crate::deploy::engine::{Engine, RUN_LABEL};
+use crate::deploy::progress::Step;
 use crate::input::matrix::{self, Cell, Matrix, Shard};
 use crate::input::redact::Redactor;
 use crate::input::route::RouteChoice;
@@ -694,7 +695,7 @@ async fn start_one(
     let st = one_stack(&catalog, name)?;
     let mut vars: BTreeMap<String, String> = set.into_iter().collect();
     let engine = connect().await?;
-    let mut say = |m: &str| eprintln!("  {m}");
+    let mut say = |step: Step| eprintln!("  {step}");
     let base = crate::deploy::image::ensure_base(&engine, &mut say)
         .await
         .engine()?;

@@ -13,6 +13,7 @@ use crate::deploy::engine::{
     Engine, HOST_LABEL, KEEP_LABEL, PID_LABEL, RUN_LABEL, SERVICE_LABEL, STACK_LABEL, STARTED_LABEL,
 };
 use crate::deploy::image;
+use crate::deploy::progress::{Progress, Step};
 use crate::deploy::ready::{Probe, wait_ready};
 use crate::input::route::{Route, RouteChoice};
 use crate::input::stack::{Build, Condition, DatabaseKind, Driver, Placement, Stack};
@@ -219,7 +220,7 @@ impl Deployment {
         stack: &Stack,
         run: &RunId,
         vars: BTreeMap<String, String>,
-        progress: &mut dyn FnMut(&str),
+        progress: &mut Progress<'_>,
     ) -> Result<Deployment> {
         Self::start_only(engine, stack, run, vars, &stack.start_order(), progress).await
     }
@@ -232,7 +233,7 @@ impl Deployment {
         run: &RunId,
         vars: BTreeMap<String, String>,
         services: &[String],
-        progress: &mut dyn FnMut(&str),
+        progress: &mut Progress<'_>,
     ) -> Result<Deployment> {
         let driver = stack.driver_for(&vars)?;
         let network = format!("racy-{}-{}-{}", run.id, stack.name, next_serial());
@@ -289,7 +290,7 @@ impl Deployment {
     pub async fn reconfigure(
         &mut self,
         vars: BTreeMap<String, String>,
-        progress: &mut dyn FnMut(&str),
+        progress: &mut Progress<'_>,
     ) -> Result<Vec<String>> {
         let mut changed = self.stack.services_changed(&self.vars, &vars);
         changed.retain(|s| self.services.contains(s));
@@ -300,10 +301,12 @@ impl Deployment {
         instance.vars = vars;
         instance.driver = driver;
         for change in &live {
-            progress(&format!(
-                "{} {} -> {} in {}",
-                change.var, change.from, change.to, change.live.service
-            ));
+            progress(Step::Live {
+                var: &change.var,
+                from: change.from,
+                to: change.to,
+                service: &change.live.service,
+            });
             self.apply_live(change).await.with_context(|| {
                 format!(
                     "stack {}: service '{}'",
@@ -387,7 +390,7 @@ impl Deployment {
     async fn start_services(
         &mut self,
         services: &[String],
-        progress: &mut dyn FnMut(&str),
+        progress: &mut Progress<'_>,
     ) -> Result<()> {
         let images = self.images(services, progress).await?;
         let mut ready: std::collections::BTreeSet<String> =
@@ -411,7 +414,7 @@ impl Deployment {
                     .partition(|svc| self.may_start(svc, &ready, &started));
                 waiting = later;
                 for svc in now {
-                    progress(&format!("starting {svc}"));
+                    progress(Step::Starting(&svc));
                     let launcher = self.launcher(cancelled.clone());
                     let image = images[&svc].clone();
                     let tx = started_tx.clone();
@@ -425,7 +428,7 @@ impl Deployment {
             let (svc, launched) = tokio::select! {
                 biased;
                 Some(svc) = started_rx.recv() => {
-                    progress(&format!("running {svc}"));
+                    progress(Step::Running(&svc));
                     started.insert(svc);
                     continue;
                 }
@@ -443,7 +446,7 @@ impl Deployment {
             };
             match self.adopt(&svc, launched).await {
                 Ok(()) => {
-                    progress(&format!("ready {svc}"));
+                    progress(Step::Ready(&svc));
                     ready.insert(svc);
                 }
                 Err(e) => {
@@ -465,7 +468,7 @@ impl Deployment {
     async fn images(
         &self,
         services: &[String],
-        progress: &mut dyn FnMut(&str),
+        progress: &mut Progress<'_>,
     ) -> Result<BTreeMap<String, String>> {
         let mut images = BTreeMap::new();
         for svc in services {
@@ -615,7 +618,7 @@ impl Deployment {
     }
 
     /// Starts the racer on the stack's network (route `racer`).
-    async fn start_racer(&mut self, progress: &mut dyn FnMut(&str)) -> Result<()> {
+    async fn start_racer(&mut self, progress: &mut Progress<'_>) -> Result<()> {
         let base = match self.vars.get("BASE_IMAGE") {
             Some(b) => b.clone(),
             None => image::ensure_base(&self.engine, progress).await?,
@@ -631,7 +634,7 @@ impl Deployment {
         );
         let mut labels = self.run.labels();
         labels.insert(STACK_LABEL.into(), self.stack.name.clone());
-        progress(&format!("starting the racer {name}"));
+        progress(Step::StartingRacer(&name));
         let racer =
             crate::deploy::racer::Racer::start(&self.engine, &tag, &name, &self.network, labels)
                 .await?;
@@ -1028,7 +1031,7 @@ pub async fn build_images(
     engine: &Engine,
     stack: &Stack,
     vars: &BTreeMap<String, String>,
-    progress: &mut dyn FnMut(&str),
+    progress: &mut Progress<'_>,
 ) -> Result<Vec<String>> {
     let mut tags = Vec::new();
     for svc in stack.start_order() {
@@ -1048,7 +1051,7 @@ async fn image_for(
     stack: &Stack,
     vars: &BTreeMap<String, String>,
     svc: &str,
-    progress: &mut dyn FnMut(&str),
+    progress: &mut Progress<'_>,
 ) -> Result<String> {
     let def = stack.service(svc, vars)?;
     Ok(match &def.build {
@@ -1061,12 +1064,16 @@ async fn image_for(
                 ),
             };
             let dir = stack.dir().join(&context);
-            let (tag, built) = image::ensure_built(engine, &dir, &args, &mut |l| {
-                progress(&format!("building {svc}: {l}"))
+            let (tag, built) = image::ensure_built(engine, &dir, &args, &mut |step| match step {
+                Step::Building { line, .. } => progress(Step::Building {
+                    service: Some(svc),
+                    line,
+                }),
+                other => progress(other),
             })
             .await?;
             if built {
-                progress(&format!("built {tag}"));
+                progress(Step::Built(&tag));
             }
             tag
         }

@@ -1,6 +1,7 @@
 //! The one place that talks to the Docker Engine (bollard): connection and version
 //! negotiation, networks, containers, images, logs, labels and cleanup.
 
+use crate::deploy::progress::{Progress, Step};
 use crate::input::stack::{ContainerSpec, Health, MountEntry, MountSource};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -309,12 +310,15 @@ impl Engine {
         &self,
         to: &Engine,
         tag: &str,
-        progress: &mut dyn FnMut(&str),
+        progress: &mut Progress<'_>,
     ) -> Result<()> {
         if to.image_exists(tag).await? || !self.image_exists(tag).await? {
             return Ok(());
         }
-        progress(&format!("copying image {tag} to the engine at {}", to.url));
+        progress(Step::Copying {
+            image: tag,
+            to: &to.url,
+        });
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(16);
         let (src, name) = (self.docker.clone(), tag.to_string());
         let export = tokio::spawn(async move {
@@ -396,7 +400,7 @@ impl Engine {
         tag: &str,
         args: HashMap<String, String>,
         labels: HashMap<String, String>,
-        progress: &mut dyn FnMut(&str),
+        progress: &mut Progress<'_>,
     ) -> Result<()> {
         let opts = BuildImageOptionsBuilder::default()
             .dockerfile("Dockerfile")
@@ -415,7 +419,10 @@ impl Engine {
                 Ok(info) => {
                     if let Some(line) = info.stream.as_deref().or(info.status.as_deref()) {
                         for l in line.lines().filter(|l| !l.trim().is_empty()) {
-                            progress(l.trim_end());
+                            progress(Step::Building {
+                                service: None,
+                                line: l.trim_end(),
+                            });
                             tail.push(l.to_string());
                             if tail.len() > 15 {
                                 tail.remove(0);

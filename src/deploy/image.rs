@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
 use crate::deploy::engine::Engine;
+use crate::deploy::progress::{Progress, Step};
 
 /// The tag under which racy-matrix keeps the Debian base it makes itself.
 pub const LOCAL_BASE: &str = "racy-matrix/debian:trixie";
@@ -17,21 +18,21 @@ pub const UPSTREAM_BASE: &str = "debian:trixie-slim";
 
 /// Makes sure a Debian trixie base image exists and returns its reference: the local one,
 /// else the upstream one if present or pullable, else one bootstrapped with mmdebstrap.
-pub async fn ensure_base(engine: &Engine, progress: &mut dyn FnMut(&str)) -> Result<String> {
+pub async fn ensure_base(engine: &Engine, progress: &mut Progress<'_>) -> Result<String> {
     if engine.image_exists(LOCAL_BASE).await? {
         return Ok(LOCAL_BASE.into());
     }
     if engine.image_exists(UPSTREAM_BASE).await? {
         return Ok(UPSTREAM_BASE.into());
     }
-    progress(&format!("pulling {UPSTREAM_BASE}"));
+    progress(Step::Pulling(UPSTREAM_BASE));
     if engine
         .try_pull(UPSTREAM_BASE, Duration::from_secs(15))
         .await
     {
         return Ok(UPSTREAM_BASE.into());
     }
-    progress("no registry: bootstrapping Debian trixie with mmdebstrap (about 30 s)");
+    progress(Step::Bootstrapping);
     let tarball = bootstrap_rootfs().await?;
     let (repo, tag) = LOCAL_BASE.split_once(':').expect("tagged");
     engine.import_rootfs(tarball, repo, tag).await?;
@@ -156,7 +157,7 @@ pub async fn ensure_built(
     engine: &Engine,
     context: &Path,
     args: &BTreeMap<String, String>,
-    progress: &mut dyn FnMut(&str),
+    progress: &mut Progress<'_>,
 ) -> Result<(String, bool)> {
     let tar = context_tar(context)?;
     let tag = image_tag(context, &tar, args);

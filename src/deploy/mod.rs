@@ -5,6 +5,7 @@ pub mod database;
 pub mod deployment;
 pub mod engine;
 pub mod image;
+pub mod progress;
 pub mod racer;
 pub mod ready;
 pub mod tunnel;

@@ -15,6 +15,7 @@ use anyhow::{Context, Result, anyhow, bail};
 
 use crate::burst::http::{BurstResult, BurstSpec};
 use crate::deploy::engine::Engine;
+use crate::deploy::progress::{Progress, Step};
 use crate::input::stack::ContainerSpec;
 
 /// Where the binary lives inside the racer.
@@ -97,7 +98,7 @@ pub async fn ensure_image(
     engine: &Engine,
     base: &str,
     binary: &Path,
-    progress: &mut dyn FnMut(&str),
+    progress: &mut Progress<'_>,
 ) -> Result<String> {
     let parent = std::env::temp_dir().join(format!(
         "racy-matrix-racer-{}-{}",
@@ -128,7 +129,7 @@ pub async fn ensure_image(
         let (tag, built) =
             crate::deploy::image::ensure_built(engine, &context, &args, progress).await?;
         if built {
-            progress(&format!("built the racer image {tag}"));
+            progress(Step::Built(&tag));
             // racers of earlier builds of racy-matrix are of no more use
             engine.remove_other_tags("racy-matrix/racer", &tag).await?;
         }

@@ -83,6 +83,11 @@ impl Live {
         }
     }
 
+    fn status(&self, text: &str) {
+        self.bar
+            .set_message(text.chars().take(100).collect::<String>());
+    }
+
     fn line(&self, text: String) {
         self.bar.suspend(|| eprintln!("{text}"));
     }
@@ -125,9 +130,12 @@ impl Events for Live {
     fn send(&self, event: RunEvent<'_>) {
         match event {
             RunEvent::Planned(n) => self.bar.set_length(n),
-            RunEvent::Status(s) => self
-                .bar
-                .set_message(s.chars().take(100).collect::<String>()),
+            RunEvent::Status(s) => self.status(s),
+            RunEvent::Deploying {
+                stack: Some(stack),
+                step,
+            } => self.status(&format!("{stack}: {step}")),
+            RunEvent::Deploying { stack: None, step } => self.status(&step.to_string()),
             RunEvent::Settled(n) => self.bar.inc(n),
             RunEvent::Unsettled(n) => self.bar.dec(n),
             RunEvent::StackUp { stack, to, how } => {

@@ -2,6 +2,7 @@
 //! The command line hands the loop one [`Events`] sink (the terminal's progress and the
 //! result files, `report::live`); the loop's tests hand it a recorder.
 
+use crate::deploy::progress::Step;
 use crate::measure::cell::CellResult;
 
 /// One thing that happened in a run.
@@ -9,9 +10,15 @@ use crate::measure::cell::CellResult;
 pub enum RunEvent<'a> {
     /// The run measures this many repetitions in all.
     Planned(u64),
-    /// What is being done now, when it is not a repetition: building an image, starting
-    /// a stack, the cell being measured.
+    /// The cell being measured now.
     Status(&'a str),
+    /// A step of bringing images or a stack up (of `stack`, when it is one stack's).
+    Deploying {
+        /// The stack.
+        stack: Option<&'a str>,
+        /// The step.
+        step: Step<'a>,
+    },
     /// Repetitions done: measured, or given up with their cell.
     Settled(u64),
     /// Repetitions counted by an attempt that then failed, taken back (the cell runs

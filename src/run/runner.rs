@@ -10,6 +10,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use crate::burst::http::{self, BurstSpec, HttpRequest};
 use crate::deploy::deployment::{Deployment, RunId, StartFault};
 use crate::deploy::engine::Engine;
+use crate::deploy::progress::Step;
 use crate::input::matrix::{Cell, Matrix, parse_delay};
 use crate::input::redact::Redactor;
 use crate::input::route::Route;
@@ -93,7 +94,7 @@ pub async fn run(
         .ok_or_else(|| anyhow!("no engine to run on"))?;
     let cells = opts.slices.iter().map(Vec::len).sum::<usize>();
     events.send(RunEvent::Planned((cells * m.repetitions as usize) as u64));
-    let mut say = |msg: &str| events.send(RunEvent::Status(msg));
+    let mut say = |step: Step| events.send(RunEvent::Deploying { stack: None, step });
     let base = crate::deploy::image::ensure_base(first, &mut say).await?;
     let password = random_password();
     if opts.slices.len() > 1 {
@@ -494,7 +495,12 @@ async fn attempt_cell(
     events: &dyn Events,
     counted: &mut u64,
 ) -> Result<(Vec<Repetition>, (Setup, f64)), (Stage, anyhow::Error)> {
-    let mut say = |msg: &str| events.send(RunEvent::Status(&format!("{}: {msg}", cell.stack)));
+    let mut say = |step: Step| {
+        events.send(RunEvent::Deploying {
+            stack: Some(&cell.stack),
+            step,
+        })
+    };
     let measure = |e| (Stage::Measure, e);
     let began = Instant::now();
     let (dep, kind) = match current.take() {
@@ -745,6 +751,7 @@ mod tests {
                 RunEvent::CellStored(c) => p.1.push(format!("stored {}", c.cell.label())),
                 RunEvent::Planned(_)
                 | RunEvent::Status(_)
+                | RunEvent::Deploying { .. }
                 | RunEvent::StackUp { .. }
                 | RunEvent::LeftUp(_) => {}
             }
