@@ -501,17 +501,7 @@ async fn run(args: RunArgs, stacks: Option<&Path>) -> Result<Verdict, Failure> {
         output.display()
     );
     say_engines(&engines, usize::from(args.parallel), cells.len());
-    // The plan: the cells in slices, one per stack instance, balanced by estimated time.
-    let n = crate::plan::shard::instances(usize::from(args.parallel), engines.len(), cells.len());
-    let slices = crate::plan::shard::slices(&cells, n, &Costs::new(&m, &catalog, &timings));
-    let opts = RunOptions {
-        matrix: m,
-        slices,
-        catalog,
-        keep_up: args.keep_up,
-        retries: args.retries,
-        fail_fast: args.fail_fast,
-    };
+    let opts = planned(&args, m, cells, catalog, &timings, engines.len());
     let run_id = RunId::new("").keeping(args.keep_up);
     dir.run_id = run_id.id.clone();
     let live = Live::new(&dir);
@@ -556,6 +546,28 @@ async fn run(args: RunArgs, stacks: Option<&Path>) -> Result<Verdict, Failure> {
         return Ok(Verdict::CellsFailed);
     }
     Ok(verdict)
+}
+
+/// The plan of a run: the cells in slices, one per stack instance (`--parallel`, at least
+/// one per engine), balanced by estimated time.
+fn planned(
+    args: &RunArgs,
+    matrix: Matrix,
+    cells: Vec<Cell>,
+    catalog: StackCatalog,
+    timings: &Timings,
+    engines: usize,
+) -> RunOptions {
+    let n = crate::plan::shard::instances(usize::from(args.parallel), engines, cells.len());
+    let slices = crate::plan::shard::slices(&cells, n, &Costs::new(&matrix, &catalog, timings));
+    RunOptions {
+        matrix,
+        slices,
+        catalog,
+        keep_up: args.keep_up,
+        retries: args.retries,
+        fail_fast: args.fail_fast,
+    }
 }
 
 /// Says, for a run over several engines, how its instances are placed on them.

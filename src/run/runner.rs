@@ -1023,6 +1023,26 @@ mod tests {
             "{e}"
         );
 
+        // two different start failures are not a pattern: the next cells are tried
+        let mut slot = scripted(vec![
+            Err((Stage::Start, Fail::Died("app", "exited with code 7"))),
+            Err((Stage::Start, Fail::Died("app", "exited with code 1"))),
+        ]);
+        let (_, cells, _, _) = run_scripted("unlike", &mut slot, 1, false).await;
+        assert!(cells[0].error.is_some());
+        assert!(cells[1..].iter().all(|c| c.metrics.is_some()));
+
+        // nor is a start failure followed by a measurement failure
+        let mut slot = scripted(vec![
+            Err((Stage::Start, died.clone())),
+            Err((Stage::Measure, died)),
+        ]);
+        let (_, cells, _, _) = run_scripted("mixed", &mut slot, 1, false).await;
+        assert!(cells[1..].iter().all(|c| c.metrics.is_some()));
+    }
+
+    #[tokio::test]
+    async fn a_start_failure_of_another_service_or_untyped_is_another_reason() {
         // another service, or the same words untyped, are not one reason
         for (name, second) in [
             (
@@ -1044,23 +1064,6 @@ mod tests {
             let (_, cells, _, _) = run_scripted(name, &mut slot, 1, false).await;
             assert!(cells[1..].iter().all(|c| c.metrics.is_some()), "{name}");
         }
-
-        // two different start failures are not a pattern: the next cells are tried
-        let mut slot = scripted(vec![
-            Err((Stage::Start, Fail::Died("app", "exited with code 7"))),
-            Err((Stage::Start, Fail::Died("app", "exited with code 1"))),
-        ]);
-        let (_, cells, _, _) = run_scripted("unlike", &mut slot, 1, false).await;
-        assert!(cells[0].error.is_some());
-        assert!(cells[1..].iter().all(|c| c.metrics.is_some()));
-
-        // nor is a start failure followed by a measurement failure
-        let mut slot = scripted(vec![
-            Err((Stage::Start, died.clone())),
-            Err((Stage::Measure, died)),
-        ]);
-        let (_, cells, _, _) = run_scripted("mixed", &mut slot, 1, false).await;
-        assert!(cells[1..].iter().all(|c| c.metrics.is_some()));
     }
 
     #[tokio::test]
