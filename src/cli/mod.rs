@@ -1,4 +1,10 @@
-//! The command line: clap's definitions, one function per command, outcome → exit code.
+//! The command line: clap's definitions, one function per command, and the one place
+//! an outcome becomes an exit code. Holds no logic another module could test alone.
+//!
+//! - `commands`: the arguments and the commands' functions.
+//! - `outcome`: failure kinds, verdicts, exit codes.
+//! - `finished`: the one way a finished run is opened.
+//! - `compare`, `init`: those commands' glue.
 
 pub mod commands;
 mod compare;

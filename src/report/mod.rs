@@ -1,5 +1,9 @@
-//! Terminal, CSV, Markdown, JSON and HTML views of a run, and the live view of one in
-//! progress.
+//! Views of a run: one model (`model`) that the terminal table, CSV, Markdown, JSON and
+//! HTML format, and the live view of a run in progress. May not measure or change the
+//! store.
+//!
+//! - `model`: the report model. - `export`: CSV, Markdown, JSON, the terminal table.
+//! - `html`: `report.html`. - `live`: progress bar, lines, files rewritten as a run goes.
 
 pub mod export;
 pub mod html;
