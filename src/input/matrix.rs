@@ -674,6 +674,15 @@ impl Reader<'_> {
         names: &Names,
     ) -> Result<(), InputError> {
         let axis = names.axes.contains(&k.value);
+        if PROVIDED.contains(&k.value.as_str()) {
+            return Err(self.src.at(
+                k,
+                format!(
+                    "'{}' is set by racy-matrix itself and cannot be set by an entry",
+                    k.value
+                ),
+            ));
+        }
         match kind {
             Entries::Exclude if !axis => Err(self
                 .src
@@ -1209,6 +1218,23 @@ mod tests {
             .map(|c| format!("{}:{}", c.stack, c.endpoint()))
             .collect();
         assert_eq!(eps, ["s1:a", "s1:b", "s1:c", "s2:a", "s2:z"]);
+    }
+
+    #[test]
+    fn include_cannot_set_what_racy_matrix_provides() {
+        // `amount` is a variable the stacks read, so only the rule refuses it
+        let text = format!("{BASE}include:\n  - {{workers: 4, amount: 5}}\n");
+        let e = p(&text).unwrap_err().to_string();
+        assert!(e.contains("'amount' is set by racy-matrix itself"), "{e}");
+        let line = BASE.lines().count() + 2;
+        assert!(e.contains(&format!(":{line}:")), "located: {e}");
+        let text = format!("{BASE}include:\n  - {{db_password: hunter2secret}}\n");
+        let e = p(&text).unwrap_err().to_string();
+        assert!(
+            e.contains("'db_password' is set by racy-matrix itself"),
+            "{e}"
+        );
+        assert!(!e.contains("hunter2secret"), "{e}");
     }
 
     #[test]

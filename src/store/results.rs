@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use anyhow::{Context, Result, bail};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
@@ -129,7 +128,9 @@ pub struct RunDir {
 
 async fn open_store(path: &Path, create: bool) -> Result<SqlitePool> {
     let file = path.join(STORE_FILE);
-    let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", file.display()))?
+    // the path as a file name, never parsed as a URL (`%2F`, `?mode=` stay characters)
+    let opts = SqliteConnectOptions::new()
+        .filename(&file)
         .create_if_missing(create)
         .journal_mode(SqliteJournalMode::Wal);
     SqlitePoolOptions::new()
@@ -445,6 +446,31 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    #[tokio::test]
+    async fn a_store_path_is_a_file_name_not_a_url() {
+        let root = std::env::temp_dir().join(format!("racy-store-url-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        // a run directory already holding a run, and a path that a URL would resolve to it
+        let victim = root.join("victim");
+        RunDir::create(&victim, "m")
+            .await
+            .unwrap()
+            .close()
+            .await
+            .unwrap();
+        let odd = root.join("x%2F..%2Fvictim?mode=ro");
+        let run = RunDir::create(&odd, "odd").await.unwrap();
+        run.close().await.unwrap();
+        assert!(
+            odd.join(STORE_FILE).is_file(),
+            "the store is inside the odd directory"
+        );
+        let back = RunDir::load(&victim).await.unwrap();
+        assert_eq!(back.matrix, "m", "the other run is untouched");
+        back.close().await.unwrap();
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[tokio::test]

@@ -285,10 +285,29 @@ async fn runs_that_differ_in_one_axis_compare_without_it() {
         out.contains("compare: 1 cells matched, 1 worse, 0 better"),
         "{out}"
     );
-    // without the option the two cells are different cells
-    let (code, out) = compare(&one, &four, "worse");
-    assert_eq!(code, 0, "{out}");
-    assert!(out.contains("only in BASE: 1 cell(s)"), "{out}");
+    // without the option the two cells are different cells: nothing to compare is bad
+    // input, not a pass
+    let out = racy(&["compare", one.to_str().unwrap(), four.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("no cell of") && err.contains("matches a cell of"),
+        "{err}"
+    );
+    // an axis neither run has is named, with the ones they have
+    let out = racy(&[
+        "compare",
+        one.to_str().unwrap(),
+        four.to_str().unwrap(),
+        "--ignore-axis",
+        "wrokers",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--ignore-axis wrokers") && err.contains("endpoint, workers"),
+        "{err}"
+    );
     let (code, out) = run(&one, &both);
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("differ only in workers"), "{out}");
