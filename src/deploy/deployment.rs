@@ -140,11 +140,14 @@ pub struct RunId {
 }
 
 impl RunId {
-    /// A new id from the time and the pid.
+    /// A new id from the time, the pid and 32 random bits: two processes that share one
+    /// engine (CI containers on one Docker socket, whose pids repeat) never share an id,
+    /// so one's cleanup never removes the other's stack.
     pub fn new(prefix: &str) -> RunId {
         let now = chrono::Local::now().format("%Y%m%d-%H%M%S");
+        let salt: u32 = rand::random();
         RunId {
-            id: format!("{prefix}{now}-{}", std::process::id()),
+            id: format!("{prefix}{now}-{}-{salt:08x}", std::process::id()),
             kept: false,
         }
     }
@@ -1084,6 +1087,14 @@ async fn image_for(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn run_ids_of_one_process_in_one_second_differ() {
+        let ids: std::collections::BTreeSet<String> =
+            (0..64).map(|_| RunId::new("t-").id).collect();
+        assert_eq!(ids.len(), 64, "{ids:?}");
+        assert!(ids.iter().all(|id| id.starts_with("t-")));
+    }
 
     #[test]
     fn container_faults() {

@@ -888,6 +888,18 @@ fn check_driver(
         .flat_map(|s| s.profiles.iter().flatten().map(String::as_str))
         .collect();
     for (name, ep) in &driver.endpoints {
+        // the path and the method go into the request line as they are: a space, CR or LF
+        // there would end it early or start another request
+        for (what, text) in [("path", &ep.path), ("method", &ep.method)] {
+            if text.is_empty() || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(src.at_text(
+                    &format!("{name}:"),
+                    format!(
+                        "endpoint '{name}': its {what} {text:?} is empty or holds a space or a control character (CR, LF, tab), which would break the request line"
+                    ),
+                ));
+            }
+        }
         if let Some(p) = ep.profiles.iter().find(|p| !declared.contains(p.as_str())) {
             return Err(src
                 .at_text(
@@ -1265,6 +1277,23 @@ services:
         let e = Stack::parse("t", Path::new("c.yaml"), &unclosed).unwrap_err();
         assert!(e.message.contains("unclosed"), "{e}");
         assert_eq!(e.line, 15, "{e}");
+    }
+
+    #[test]
+    fn a_path_or_method_that_would_break_the_request_line_is_refused() {
+        for (bad, what) in [
+            ("    a: {path: \"/a/ HTTP/1.1\\r\\nX-Evil: 1\"}", "path"),
+            ("    a: {path: /a/, method: \"POST /x\"}", "method"),
+            ("    a: {path: \"\"}", "path"),
+        ] {
+            let text = STACK.replace("    a: {path: /a/}", bad);
+            let e = Stack::parse("t", Path::new("c.yaml"), &text).unwrap_err();
+            assert!(
+                e.message.contains(&format!("endpoint 'a': its {what}")),
+                "{e}"
+            );
+            assert!(e.line > 1, "located: {e}");
+        }
     }
 
     #[test]

@@ -131,11 +131,11 @@ impl Exporter for Markdown {
     /// verdicts and the failed cells first; every column in a `<details>` block at the end
     /// (CSV and JSON hold them too).
     fn render(&self, run: &RunReport) -> Result<Vec<u8>> {
-        let esc = |s: &str| s.replace('|', "\\|").replace('\n', " ");
+        let esc = md_escape;
         let model = Model::of(run);
         let mut out = format!(
             "# racy-matrix: {}\n\n{}\n\n",
-            run.matrix,
+            esc(run.matrix),
             model.header(|id| format!("`{id}`"))
         );
         out.push_str(&expectations_md(&model));
@@ -190,10 +190,21 @@ fn expectations_md(model: &Model) -> String {
     }
     let mut out = format!("**Expectations:** {} missed:\n\n", misses.len());
     for m in misses {
-        out.push_str(&format!("- {}\n", m.to_string().replace('|', "\\|")));
+        out.push_str(&format!("- {}\n", md_escape(&m.to_string())));
     }
     out.push('\n');
     out
+}
+
+/// Text as one Markdown table cell or list item: `|` and newlines would break the table,
+/// and `<`, `>` and `&` would pass HTML from a container's log lines to renderers that
+/// allow it (a `<script>` in an error must show as text).
+fn md_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('|', "\\|")
+        .replace('\n', " ")
 }
 
 /// The terminal's summary table, one per stack and endpoint (in run order), under a
@@ -477,6 +488,23 @@ mod tests {
             "{row}"
         );
         assert!(lines.next().unwrap().ends_with(",failed,db died | badly"));
+    }
+
+    #[test]
+    fn markdown_shows_html_from_logs_as_text() {
+        let cell = sample()[0].cell.clone();
+        let cells = [CellResult::failed(
+            cell,
+            1,
+            1,
+            "<script>alert(1)</script> & <img src=x onerror=alert(2)> | died",
+        )];
+        let md = String::from_utf8(Markdown.render(&report(&cells)).unwrap()).unwrap();
+        assert!(!md.contains("<script") && !md.contains("<img"), "{md}");
+        assert!(
+            md.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; &lt;img"),
+            "{md}"
+        );
     }
 
     #[test]

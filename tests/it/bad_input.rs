@@ -86,6 +86,12 @@ fn bad_stack_files_are_located() {
             "services.app.deploy.replicas '-3' is not a replica count",
         ),
         (
+            "tests/bad-stacks/request-line",
+            quick,
+            "tests/bad-stacks/request-line/lab/compose.yaml:6:5:",
+            "endpoint 'transfer': its path",
+        ),
+        (
             "tests/bad-stacks/refused-key",
             quick,
             "tests/bad-stacks/refused-key/app/compose.yaml:11:5:",
