@@ -40,6 +40,15 @@ pub trait Catalog {
 pub const PROVIDED: &[&str] = &["amount", "BASE_IMAGE", "db_password"];
 /// Axes that reach only the request, known to every stack.
 pub const REQUEST_AXES: &[&str] = &["endpoint", "wait_ms"];
+/// The largest value of each numeric key: a burst opens one connection per request and
+/// holds every record of a cell in memory, so what a matrix may ask for is bounded before
+/// anything starts.
+pub const LIMITS: &[(&str, i64)] = &[
+    ("requests", 1024),
+    ("repetitions", 10_000),
+    ("amount", 1_000_000_000),
+    ("timeout_ms", 3_600_000),
+];
 /// Largest number of cells a matrix may expand to.
 pub const MAX_CELLS: usize = 100_000;
 
@@ -457,19 +466,27 @@ impl Reader<'_> {
         })
     }
 
-    /// A whole number from 1 to `u32::MAX`, or `default` when the file leaves it out.
+    /// A whole number from 1 to the key's limit ([`LIMITS`]), or `default` when the file
+    /// leaves it out.
     fn positive(
         &self,
         v: &Option<Spanned<i64>>,
         what: &str,
         default: i64,
     ) -> Result<i64, InputError> {
+        let max = LIMITS
+            .iter()
+            .find(|(k, _)| *k == what)
+            .map_or(i64::from(u32::MAX), |(_, m)| *m);
         match v {
             None => Ok(default),
-            Some(s) if s.value >= 1 && s.value <= u32::MAX as i64 => Ok(s.value),
+            Some(s) if s.value >= 1 && s.value <= max => Ok(s.value),
             Some(s) => Err(self.src.at(
                 s,
-                format!("{what} must be a whole number >= 1, got {}", s.value),
+                format!(
+                    "{what} must be a whole number from 1 to {max}, got {}",
+                    s.value
+                ),
             )),
         }
     }
@@ -1218,6 +1235,27 @@ mod tests {
             .map(|c| format!("{}:{}", c.stack, c.endpoint()))
             .collect();
         assert_eq!(eps, ["s1:a", "s1:b", "s1:c", "s2:a", "s2:z"]);
+    }
+
+    #[test]
+    fn numbers_a_run_cannot_hold_are_refused_where_they_are_written() {
+        for (key, bad) in [
+            ("repetitions", "4294967295"),
+            ("requests", "100000"),
+            ("amount", "0"),
+            ("timeout_ms", "86400000"),
+        ] {
+            let text = format!("{BASE}{key}: {bad}\n");
+            let e = p(&text).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("{key} must be a whole number from 1 to")),
+                "{e}"
+            );
+            let line = BASE.lines().count() + 1;
+            assert!(e.contains(&format!(":{line}:")), "located: {e}");
+        }
+        let ok = format!("{BASE}repetitions: 10000\nrequests: 1024\n");
+        p(&ok).unwrap();
     }
 
     #[test]
