@@ -482,10 +482,12 @@ async fn run(args: RunArgs, stacks: Option<&Path>) -> Result<Verdict, Failure> {
     if let Some(s) = args.shard {
         cells = one_shard(&m, &cells, &catalog, &timings, s);
     }
+    // The engines answer before the run directory is made, so that an engine that does
+    // not leaves no directory that a rerun would take for a run to resume.
+    let mut engines = connect_all(&args.engines).await?;
     let (mut dir, cells) = open_run_dir(&args, &m, cells, &catalog).await?;
     dir.expect = m.expect.clone();
     let output = dir.path.clone();
-    let mut engines = connect_all(&args.engines).await?;
     let route = args.route.or(m.route).unwrap_or_default();
     for engine in &mut engines {
         engine.route = route;

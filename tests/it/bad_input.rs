@@ -157,3 +157,32 @@ fn run_refuses_a_cell_the_stack_cannot_start_before_anything_starts() {
         "the engine is not reached: {err}"
     );
 }
+
+#[test]
+fn an_engine_that_does_not_answer_leaves_no_run_directory() {
+    let out_dir = common::temp_dir("dead-engine").join("out");
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_racy-matrix"))
+            .args(["run", "matrices/quick.yaml", "--output"])
+            .arg(&out_dir)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("DOCKER_HOST", "tcp://127.0.0.1:9")
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("tcp://127.0.0.1:9 does not answer"), "{err}");
+    assert!(
+        !out_dir.exists(),
+        "nothing a rerun would take for a run to resume"
+    );
+    // the same command again says the same, not "already holds a run"
+    let again = run();
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        err.contains("does not answer") && !err.contains("--resume"),
+        "{err}"
+    );
+}
