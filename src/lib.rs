@@ -23,6 +23,9 @@ pub(crate) mod store;
 /// its outcome gives.
 pub use cli::main;
 
+/// The log filter of a `RUST_LOG` value, the Docker client's request bodies left out.
+pub use cli::logging::log_filter;
+
 /// What the bench harness (`bench/harness.rs`) and the integration tests (`tests/it`)
 /// reach inside racy-matrix: a small, named set of entry points. Everything else is
 /// private to the crate.

@@ -10,6 +10,7 @@ pub mod commands;
 mod compare;
 mod finished;
 mod init;
+pub mod logging;
 pub mod outcome;
 
 pub use commands::main;

@@ -335,10 +335,20 @@ impl RunDir {
 /// Writes a file through a temporary file beside it and a rename, so a reader never sees
 /// it half written, and a file written from its own earlier contents is never emptied.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = path.with_file_name(format!(".{name}.tmp"));
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+    // a name of its own per writer: two writers never publish each other's torn file
+    let n = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_file_name(format!(".{name}.{}-{n}.tmp", std::process::id()));
+    let written = std::fs::write(&tmp, bytes)
+        .with_context(|| format!("writing {}", tmp.display()))
+        .and_then(|()| {
+            std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+        });
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// Merges run directories (e.g. the shards of one matrix) into a new one: cells are keyed
@@ -446,6 +456,38 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    #[test]
+    fn writers_of_one_file_never_share_a_temporary_file() {
+        let dir = std::env::temp_dir().join(format!("racy-atomic-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("results.json");
+        // many writers at once, each with its own content: the file is always one of them
+        std::thread::scope(|s| {
+            for i in 0..8 {
+                let file = &file;
+                s.spawn(move || {
+                    for _ in 0..20 {
+                        write_atomically(file, format!("{i}").repeat(4096).as_bytes()).unwrap();
+                    }
+                });
+            }
+        });
+        let text = std::fs::read_to_string(&file).unwrap();
+        let first = text.chars().next().unwrap();
+        assert!(
+            text.len() == 4096 && text.chars().all(|c| c == first),
+            "torn"
+        );
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left.len(), 1, "no temporary file left: {left:?}");
+        // a file that cannot be written leaves no temporary file behind
+        assert!(write_atomically(&dir.join("no/such/dir/x"), b"x").is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[tokio::test]
