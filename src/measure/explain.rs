@@ -194,24 +194,14 @@ fn version_gaps(writes: &[Write]) -> Vec<String> {
         return Vec::new();
     };
     let mut notes = Vec::new();
-    let missing: Vec<String> = written
-        .windows(2)
-        .flat_map(|p| (p[0] + 1)..p[1])
-        .map(|v| v.to_string())
-        .collect();
-    if !missing.is_empty() {
-        notes.push(format!(
-            "no answer wrote version {} (a write without an answer)",
-            missing.join(", ")
-        ));
-    }
+    notes.extend(missing_versions(&written));
     if written.windows(2).any(|p| p[0] == p[1]) {
         notes.push("two answers wrote the same version".to_string());
     }
     let strays: BTreeSet<i64> = writes
         .iter()
         .filter_map(|w| w.versions.map(|v| v.0))
-        .filter(|v| *v != first - 1 && !written.contains(v))
+        .filter(|v| *v != first.saturating_sub(1) && !written.contains(v))
         .collect();
     if !strays.is_empty() {
         let list: Vec<String> = strays.iter().map(|v| v.to_string()).collect();
@@ -221,6 +211,55 @@ fn version_gaps(writes: &[Write]) -> Vec<String> {
         ));
     }
     notes
+}
+
+/// Gaps listed one by one up to this many versions; past it, counted, with the first
+/// [`GAPS_SHOWN`] ranges (an app whose versions are timestamps leaves gaps of millions).
+const VERSIONS_LISTED: i128 = 10;
+/// Ranges of missing versions shown when they are counted.
+const GAPS_SHOWN: usize = 3;
+
+/// The versions between consecutive written ones that no answer wrote, as one note:
+/// bounded in size whatever the versions are.
+fn missing_versions(written: &[i64]) -> Option<String> {
+    let gaps: Vec<(i128, i128)> = written
+        .windows(2)
+        .map(|p| (i128::from(p[0]) + 1, i128::from(p[1]) - 1))
+        .filter(|(lo, hi)| lo <= hi)
+        .collect();
+    let count: i128 = gaps.iter().map(|(lo, hi)| hi - lo + 1).sum();
+    if count == 0 {
+        return None;
+    }
+    if count <= VERSIONS_LISTED {
+        let list: Vec<String> = gaps
+            .iter()
+            .flat_map(|&(lo, hi)| lo..=hi)
+            .map(|v| v.to_string())
+            .collect();
+        return Some(format!(
+            "no answer wrote version {} (a write without an answer)",
+            list.join(", ")
+        ));
+    }
+    let shown: Vec<String> = gaps
+        .iter()
+        .take(GAPS_SHOWN)
+        .map(|(lo, hi)| {
+            if lo == hi {
+                lo.to_string()
+            } else {
+                format!("{lo}–{hi}")
+            }
+        })
+        .collect();
+    let more = if gaps.len() > GAPS_SHOWN { ", …" } else { "" };
+    Some(format!(
+        "no answer wrote {count} versions, in {} gap(s): {}{more} (writes without an answer, \
+         or versions that are not counters)",
+        gaps.len(),
+        shown.join(", ")
+    ))
 }
 
 fn acked(r: &RequestRecord) -> bool {
@@ -255,7 +294,10 @@ fn replay(writes: &[Write], start: i64, t0: i64, reading: Reading) -> (Vec<Loss>
     let mut states = vec![State {
         at: i64::MIN,
         // in version order, the state before the first write is the version before it
-        version: writes.first().and_then(|w| w.versions).map(|v| v.1 - 1),
+        version: writes
+            .first()
+            .and_then(|w| w.versions)
+            .map(|v| v.1.saturating_sub(1)),
         balance: start,
         holds: BTreeSet::new(),
     }];
@@ -654,6 +696,32 @@ mod tests {
         body["read_version"] = json!(read.1);
         body["written_version"] = json!(written);
         r
+    }
+
+    #[test]
+    fn missing_versions_are_listed_few_and_counted_many() {
+        assert_eq!(missing_versions(&[3, 4, 5]), None);
+        assert_eq!(
+            missing_versions(&[3, 5, 8]).unwrap(),
+            "no answer wrote version 4, 6, 7 (a write without an answer)"
+        );
+        // versions that are timestamps: one short line, not ten million numbers
+        let note = missing_versions(&[10, 10_000_000, 10_000_002]).unwrap();
+        assert!(
+            note.starts_with("no answer wrote 9999990 versions, in 2 gap(s): 11–9999999, 10000001"),
+            "{note}"
+        );
+        assert!(note.len() < 200, "{note}");
+        // the extremes of i64 do not overflow, here or where the burst is rebuilt
+        let note = missing_versions(&[i64::MIN, 0, i64::MAX]).unwrap();
+        assert!(note.contains("in 2 gap(s)"), "{note}");
+        let records = vec![
+            vreq(0, (0, i64::MIN), 1, i64::MIN, 2),
+            vreq(1, (0, i64::MIN), 3, i64::MAX, 4),
+        ];
+        let b = burst(&rep(records, 2, 100)).unwrap();
+        let note = b.note.unwrap_or_default();
+        assert!(note.len() < 1000, "{note}");
     }
 
     #[test]
