@@ -288,6 +288,7 @@ impl Stack {
         let files = Files(layers);
         let mut notes = Vec::new();
         let mut raws = Vec::new();
+        let mut raws_with_block = Vec::new();
         for layer in layers {
             let src = layer.source();
             notes.extend(keys::check(src, layer.racy)?);
@@ -301,6 +302,7 @@ impl Stack {
                     format!("{e}: write ${{name}}, ${{name:-default}}, or $$ for a literal '$'"),
                 ));
             }
+            raws_with_block.push(raw.get("x-racy").is_some());
             raws.push(raw);
         }
         let raw = layers::merge_all(raws);
@@ -331,14 +333,16 @@ impl Stack {
             }
         }
         check_services(files, &services, &volumes)?;
+        // the last file whose YAML has the block (a mention in a comment is not one)
         let driver_layer = layers
             .iter()
+            .zip(&raws_with_block)
             .rev()
-            .find(|l| l.text.contains("x-racy"))
-            .unwrap_or(&layers[layers.len() - 1]);
+            .find(|(_, has)| **has)
+            .map_or(&layers[layers.len() - 1], |(l, _)| l);
         check_driver(driver_layer.source(), &driver, &services)?;
         let order = start_order(&services).map_err(|e| files.whole(e.to_string()))?;
-        let settings = checks::check_files(layers, driver_layer, &driver)?;
+        let settings = checks::check_files(layers, &driver)?;
         let service_vars = service_vars(&raw, &services, &order);
         Ok(Stack {
             name: name.to_string(),
@@ -1558,6 +1562,34 @@ services:
         let e = matrix("include: [{scale: 0}]\n").unwrap_err();
         assert_eq!((e.file.as_path(), e.line), (Path::new("c.yaml"), 16), "{e}");
         assert!(e.message.contains("scale=0"), "{e}");
+    }
+
+    #[test]
+    fn sql_is_checked_in_whichever_file_holds_it() {
+        // the block is in the compose file; racy.yaml only mentions it in a comment
+        let base = STACK.replace(
+            r#"reset: ["DELETE FROM t"]"#,
+            r#"reset: ["DELETE FROM t", "UPDATE t SET b = ${account}"]"#,
+        );
+        let layers = [
+            Layer {
+                file: PathBuf::from("p/base.yml"),
+                text: base,
+                racy: false,
+            },
+            Layer {
+                file: PathBuf::from("s/racy.yaml"),
+                text: "# the x-racy block lives in base.yml\nservices: {web: {image: web}}\n"
+                    .into(),
+                racy: true,
+            },
+        ];
+        let e = Stack::from_layers("t", &layers).unwrap_err();
+        assert!(
+            e.to_string().starts_with("p/base.yml:"),
+            "located in base.yml: {e}"
+        );
+        assert!(e.message.contains("uses '${account}'"), "{e}");
     }
 
     #[test]

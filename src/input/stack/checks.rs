@@ -196,17 +196,16 @@ impl Setting {
 /// variable (or, for SQLite, holds a dot-command) and service settings whose literal
 /// value the engine would refuse; returns the settings that take a variable, to be
 /// checked once per cell.
-pub(super) fn check_files(
-    layers: &[Layer],
-    driver_layer: &Layer,
-    driver: &Driver,
-) -> Result<Vec<Setting>, InputError> {
+pub(super) fn check_files(layers: &[Layer], driver: &Driver) -> Result<Vec<Setting>, InputError> {
     // The files once more with locations, for the values checked against what they
-    // reach: SQL, the sqlite3 shell, the engine.
-    let src = driver_layer.source();
-    let spans: Spans = parse_yaml(src.text, src.file)?;
-    if let Some(sql) = &spans.x_racy {
-        check_sql(sql, driver.database.engine, src)?;
+    // reach: SQL, the sqlite3 shell, the engine. The SQL of every file's x-racy block is
+    // checked, so whichever statements the merge keeps were checked where they are written.
+    for layer in layers {
+        let src = layer.source();
+        let spans: Spans = parse_yaml(src.text, src.file)?;
+        if let Some(sql) = &spans.x_racy {
+            check_sql(sql, driver.database.engine, src)?;
+        }
     }
     let single = [
         driver.target.service.as_str(),
