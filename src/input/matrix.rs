@@ -1415,7 +1415,7 @@ mod tests {
         assert!(e.message.contains("not an axis"), "{e}");
 
         let e = err("name: t\nstacks: [s1]\nrequests: 0\n");
-        assert!(e.message.contains(">= 1"), "{e}");
+        assert!(e.message.contains("from 1 to 1024, got 0"), "{e}");
     }
 
     #[test]
