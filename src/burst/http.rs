@@ -101,9 +101,19 @@ pub async fn send(addr: SocketAddr, req: &HttpRequest, limit: Duration) -> Resul
     .map_err(|_| anyhow!("no answer from {addr} within {limit:?}"))?
 }
 
+/// The most of one response racy-matrix reads: answers are kept with every record of a
+/// cell, so one endless or huge answer must not take the run's memory.
+pub const MAX_RESPONSE: u64 = 1 << 20;
+
 async fn read_response(s: &mut TcpStream) -> Result<HttpResponse> {
     let mut buf = Vec::with_capacity(1024);
-    s.read_to_end(&mut buf).await?;
+    s.take(MAX_RESPONSE + 1).read_to_end(&mut buf).await?;
+    if buf.len() as u64 > MAX_RESPONSE {
+        bail!(
+            "the response is larger than {} KiB, the most racy-matrix reads",
+            MAX_RESPONSE >> 10
+        );
+    }
     parse_response(&buf)
 }
 
@@ -586,6 +596,29 @@ mod tests {
             res.records
         );
         assert!(res.burst_ms > 0.0);
+    }
+
+    #[tokio::test]
+    async fn an_endless_answer_is_cut_at_the_limit_and_said() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut head = [0u8; 256];
+            let _ = s.read(&mut head).await;
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await;
+            // far more than the limit, then the connection stays open
+            let chunk = vec![b'x'; 64 * 1024];
+            for _ in 0..64 {
+                if s.write_all(&chunk).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let req = HttpRequest::form("GET", "t", "/", &[]);
+        let e = send(addr, &req, Duration::from_secs(10)).await.unwrap_err();
+        assert!(e.to_string().contains("larger than 1024 KiB"), "{e}");
+        server.abort();
     }
 
     #[tokio::test]
