@@ -17,6 +17,7 @@ use crate::deploy::progress::Step;
 use crate::input::matrix::{self, Cell, Matrix, Shard};
 use crate::input::redact::Redactor;
 use crate::input::route::RouteChoice;
+use crate::input::source::InputError;
 use crate::input::stack::{self, Stack, StackCatalog};
 use crate::measure::compare::FailOn;
 use crate::plan::cost::{Costs, Timings};
@@ -350,10 +351,41 @@ fn load_cells(
     let catalog = catalog(&stacks_root(stacks, Some(path)))?;
     let m = matrix::load(path, &catalog)?;
     let cells = matrix::expand(&m, &catalog);
+    bounds_are_columns(path, &m, &cells)?;
     for name in &m.stacks {
         say_notes(&catalog.stacks[name]);
     }
     Ok((m, cells, catalog))
+}
+
+/// Refuses, before anything runs, an expectation that bounds a column no result has (a
+/// misspelt metric would otherwise be found only after the whole run).
+fn bounds_are_columns(path: &Path, m: &Matrix, cells: &[Cell]) -> Result<(), Failure> {
+    let mut columns = crate::measure::cell::metric_columns();
+    columns.extend(["repetitions", "requests", "status", "error", "stack"].map(String::from));
+    columns.extend(cells.iter().flat_map(|c| c.axes.keys().cloned()));
+    columns.sort();
+    columns.dedup();
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    for e in &m.expect {
+        if let Some(k) = e.bounds.keys().find(|k| !columns.contains(k)) {
+            // where the key is written: the first line from the expectation's on that names it
+            let at = text
+                .lines()
+                .enumerate()
+                .skip(e.line.saturating_sub(1))
+                .find_map(|(i, l)| l.find(&format!("{k}:")).map(|c| (i + 1, c + 1)))
+                .unwrap_or((e.line, 1));
+            let err = InputError::new(
+                path,
+                at,
+                format!("expect bounds '{k}', which is no result column"),
+            )
+            .with_choices(columns);
+            return Err(err.into());
+        }
+    }
+    Ok(())
 }
 
 /// Reads the measured durations `--timings` names (none without it).
