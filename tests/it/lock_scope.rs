@@ -114,9 +114,11 @@ fn pooled_interval(json: &serde_json::Value, endpoint: &str) -> (f64, f64) {
 }
 
 /// In the lock_flock_mixed cells with more than one process: exactly half the requests of
-/// each burst took the shared flock (the app's ticket alternates); no loss is between two
-/// of them (the lock holds among those who take it), and increments of lock-takers were
-/// erased by requests that skipped it (it does not protect those who take it).
+/// each burst took the shared flock (the app's ticket alternates); takers never race each
+/// other (a taker erases another taker's increment only by reading, after its commit, a
+/// state from which a request that skipped the lock had taken it), and increments of
+/// lock-takers were erased by requests that skipped it (it does not protect those who
+/// take it).
 fn advisory_lock_fails_its_takers(json: &serde_json::Value) {
     let cells = json["cells"].as_array().unwrap();
     let mut takers_lost = 0;
@@ -152,7 +154,15 @@ fn advisory_lock_fails_its_takers(json: &serde_json::Value) {
             for loss in burst["losses"].as_array().unwrap() {
                 let lost = locked[&loss["lost"].as_u64().unwrap()];
                 let by = locked[&loss["by"].as_u64().unwrap()];
-                assert!(!(lost && by), "two lock-takers overlapped: {loss}");
+                // A loss is told by its last erasure. A taker's increment that a request
+                // skipping the lock erased, and that another skipper then read back, can
+                // be erased for good by a later taker who built on the first skipper's
+                // branch: that taker read after the victim's commit (a stale read). Two
+                // takers never overlap, so they never erase each other any other way.
+                assert!(
+                    !(lost && by) || loss["kind"] == "stale_read",
+                    "two lock-takers overlapped: {loss}"
+                );
                 if lost {
                     takers_lost += 1;
                 }
