@@ -251,7 +251,7 @@ fn synthetic_cells() -> Result<Vec<racy_matrix::harness::CellResult>> {
             &reps,
             100,
             0,
-            racy_matrix::harness::Check::Counter,
+            &racy_matrix::harness::Check::Counter,
             Some(4),
         );
         out.push(CellResult::measured(cell, 4, 8, metrics, reps));

@@ -55,6 +55,11 @@ impl RequestRecord {
         Some((host, self.pid()?))
     }
 
+    /// Whether the app acknowledged it: a complete response with a 2xx status.
+    pub fn is_acked(&self) -> bool {
+        self.outcome == Outcome::Response && matches!(self.status, Some(200..=299))
+    }
+
     /// A server timestamp from the body (`t_start`, `t_read`, `t_write`, `t_end`), ns.
     pub fn server_ns(&self, field: &str) -> Option<i64> {
         self.body.as_ref()?.get(field)?.as_i64()

@@ -2,6 +2,7 @@
 //! PostgreSQL are reached through sqlx on their published ports; SQLite through its
 //! command-line shell run inside the container that holds the file.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -10,8 +11,18 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, AssertSqlSafe, Row};
 
 use crate::burst::http::urlencode;
-use crate::input::stack::{DatabaseKind, Observe};
-use crate::measure::metrics::{Check, Observation};
+use crate::input::stack::{DatabaseKind, Invariant, Observe};
+use crate::measure::metrics::{Check, OUT_OF, Observation, VIOLATIONS};
+
+/// The SQL a [`Db`] runs: the stack's reset statements, observe queries and invariants.
+pub struct Queries {
+    /// Statements run before every repetition.
+    pub reset: Vec<String>,
+    /// The counter's and the built-in checks' queries.
+    pub observe: Observe,
+    /// The stack's invariants, by name.
+    pub invariants: BTreeMap<String, Invariant>,
+}
 
 /// How SQL reaches the database.
 #[derive(Clone)]
@@ -74,6 +85,12 @@ impl Sqlite {
 /// One row: column names with integer values (None for NULL).
 type Values = Vec<(String, Option<i64>)>;
 
+/// The first row a query returned, and whether another followed it.
+struct Row1 {
+    values: Values,
+    more: bool,
+}
+
 /// A connection to one stack's database, with the stack's reset and observe SQL.
 #[derive(Clone)]
 pub struct Db {
@@ -82,6 +99,7 @@ pub struct Db {
     kind: DatabaseKind,
     reset: Vec<String>,
     observe: Observe,
+    invariants: BTreeMap<String, Invariant>,
 }
 
 /// The connection URL of a database at `addr`.
@@ -142,17 +160,18 @@ pub async fn ping(url: &str) -> Result<()> {
 
 impl Db {
     /// A SQLite database reached through its shell.
-    pub fn sqlite(shell: Sqlite, reset: Vec<String>, observe: Observe) -> Db {
+    pub fn sqlite(shell: Sqlite, queries: Queries) -> Db {
         Db {
             conn: Conn::Shell(shell),
             kind: DatabaseKind::Sqlite,
-            reset,
-            observe,
+            reset: queries.reset,
+            observe: queries.observe,
+            invariants: queries.invariants,
         }
     }
 
     /// Connects (the database must already answer).
-    pub async fn connect(url: &str, reset: Vec<String>, observe: Observe) -> Result<Db> {
+    pub async fn connect(url: &str, queries: Queries) -> Result<Db> {
         install_default_drivers();
         let pool = AnyPoolOptions::new()
             .max_connections(2)
@@ -168,8 +187,9 @@ impl Db {
         Ok(Db {
             conn: Conn::Pool(pool),
             kind,
-            reset,
-            observe,
+            reset: queries.reset,
+            observe: queries.observe,
+            invariants: queries.invariants,
         })
     }
 
@@ -206,7 +226,7 @@ impl Db {
     /// The first row of each query, as named integer columns, all read in one snapshot
     /// of the database (one read-only REPEATABLE READ transaction; one `BEGIN … COMMIT`
     /// in SQLite), so that the balance and the ledger are never read across a commit.
-    async fn rows(&self, queries: &[(&str, &str)]) -> Result<Vec<Option<Values>>> {
+    async fn rows(&self, queries: &[(&str, &str)]) -> Result<Vec<Option<Row1>>> {
         match &self.conn {
             Conn::Pool(pool) => {
                 let mut conn = pool.acquire().await?;
@@ -265,9 +285,9 @@ impl Db {
         }
     }
 
-    /// Reads the counter and the ledger, and the columns of `check`'s own query, in one
-    /// snapshot.
-    pub async fn observe(&self, check: Check) -> Result<Observation> {
+    /// Reads the counter and the ledger, and the columns of `check`'s own query (an
+    /// invariant's `violations` and `out_of`), in one snapshot.
+    pub async fn observe(&self, check: &Check) -> Result<Observation> {
         let o = &self.observe;
         let nth = |row: &Values, what: &str, i: usize| -> Result<i64> {
             row.get(i)
@@ -278,31 +298,50 @@ impl Db {
         let counter = !o.balance.trim().is_empty();
         let mut queries = Vec::new();
         if counter {
-            queries.push(("balance", o.balance.as_str()));
-            queries.push(("ledger", o.ledger.as_str()));
+            queries.push(("observe.balance".to_string(), o.balance.as_str()));
+            queries.push(("observe.ledger".to_string(), o.ledger.as_str()));
         }
-        let own = o.checks.get(&check);
+        let own = o.checks.get(check);
         if let Some(sql) = own {
-            queries.push((check.name(), sql.as_str()));
+            queries.push((format!("observe.{}", check.name()), sql.as_str()));
         }
-        let mut rows = self.rows(&queries).await?.into_iter();
+        let invariant = match check {
+            Check::Invariant(name) => Some(self.invariants.get(name).ok_or_else(|| {
+                anyhow!("the stack declares no invariant '{name}' in x-racy.invariants")
+            })?),
+            _ => None,
+        };
+        if let (Some(inv), Check::Invariant(name)) = (invariant, check) {
+            queries.push((
+                format!("invariant {name}: violations"),
+                inv.violations.as_str(),
+            ));
+            if let Some(of) = &inv.out_of {
+                queries.push((format!("invariant {name}: out_of"), of.as_str()));
+            }
+        }
+        let named: Vec<(&str, &str)> = queries.iter().map(|(w, q)| (w.as_str(), *q)).collect();
+        let mut rows = self.rows(&named).await?.into_iter();
         let mut next = |(what, sql): (&str, &str)| {
             rows.next()
                 .flatten()
-                .ok_or_else(|| anyhow!("observe.{what} returned no row: {sql}"))
+                .ok_or_else(|| anyhow!("{what} returned no row: {sql}"))
         };
         let (mut balance, mut ledger_rows, mut ledger_total) = (0, 0, 0);
+        let mut at = 0;
         if counter {
-            let row = next(queries[0])?;
+            let row = next(named[0])?.values;
             balance = nth(&row, "balance", 0)?;
-            let row = next(queries[1])?;
+            let row = next(named[1])?.values;
             ledger_rows = nth(&row, "ledger", 0)?;
             ledger_total = nth(&row, "ledger", 1)?;
+            at = 2;
         }
-        let mut extra = std::collections::BTreeMap::new();
+        let mut extra = BTreeMap::new();
         if own.is_some() {
             let what = check.name();
-            let row = next(queries[queries.len() - 1])?;
+            let row = next(named[at])?.values;
+            at += 1;
             for col in check.columns() {
                 let v = row
                     .iter()
@@ -312,6 +351,17 @@ impl Db {
                         anyhow!("observe.{what} must return an integer column named {col}")
                     })?;
                 extra.insert(col.to_string(), v);
+            }
+        }
+        if let Some(inv) = invariant {
+            let mut columns = vec![VIOLATIONS];
+            if inv.out_of.is_some() {
+                columns.push(OUT_OF);
+            }
+            for col in columns {
+                let (what, sql) = named[at];
+                at += 1;
+                extra.insert(col.to_string(), count(what, sql, next((what, sql))?)?);
             }
         }
         Ok(Observation {
@@ -327,6 +377,23 @@ impl Db {
         if let Conn::Pool(pool) = &self.conn {
             pool.close().await;
         }
+    }
+}
+
+/// An invariant query's answer as a count: one row of one integer, 0 or more; anything
+/// else is an error that names the query and says what it returned.
+fn count(what: &str, sql: &str, row: Row1) -> Result<i64> {
+    let fix = "it must return one row of one integer, 0 or more";
+    if row.more {
+        bail!("{what} returned more than one row ({fix}): {sql}");
+    }
+    match row.values.as_slice() {
+        [(_, Some(n))] if *n >= 0 => Ok(*n),
+        [(_, Some(n))] => bail!("{what} returned {n}, a negative count ({fix}): {sql}"),
+        [(_, None)] => bail!(
+            "{what} returned NULL ({fix}; an aggregate over no rows is NULL: wrap it in COALESCE(…, 0)): {sql}"
+        ),
+        cols => bail!("{what} returned {} columns ({fix}): {sql}", cols.len()),
     }
 }
 
@@ -357,35 +424,36 @@ fn split_sections(lines: &[Vec<String>]) -> Vec<&[Vec<String>]> {
     sections
 }
 
-/// The first row of a query run on a pooled connection, as named integer columns.
+/// The first row of a query run on a pooled connection, as named integer columns, and
+/// whether a second followed (no more is read).
 async fn pool_row(
     conn: &mut sqlx::pool::PoolConnection<sqlx::Any>,
     what: &str,
     sql: &str,
-) -> Result<Option<Values>> {
-    let Some(row) = sqlx::query(AssertSqlSafe(sql))
-        .fetch_optional(&mut **conn)
-        .await
-        .with_context(|| format!("observe.{what} failed: {sql}"))?
-    else {
+) -> Result<Option<Row1>> {
+    use futures_util::TryStreamExt;
+    let failed = || format!("{what} failed: {sql}");
+    let mut stream = sqlx::query(AssertSqlSafe(sql)).fetch(&mut **conn);
+    let Some(row) = stream.try_next().await.with_context(failed)? else {
         return Ok(None);
     };
+    let more = stream.try_next().await.with_context(failed)?.is_some();
     use sqlx::Column;
-    let mut out = Values::new();
+    let mut values = Values::new();
     for (i, col) in row.columns().iter().enumerate() {
         let v: Option<i64> = row.try_get(i).with_context(|| {
             format!(
-                "observe.{what}: column {} must be an integer (cast it to BIGINT)",
+                "{what}: column {} must be an integer (cast it to BIGINT)",
                 i + 1
             )
         })?;
-        out.push((col.name().to_string(), v));
+        values.push((col.name().to_string(), v));
     }
-    Ok(Some(out))
+    Ok(Some(Row1 { values, more }))
 }
 
 /// The first row the SQLite shell printed for a query (header line, then values).
-fn shell_row(what: &str, lines: &[Vec<String>]) -> Result<Option<Values>> {
+fn shell_row(what: &str, lines: &[Vec<String>]) -> Result<Option<Row1>> {
     let (Some(header), Some(values)) = (lines.first(), lines.get(1)) else {
         return Ok(None);
     };
@@ -396,19 +464,51 @@ fn shell_row(what: &str, lines: &[Vec<String>]) -> Result<Option<Values>> {
         } else {
             Some(v.trim().parse::<i64>().with_context(|| {
                 format!(
-                    "observe.{what}: column {} must be an integer (CAST it AS INTEGER), got '{v}'",
+                    "{what}: column {} must be an integer (CAST it AS INTEGER), got '{v}'",
                     i + 1
                 )
             })?)
         };
         out.push((name.clone(), v));
     }
-    Ok(Some(out))
+    Ok(Some(Row1 {
+        values: out,
+        more: lines.len() > 2,
+    }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_invariant_query_must_give_one_count() {
+        let row = |values: Values, more| Row1 { values, more };
+        let one = |v| vec![("n".to_string(), v)];
+        assert_eq!(count("inv", "q", row(one(Some(3)), false)).unwrap(), 3);
+        assert_eq!(count("inv", "q", row(one(Some(0)), false)).unwrap(), 0);
+        let e = |r| {
+            format!(
+                "{:#}",
+                count("invariant x: violations", "SELECT q", r).unwrap_err()
+            )
+        };
+        let neg = e(row(one(Some(-2)), false));
+        assert!(
+            neg.contains("returned -2, a negative count") && neg.ends_with("SELECT q"),
+            "{neg}"
+        );
+        assert!(e(row(one(None), false)).contains("returned NULL"));
+        assert!(e(row(one(Some(1)), true)).contains("more than one row"));
+        let two = e(row(
+            vec![("a".into(), Some(1)), ("b".into(), Some(2))],
+            false,
+        ));
+        assert!(
+            two.starts_with("invariant x: violations returned 2 columns"),
+            "{two}"
+        );
+    }
 
     #[test]
     fn shell_output_splits_per_query() {
@@ -428,10 +528,18 @@ mod tests {
         ];
         let s = split_sections(&lines);
         assert_eq!(s.len(), 3);
-        assert_eq!(shell_row("balance", s[0]).unwrap().unwrap()[0].1, Some(300));
+        let row = shell_row("balance", s[0]).unwrap().unwrap();
+        assert_eq!((row.values[0].1, row.more), (Some(300), false));
         assert!(shell_row("x", s[1]).unwrap().is_none());
         let row = shell_row("ledger", s[2]).unwrap().unwrap();
-        assert_eq!(row, vec![("rows".into(), Some(3)), ("total".into(), None)]);
+        assert_eq!(
+            row.values,
+            vec![("rows".into(), Some(3)), ("total".into(), None)]
+        );
+        let two = shell_row("v", &[l(&["v"]), l(&["1"]), l(&["2"])])
+            .unwrap()
+            .unwrap();
+        assert!(two.more);
         assert!(shell_row("bad", &[l(&["a"]), l(&["x"])]).is_err());
     }
 

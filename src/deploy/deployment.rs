@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::burst::http::{BurstResult, BurstSpec};
-use crate::deploy::database::{self, Db, Sqlite};
+use crate::deploy::database::{self, Db, Queries, Sqlite};
 use crate::deploy::engine::{
     Engine, HOST_LABEL, KEEP_LABEL, PID_LABEL, RUN_LABEL, SERVICE_LABEL, STACK_LABEL, STARTED_LABEL,
 };
@@ -919,7 +919,11 @@ impl Launcher {
     /// The connection to the stack's database, once its container `id` is ready.
     async fn connect_database(&self, id: &str, out: &Launched) -> Result<Db> {
         let driver = &self.driver;
-        let (reset, observe) = (driver.reset.clone(), driver.observe.clone());
+        let queries = Queries {
+            reset: driver.reset.clone(),
+            observe: driver.observe.clone(),
+            invariants: driver.invariants.clone(),
+        };
         Ok(match driver.database.engine {
             DatabaseKind::Sqlite => Db::sqlite(
                 Sqlite {
@@ -927,12 +931,11 @@ impl Launcher {
                     container: id.to_string(),
                     file: driver.database.name.clone(),
                 },
-                reset,
-                observe,
+                queries,
             ),
             _ => {
                 let url = out.db_url.as_ref().map_or("", |(u, _)| u.as_str());
-                Db::connect(url, reset, observe).await?
+                Db::connect(url, queries).await?
             }
         })
     }

@@ -10,7 +10,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::input::check::Check;
+use crate::input::check::{BUILT_IN, Check, is_invariant_name};
 use crate::input::matrix::Catalog;
 use crate::input::source::{InputError, Source, parse_yaml};
 
@@ -133,6 +133,19 @@ pub struct Observe {
     pub checks: BTreeMap<Check, String>,
 }
 
+/// What must stay true of the app's data, as the stack's own SQL says it: run after
+/// every burst in the observation's snapshot (docs/metrics.md#invariants).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Invariant {
+    /// One row of one integer, 0 or more: how many things are broken.
+    pub violations: String,
+    /// One row of one integer: what the violations are out of; left out, the burst's
+    /// acknowledged (2xx) requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub out_of: Option<String>,
+}
+
 /// A variable a running service follows without being recreated: `apply` run inside each
 /// of its containers with the new value as last argument makes the change (Gunicorn grows
 /// and shrinks its pool on TTIN and TTOU), and `count` printing that value says it took
@@ -178,6 +191,9 @@ pub struct Driver {
     pub reset: Vec<String>,
     /// Observation queries.
     pub observe: Observe,
+    /// The stack's own invariants, by name: SQL that counts what is broken after a burst.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub invariants: BTreeMap<String, Invariant>,
     /// Variables applied to running containers instead of recreating them.
     #[serde(default)]
     pub live: BTreeMap<String, Live>,
@@ -916,16 +932,48 @@ fn check_driver(
         if ep.check == Check::Counter && (o.balance.trim().is_empty() || o.ledger.trim().is_empty())
         {
             return Err(src.whole(format!(
-                "endpoint '{name}' checks 'counter' (the default check), but x-racy.observe has no 'balance' and 'ledger' queries: add them, or give the endpoint its check (unique, task, start)"
+                "endpoint '{name}' checks 'counter' (the default check), but x-racy.observe has no 'balance' and 'ledger' queries: add them, or give the endpoint its check (unique, task, start, or one of x-racy.invariants)"
             )));
         }
-        if ep.check != Check::Counter && !driver.observe.checks.contains_key(&ep.check) {
+        if let Check::Invariant(inv) = &ep.check {
+            if !driver.invariants.contains_key(inv) {
+                let mut choices: Vec<String> = driver.invariants.keys().cloned().collect();
+                choices.extend(BUILT_IN.iter().map(|c| c.name().to_string()));
+                return Err(src
+                    .at_text(
+                        &format!("check: {inv}"),
+                        format!(
+                            "endpoint '{name}' checks '{inv}', which is neither a built-in check nor one of x-racy.invariants"
+                        ),
+                    )
+                    .with_choices(choices));
+            }
+        } else if ep.check != Check::Counter && !driver.observe.checks.contains_key(&ep.check) {
             return Err(src.whole(format!(
                 "endpoint '{name}' checks '{}', but x-racy.observe has no '{}' query (columns: {})",
                 ep.check.name(),
                 ep.check.name(),
                 ep.check.columns().join(", ")
             )));
+        }
+    }
+    if let Some(check) = driver.observe.checks.keys().find(|c| c.is_invariant()) {
+        let name = check.name();
+        return Err(src.at_text(
+            &format!("{name}:"),
+            format!(
+                "x-racy.observe.{name} is not a built-in check's query (unique, task, start): an invariant of your own goes in x-racy.invariants.{name}, with its `violations` query"
+            ),
+        ));
+    }
+    for name in driver.invariants.keys() {
+        if !is_invariant_name(name) {
+            return Err(src.at_text(
+                &format!("{name}:"),
+                format!(
+                    "x-racy.invariants.{name}: an invariant's name is letters, digits and _ (not starting with a digit, at most 64), and not a built-in check's (counter, unique, task, start)"
+                ),
+            ));
         }
     }
     Ok(())
@@ -1371,6 +1419,71 @@ services:
 
     fn refused(text: &str) -> InputError {
         Stack::parse("t", Path::new("c.yaml"), text).unwrap_err()
+    }
+
+    #[test]
+    fn invariants_are_declared_named_and_checked_like_other_sql() {
+        let with = |endpoint: &str, invariants: &str| {
+            STACK
+                .replace("    a: {path: /a/}", &format!("    a: {endpoint}"))
+                .replace("  reset:", &format!("  invariants:\n{invariants}  reset:"))
+        };
+        let good = with(
+            "{path: /a/, check: no_overdraft}",
+            "    no_overdraft:\n      violations: SELECT COUNT(*) FROM debit WHERE balance_after < 0\n    one_on_call: {violations: SELECT 0, out_of: SELECT 1}\n",
+        );
+        let s = Stack::parse("t", Path::new("c.yaml"), &good).unwrap();
+        let a = &s.driver.endpoints["a"];
+        assert_eq!(a.check, Check::Invariant("no_overdraft".into()));
+        assert_eq!(s.driver.invariants["no_overdraft"].out_of, None);
+        assert_eq!(
+            s.driver.invariants["one_on_call"].out_of.as_deref(),
+            Some("SELECT 1")
+        );
+        // an endpoint naming an invariant the stack does not declare: located, with the
+        // names it could have meant
+        let e = refused(&good.replace("check: no_overdraft", "check: no_overdraf"));
+        assert!(
+            e.message
+                .starts_with("endpoint 'a' checks 'no_overdraf', which is neither"),
+            "{e}"
+        );
+        assert_eq!(e.line, 7, "{e}");
+        assert!(e.to_string().contains("no_overdraft"), "{e}");
+        // a value in the SQL, an empty query, a missing one: located errors
+        let e = refused(&good.replace("balance_after < 0", "balance_after < ${floor}"));
+        assert!(
+            e.message
+                .starts_with("x-racy.invariants.no_overdraft.violations uses '${floor}'"),
+            "{e}"
+        );
+        assert_eq!(e.line, 10, "{e}");
+        let e = refused(&good.replace("out_of: SELECT 1", "out_of: \"\""));
+        assert_eq!(
+            e.message,
+            "x-racy.invariants.one_on_call.out_of is empty: write the SQL query"
+        );
+        let e = refused(&good.replace(
+            "{violations: SELECT 0, out_of: SELECT 1}",
+            "{out_of: SELECT 1}",
+        ));
+        assert!(e.message.contains("violations"), "{e}");
+        // an invariant's name cannot be a built-in check's, nor hide in observe
+        let e = refused(&with("{path: /a/}", "    unique: {violations: SELECT 0}\n"));
+        assert!(
+            e.message
+                .starts_with("x-racy.invariants.unique: an invariant's name"),
+            "{e}"
+        );
+        let e = refused(&STACK.replace(
+            "ledger: \"SELECT 1, 2\"}",
+            "ledger: \"SELECT 1, 2\", no_overdraft: \"SELECT 0\"}",
+        ));
+        assert!(
+            e.message
+                .starts_with("x-racy.observe.no_overdraft is not a built-in check's query"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -129,7 +129,7 @@ fn pooled_bursts(cells: &[&CellResult], amount: i64) -> (Option<String>, Vec<(u6
     let bursts = cells
         .iter()
         .filter(|c| c.metrics.is_some())
-        .flat_map(|c| metrics::anomaly_bursts(&c.reps, amount, check))
+        .flat_map(|c| metrics::anomaly_bursts(&c.reps, amount, &check))
         .collect();
     (Some(kind.to_string()), bursts)
 }
@@ -290,7 +290,7 @@ mod tests {
             },
             reps.len() as u32,
             8,
-            metrics::compute(&reps, AMOUNT, 0, Check::Counter, None),
+            metrics::compute(&reps, AMOUNT, 0, &Check::Counter, None),
             reps,
         )
     }

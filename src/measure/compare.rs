@@ -443,7 +443,7 @@ fn side(c: &CellResult, amount: i64) -> Result<(Check, Side), String> {
     let m = c.metrics.as_ref().ok_or("not measured")?;
     let kind = Check::from_name(&m.anomaly_kind)
         .ok_or_else(|| format!("unknown anomaly kind '{}'", m.anomaly_kind))?;
-    let side = Side::of(&metrics::anomaly_bursts(&c.reps, amount, kind));
+    let side = Side::of(&metrics::anomaly_bursts(&c.reps, amount, &kind));
     if (side.rate - m.anomaly_rate).abs() > 1e-9 {
         return Err(format!(
             "its repetitions give a rate of {:.3} with amount {amount}, its results {:.3} \

@@ -34,7 +34,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use crate::measure::cell::CellResult;
-use crate::measure::metrics::{Check, Outcome, Repetition, RequestRecord};
+use crate::measure::metrics::{Check, Repetition, RequestRecord};
 
 /// How a lost increment came to be erased.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -263,7 +263,7 @@ fn missing_versions(written: &[i64]) -> Option<String> {
 }
 
 fn acked(r: &RequestRecord) -> bool {
-    r.outcome == Outcome::Response && matches!(r.status, Some(200..=299))
+    r.is_acked()
 }
 
 fn write_of(r: &RequestRecord) -> Option<Write> {
@@ -417,6 +417,7 @@ pub fn cell_stories(c: &CellResult) -> Option<Vec<BurstStory>> {
         Check::Counter => counter_cell(&c.reps),
         Check::Unique => c.reps.iter().map(unique_burst).collect(),
         Check::Task | Check::Start => None,
+        Check::Invariant(_) => None,
     }
 }
 

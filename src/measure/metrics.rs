@@ -31,12 +31,11 @@ impl Observation {
 }
 
 /// The anomalies `check` counts in one repetition and how many things they are out of.
-pub fn anomalies(
-    check: Check,
-    before: &Observation,
-    after: &Observation,
-    amount: i64,
-) -> (i64, i64) {
+/// An invariant's queries are read after the burst as they stand (the run refuses a reset
+/// that leaves one violated): its `violations`, out of its `out_of` when the stack gives
+/// that query, else out of the burst's acknowledged (2xx) requests.
+pub fn anomalies(check: &Check, rep: &Repetition, amount: i64) -> (i64, i64) {
+    let (before, after) = (&rep.before, &rep.after);
     let d = |c: &str| after.get(c) - before.get(c);
     match check {
         Check::Counter => {
@@ -49,8 +48,20 @@ pub fn anomalies(
         Check::Unique => (d("total") - d("distinct_values"), d("total")),
         Check::Task => (d("missed"), d("tasks")),
         Check::Start => (d("failed"), d("starts")),
+        Check::Invariant(_) => {
+            let of = match after.extra.get(OUT_OF) {
+                Some(&n) => n,
+                None => rep.records.iter().filter(|r| r.is_acked()).count() as i64,
+            };
+            (after.get(VIOLATIONS), of)
+        }
     }
 }
+
+/// The observation column of an invariant's `violations` query.
+pub const VIOLATIONS: &str = "violations";
+/// The observation column of an invariant's `out_of` query, when it has one.
+pub const OUT_OF: &str = "out_of";
 
 /// One repetition of a cell: the state before and after, and the burst between.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -386,10 +397,10 @@ fn burst_counts(anomalies: i64, of: i64) -> (u64, u64) {
 /// out of, as a cell's `anomaly_rate` and its interval count them: a negative count (an
 /// excess) as 0, a count above its total as all of them. `amount` is what each request
 /// adds (the matrix's `amount`).
-pub fn anomaly_bursts(reps: &[Repetition], amount: i64, check: Check) -> Vec<(u64, u64)> {
+pub fn anomaly_bursts(reps: &[Repetition], amount: i64, check: &Check) -> Vec<(u64, u64)> {
     reps.iter()
         .map(|rep| {
-            let (anomalies, of) = anomalies(check, &rep.before, &rep.after, amount);
+            let (anomalies, of) = anomalies(check, rep, amount);
             burst_counts(anomalies, of)
         })
         .collect()
@@ -534,7 +545,7 @@ pub fn compute(
     reps: &[Repetition],
     amount: i64,
     wait_ms: u64,
-    check: Check,
+    check: &Check,
     handlers: Option<u64>,
 ) -> CellMetrics {
     let mut m = CellMetrics {
@@ -552,7 +563,7 @@ pub fn compute(
         m.applied += applied;
         m.excess_applied += (applied - rows).max(0);
         lost_bursts.push(burst_counts(rows - applied, rows));
-        m.anomalies += anomalies(check, &rep.before, &rep.after, amount).0;
+        m.anomalies += anomalies(check, rep, amount).0;
         count_records(&mut m, &rep.records, &mut pids, &mut latencies);
     }
     m.lost_updates = m.ledger_rows - m.applied;
@@ -633,7 +644,7 @@ mod tests {
             records: vec![served("a", 8), served("b", 8), served("a", 8)],
         }];
         assert_eq!(
-            compute(&reps, 100, 0, Check::Counter, None)
+            compute(&reps, 100, 0, &Check::Counter, None)
                 .distinct_pids
                 .unwrap_or(0),
             2
@@ -692,7 +703,7 @@ mod tests {
                 ],
             },
         ];
-        let m = compute(&reps, 100, 0, Check::Counter, None);
+        let m = compute(&reps, 100, 0, &Check::Counter, None);
         assert_eq!(
             (m.acked, m.failed, m.errors_4xx, m.errors_5xx),
             (7, 2, 1, 1)
@@ -757,7 +768,7 @@ mod tests {
             burst_ms: 1.0,
             records,
         }];
-        let m = compute(&reps, 100, 5, Check::Counter, None);
+        let m = compute(&reps, 100, 5, &Check::Counter, None);
         assert_eq!(m.serialization_failures, 3);
         assert_eq!(m.lock_timeouts, 3);
         assert_eq!(m.worker_timeouts, 2);
@@ -781,7 +792,7 @@ mod tests {
             Repetition::observed(unique(0, 0), unique(4, 1)),
             Repetition::observed(unique(0, 0), unique(1, 1)),
         ];
-        let m = compute(&reps, 100, 0, Check::Unique, None);
+        let m = compute(&reps, 100, 0, &Check::Unique, None);
         assert_eq!((m.anomaly_kind.as_str(), m.anomalies), ("unique", 3));
         assert!((m.anomaly_rate - 0.6).abs() < 1e-12);
         // bursts of 3 of 4 and 0 of 1 duplicates
@@ -794,7 +805,7 @@ mod tests {
             &[Repetition::observed(obs(0, 0), obs(200, 4))],
             100,
             0,
-            Check::Counter,
+            &Check::Counter,
             None,
         );
         assert_eq!((c.anomalies, c.lost_updates, c.anomaly_rate), (2, 2, 0.5));
@@ -802,19 +813,71 @@ mod tests {
             extra: BTreeMap::from([("tasks".to_string(), 8), ("missed".to_string(), 6)]),
             ..obs(0, 0)
         };
-        assert_eq!(anomalies(Check::Task, &obs(0, 0), &tasks, 100), (6, 8));
+        assert_eq!(
+            anomalies(&Check::Task, &Repetition::observed(obs(0, 0), tasks), 100),
+            (6, 8)
+        );
         // a start check counts the starts reported during the burst, and the failed ones
         let starts = |n: i64, failed: i64| Observation {
             extra: BTreeMap::from([("starts".to_string(), n), ("failed".to_string(), failed)]),
             ..obs(0, 0)
         };
         assert_eq!(
-            anomalies(Check::Start, &starts(2, 1), &starts(3, 1), 100),
+            anomalies(
+                &Check::Start,
+                &Repetition::observed(starts(2, 1), starts(3, 1)),
+                100
+            ),
             (0, 1)
         );
         assert_eq!(
-            anomalies(Check::Start, &starts(0, 0), &starts(1, 1), 100),
+            anomalies(
+                &Check::Start,
+                &Repetition::observed(starts(0, 0), starts(1, 1)),
+                100
+            ),
             (1, 1)
+        );
+    }
+
+    #[test]
+    fn an_invariant_counts_its_violations_out_of_acked_requests_or_its_own_total() {
+        // Worked by hand: 8 debits of 100 against a wallet of 100, all acknowledged but
+        // one (a 409), the ledger left at -600: 6 debits below zero. Out of the 7 acked
+        // requests: 6/7. With an out_of query answering 1 (one state per burst) and 1
+        // violation: 1/1, whatever the answers were.
+        let check = Check::Invariant("no_overdraft".into());
+        let state = |violations: i64, out_of: Option<i64>| {
+            let mut extra = BTreeMap::from([(VIOLATIONS.to_string(), violations)]);
+            if let Some(n) = out_of {
+                extra.insert(OUT_OF.to_string(), n);
+            }
+            Observation { extra, ..obs(0, 0) }
+        };
+        let answers = |statuses: &[u16]| {
+            statuses
+                .iter()
+                .enumerate()
+                .map(|(i, &s)| RequestRecord::answered(0, i as u32, s, serde_json::json!({})))
+                .collect::<Vec<_>>()
+        };
+        let mut rep = Repetition::observed(state(0, None), state(6, None));
+        rep.records = answers(&[200, 200, 200, 409, 200, 200, 200, 200]);
+        assert_eq!(anomalies(&check, &rep, 100), (6, 7));
+        let mut rep = Repetition::observed(state(0, Some(1)), state(1, Some(1)));
+        rep.records = answers(&[200, 500]);
+        assert_eq!(anomalies(&check, &rep, 100), (1, 1));
+        // pooled over two bursts: 6/7 and 0/8 → 6/15, the kind is the invariant's name
+        let mut calm = Repetition::observed(state(0, None), state(0, None));
+        calm.records = answers(&[200; 8]);
+        let mut bad = Repetition::observed(state(0, None), state(6, None));
+        bad.records = answers(&[200, 200, 200, 409, 200, 200, 200, 200]);
+        let m = compute(&[bad, calm], 100, 0, &check, None);
+        assert_eq!(m.anomaly_kind, "no_overdraft");
+        assert_eq!((m.anomalies, m.anomaly_rate), (6, 6.0 / 15.0));
+        assert_eq!(
+            (m.anomaly_rate_lo, m.anomaly_rate_hi),
+            cluster_wilson(&[(6, 7), (0, 8)])
         );
     }
 
@@ -826,9 +889,9 @@ mod tests {
             Repetition::observed(obs(0, 0), obs(500, 8)),
             Repetition::observed(obs(100, 2), obs(1100, 10)),
         ];
-        let bursts = anomaly_bursts(&reps, 100, Check::Counter);
+        let bursts = anomaly_bursts(&reps, 100, &Check::Counter);
         assert_eq!(bursts, vec![(3, 8), (0, 8)]);
-        let m = compute(&reps, 100, 0, Check::Counter, None);
+        let m = compute(&reps, 100, 0, &Check::Counter, None);
         assert_eq!(m.anomaly_rate, 3.0 / 16.0);
         assert_eq!(
             (m.anomaly_rate_lo, m.anomaly_rate_hi),
@@ -844,7 +907,7 @@ mod tests {
         assert_eq!(Check::from_name("task"), Some(Check::Task));
         assert_eq!(Check::from_name("start"), Some(Check::Start));
         assert_eq!(Check::from_name("counter"), Some(Check::Counter));
-        assert_eq!(Check::from_name("lost"), None);
+        assert_eq!(Check::from_name("lost updates"), None);
     }
 
     #[test]
@@ -855,7 +918,7 @@ mod tests {
             burst_ms: 1.0,
             records: vec![status(404)],
         }];
-        let m = compute(&reps, 100, 0, Check::Counter, None);
+        let m = compute(&reps, 100, 0, &Check::Counter, None);
         assert_eq!((m.ledger_rows, m.lost_updates, m.lost_rate), (0, 0, 0.0));
         assert_eq!(m.ack_gap, 0);
         assert_eq!(m.errors_4xx, 1);
@@ -969,7 +1032,7 @@ mod tests {
             Repetition::observed(obs(0, 0), obs(600, 4)),
             Repetition::observed(obs(0, 0), obs(200, 4)),
         ];
-        let m = compute(&reps, 100, 0, Check::Counter, None);
+        let m = compute(&reps, 100, 0, &Check::Counter, None);
         // the pooled counts cancel out...
         assert_eq!((m.ledger_rows, m.applied, m.lost_updates), (8, 8, 0));
         // ...so the excess is reported, and the rate counts the losses of rep 1 only
@@ -982,7 +1045,7 @@ mod tests {
         );
         assert!(m.lost_rate_lo < m.lost_rate && m.lost_rate < m.lost_rate_hi);
         // only the excess: a negative lost_updates, a rate of 0 inside its interval
-        let m = compute(&reps[..1], 100, 0, Check::Counter, None);
+        let m = compute(&reps[..1], 100, 0, &Check::Counter, None);
         assert_eq!((m.lost_updates, m.excess_applied), (-2, 2));
         assert_eq!((m.lost_rate, m.anomaly_rate), (0.0, 0.0));
         assert!(m.lost_rate_lo <= m.lost_rate && m.lost_rate < m.lost_rate_hi);
@@ -1032,11 +1095,11 @@ mod tests {
                 sent(4_000, Outcome::Response),
             ]),
         ];
-        let m = compute(&reps, 100, 0, Check::Counter, None);
+        let m = compute(&reps, 100, 0, &Check::Counter, None);
         assert_eq!(m.release_spread_us, Some(12.5));
         // spaced launches are not a release
         assert_eq!(
-            compute(&reps, 100, 50, Check::Counter, None).release_spread_us,
+            compute(&reps, 100, 50, &Check::Counter, None).release_spread_us,
             None
         );
     }
@@ -1052,13 +1115,13 @@ mod tests {
             served(250.0, 450.0),
             served(0.8, 201.0),
         ])];
-        let skew = |handlers| compute(&reps, 100, 0, Check::Counter, handlers).start_skew_ms;
+        let skew = |handlers| compute(&reps, 100, 0, &Check::Counter, handlers).start_skew_ms;
         assert_eq!(skew(Some(4)), Some(0.8));
         // undeclared handlers: the data must show every request overlapping; this burst
         // has one that started after the first finished → blank
         assert_eq!(skew(None), None);
         assert_eq!(
-            compute(&reps, 100, 50, Check::Counter, Some(4)).start_skew_ms,
+            compute(&reps, 100, 50, &Check::Counter, Some(4)).start_skew_ms,
             None
         );
     }
@@ -1073,7 +1136,7 @@ mod tests {
             served(600.2, 900.2),
             served(900.3, 1200.3),
         ])];
-        let skew = |handlers| compute(&reps, 100, 0, Check::Counter, handlers).start_skew_ms;
+        let skew = |handlers| compute(&reps, 100, 0, &Check::Counter, handlers).start_skew_ms;
         assert_eq!(skew(Some(1)), None, "handlers < requests");
         assert_eq!(skew(None), None, "the data show the queue");
         // even a stack that claims more handlers shows one request before the first end
@@ -1091,7 +1154,7 @@ mod tests {
             served(0.7, 200.7),
             served(1.0, 201.0),
         ])];
-        let skew = |handlers| compute(&reps, 100, 0, Check::Counter, handlers).start_skew_ms;
+        let skew = |handlers| compute(&reps, 100, 0, &Check::Counter, handlers).start_skew_ms;
         assert_eq!(skew(Some(2)), None);
         assert_eq!(skew(Some(4)), Some(1.0));
         assert_eq!(skew(None), Some(1.0), "every request overlapped");
@@ -1111,19 +1174,19 @@ mod tests {
             burst_of(vec![served(0.0, 100.0), refused(2.0)]),
             burst_of(vec![served(0.5, 100.0), served(0.0, 100.0)]),
         ];
-        let m = compute(&reps, 100, 0, Check::Counter, Some(2));
+        let m = compute(&reps, 100, 0, &Check::Counter, Some(2));
         assert_eq!(m.start_skew_ms, Some(1.235));
         // a burst where no request finished says nothing, the others still count
         let mut more = reps.clone();
         more.push(burst_of(vec![refused(0.0), refused(50.0)]));
         more.push(burst_of(vec![refused(0.0), refused(60.0)]));
         assert_eq!(
-            compute(&more, 100, 0, Check::Counter, Some(2)).start_skew_ms,
+            compute(&more, 100, 0, &Check::Counter, Some(2)).start_skew_ms,
             Some(1.235)
         );
         // without declared handlers, such a burst cannot show that it overlapped
         assert_eq!(
-            compute(&more, 100, 0, Check::Counter, None).start_skew_ms,
+            compute(&more, 100, 0, &Check::Counter, None).start_skew_ms,
             None
         );
     }

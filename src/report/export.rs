@@ -440,7 +440,7 @@ mod tests {
             &reps,
             100,
             0,
-            crate::measure::metrics::Check::Counter,
+            &crate::measure::metrics::Check::Counter,
             None,
         );
         vec![

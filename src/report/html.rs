@@ -136,7 +136,7 @@ pub fn luminance((r, g, b): (u8, u8, u8)) -> f64 {
 /// anomalies clamped as the interval clamps them, so a burst with an excess counts 0.
 pub fn counts(m: &CellMetrics, reps: &[Repetition]) -> (u64, u64) {
     let check = Check::from_name(&m.anomaly_kind).unwrap_or_default();
-    let n: u64 = metrics::anomaly_bursts(reps, 1, check)
+    let n: u64 = metrics::anomaly_bursts(reps, 1, &check)
         .iter()
         .map(|b| b.1)
         .sum();
@@ -169,13 +169,14 @@ pub fn excludes_zero(m: &CellMetrics) -> bool {
 }
 
 /// What an anomaly kind counts, out of what.
-fn kind_text(kind: &str) -> &'static str {
+fn kind_text(kind: &str) -> String {
     match Check::from_name(kind) {
-        Some(Check::Counter) => "lost updates of ledger rows",
-        Some(Check::Unique) => "duplicate rows of rows",
-        Some(Check::Task) => "missed tasks of tasks",
-        Some(Check::Start) => "failed starts of starts",
-        None => "anomalies",
+        Some(Check::Counter) => "lost updates of ledger rows".into(),
+        Some(Check::Unique) => "duplicate rows of rows".into(),
+        Some(Check::Task) => "missed tasks of tasks".into(),
+        Some(Check::Start) => "failed starts of starts".into(),
+        Some(Check::Invariant(name)) => format!("violations of invariant {name}"),
+        None => "anomalies".into(),
     }
 }
 
@@ -278,7 +279,7 @@ mod tests {
                 }
             })
             .collect();
-        let metrics = metrics::compute(&reps, 100, 0, Check::Counter, None);
+        let metrics = metrics::compute(&reps, 100, 0, &Check::Counter, None);
         CellResult::measured(c, bursts, 2, metrics, reps)
     }
 
@@ -387,7 +388,7 @@ mod tests {
             Repetition::observed(obs(0, 0), obs(600, 4)),
             Repetition::observed(obs(0, 0), obs(500, 8)),
         ];
-        let m = metrics::compute(&reps, 100, 0, Check::Counter, None);
+        let m = metrics::compute(&reps, 100, 0, &Check::Counter, None);
         assert_eq!((m.anomalies, counts(&m, &reps)), (1, (3, 12)));
         // a unique check: duplicates of rows
         let dup = |total, distinct| Observation {
@@ -398,7 +399,7 @@ mod tests {
             ..obs(0, 0)
         };
         let reps = vec![Repetition::observed(dup(0, 0), dup(8, 1))];
-        let m = metrics::compute(&reps, 100, 0, Check::Unique, None);
+        let m = metrics::compute(&reps, 100, 0, &Check::Unique, None);
         assert_eq!(counts(&m, &reps), (7, 8));
     }
 
@@ -572,7 +573,7 @@ mod tests {
     fn nightly_size(racy_every: usize) -> usize {
         let cell_of = |racy: bool| {
             let reps: Vec<Repetition> = (0..6).map(|r| nightly_burst(r, racy)).collect();
-            let metrics = metrics::compute(&reps, 100, 0, Check::Counter, None);
+            let metrics = metrics::compute(&reps, 100, 0, &Check::Counter, None);
             assert_eq!(metrics.anomalies, if racy { 6 * 14 } else { 0 });
             (reps, metrics)
         };

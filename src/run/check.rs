@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::burst::http::{HttpRequest, send};
 use crate::deploy::deployment::Deployment;
-use crate::measure::metrics::{Check, Observation};
+use crate::measure::metrics::{Check, OUT_OF, Observation, VIOLATIONS};
 
 /// Fields of an answer that give metrics more than status codes (see the README, "Measure
 /// your own app"): which process served it, when it started, the retries it made.
@@ -50,10 +50,10 @@ pub async fn check(dep: &Deployment, say: &dyn Fn(&str)) -> Vec<String> {
     // the counter, or where a stack has none (only other checks), its first check
     let counter = !driver.observe.balance.trim().is_empty();
     let first = match driver.observe.checks.keys().next() {
-        Some(check) if !counter => *check,
+        Some(check) if !counter => check.clone(),
         _ => Check::Counter,
     };
-    match db.observe(first).await {
+    match db.observe(&first).await {
         Ok(o) => say(&format!("ok    observe: {}", counter_state(&o, counter))),
         Err(e) => {
             say(&format!("FAIL  observe: {e:#}"));
@@ -65,7 +65,7 @@ pub async fn check(dep: &Deployment, say: &dyn Fn(&str)) -> Vec<String> {
         return failed;
     }
     for (name, endpoint) in &driver.endpoints {
-        let (lines, ok) = match try_endpoint(dep, name, endpoint.check).await {
+        let (lines, ok) = match try_endpoint(dep, name, &endpoint.check).await {
             Ok(lines) => (lines, true),
             Err(lines) => (lines, false),
         };
@@ -121,7 +121,7 @@ fn counter_state(o: &Observation, counter: bool) -> String {
 async fn try_endpoint(
     dep: &Deployment,
     name: &str,
-    check: Check,
+    check: &Check,
 ) -> Result<Vec<String>, Vec<String>> {
     let driver = &dep.driver;
     let endpoint = &driver.endpoints[name];
@@ -175,7 +175,7 @@ async fn try_endpoint(
 
 /// What one request did to the observed state, or why it does not look like one
 /// measured request.
-fn effect(check: Check, before: &Observation, after: &Observation) -> Result<String, String> {
+fn effect(check: &Check, before: &Observation, after: &Observation) -> Result<String, String> {
     match check {
         Check::Counter => {
             let rows = after.ledger_rows - before.ledger_rows;
@@ -193,6 +193,22 @@ fn effect(check: Check, before: &Observation, after: &Observation) -> Result<Str
                 )),
                 (_, false) => Err(format!(
                     "the balance moved by {balance:+} but the ledger by {total:+}: observe.balance and observe.ledger must read the same counter"
+                )),
+            }
+        }
+        Check::Invariant(name) => {
+            let broken = |o: &Observation| o.extra.get(VIOLATIONS).copied().unwrap_or(0);
+            let out_of = match after.extra.get(OUT_OF) {
+                Some(n) => format!("out of {n} (its out_of query)"),
+                None => "out of 1 acknowledged request".into(),
+            };
+            match (broken(before), broken(after)) {
+                (0, 0) => Ok(format!("invariant {name}: 0 violations {out_of}")),
+                (0, n) => Err(format!(
+                    "invariant {name} counts {n} violation(s) after one request alone: does x-racy.invariants.{name}.violations count what is broken, and does the reset leave room for one request?"
+                )),
+                (n, _) => Err(format!(
+                    "invariant {name} counts {n} violation(s) right after the reset: the reset must leave it holding"
                 )),
             }
         }
@@ -254,7 +270,7 @@ mod tests {
 
     #[test]
     fn one_request_must_show_as_one_counted_row() {
-        let c = Check::Counter;
+        let c = &Check::Counter;
         assert!(
             effect(c, &obs(0, 0, 0), &obs(100, 1, 100))
                 .unwrap()

@@ -17,7 +17,7 @@ use crate::input::route::Route;
 use crate::input::setup::Setup;
 use crate::input::stack::{Stack, StackCatalog};
 use crate::measure::cell::{CellResult, CellTiming};
-use crate::measure::metrics::{self, Outcome, Repetition};
+use crate::measure::metrics::{self, Check, Outcome, Repetition};
 use crate::run::events::{Events, RunEvent};
 use crate::store::results::RunDir;
 
@@ -437,13 +437,13 @@ fn measured_cell(
         .driver
         .endpoints
         .get(cell.endpoint())
-        .map(|e| e.check)
+        .map(|e| e.check.clone())
         .unwrap_or_default();
     let metrics = metrics::compute(
         &measured.reps,
         m.amount,
         cell.wait_ms(),
-        check,
+        &check,
         measured.handlers,
     );
     CellResult::measured(
@@ -573,7 +573,17 @@ async fn run_cell(
             return Err(died.into());
         }
         db.reset().await?;
-        let before = db.observe(endpoint.check).await?;
+        let before = db.observe(&endpoint.check).await?;
+        if let Check::Invariant(name) = &endpoint.check {
+            let broken = before.extra.get(metrics::VIOLATIONS).copied().unwrap_or(0);
+            if broken != 0 {
+                bail!(
+                    "invariant {name} counts {broken} violation(s) right after the reset, \
+                     before any request: the reset must leave the invariant holding (check \
+                     x-racy.reset and x-racy.invariants.{name}.violations)"
+                );
+            }
+        }
         // Every request of the burst carries its token, so that the app can say how many
         // of them it accepted (see `quiesce`).
         let token = format!("{:016x}", rand::random::<u64>());
@@ -599,7 +609,7 @@ async fn run_cell(
             let limit = spec.timeout + Duration::from_secs(30);
             quiesce(dep, path, &token, expected, limit).await?;
         }
-        let after = db.observe(endpoint.check).await?;
+        let after = db.observe(&endpoint.check).await?;
         reps.push(Repetition {
             before,
             after,

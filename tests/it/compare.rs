@@ -78,12 +78,16 @@ fn measured(s: &Spec) -> CellResult {
     } else {
         Check::Counter
     };
-    let reps: Vec<Repetition> = s.anomalies.iter().map(|&k| burst(check, k)).collect();
+    let reps: Vec<Repetition> = s
+        .anomalies
+        .iter()
+        .map(|&k| burst(check.clone(), k))
+        .collect();
     CellResult::measured(
         cell(s.endpoint, s.workers),
         reps.len() as u32,
         REQUESTS as u32,
-        compute(&reps, AMOUNT, 0, check, None),
+        compute(&reps, AMOUNT, 0, &check, None),
         reps,
     )
 }

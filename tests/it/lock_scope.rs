@@ -106,7 +106,7 @@ fn pooled_interval(json: &serde_json::Value, endpoint: &str) -> (f64, f64) {
         }
         cells += 1;
         // the matrix's amount is the default, 100
-        bursts.extend(anomaly_bursts(&c.reps, 100, Check::Counter));
+        bursts.extend(anomaly_bursts(&c.reps, 100, &Check::Counter));
     }
     assert_eq!(cells, 3, "{endpoint}: three multi-process cells");
     assert_eq!(bursts.len(), 12, "{endpoint}: {bursts:?}");

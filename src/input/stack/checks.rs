@@ -60,6 +60,16 @@ struct SqlSpans {
     reset: Vec<Spanned<String>>,
     #[serde(default)]
     observe: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    invariants: BTreeMap<String, InvariantSpans>,
+}
+
+#[derive(Debug, Deserialize)]
+struct InvariantSpans {
+    #[serde(default)]
+    violations: Option<Spanned<String>>,
+    #[serde(default)]
+    out_of: Option<Spanned<String>>,
 }
 
 /// A service setting the engine checks only when it creates the container.
@@ -267,7 +277,7 @@ fn settings(spans: &Spans, layer: &Layer, single: &[&str]) -> Vec<Setting> {
     out
 }
 
-/// Refuses SQL in `x-racy.reset` and `x-racy.observe` that would take anything but its own
+/// Refuses SQL in `x-racy.reset`, `x-racy.observe` and `x-racy.invariants` that would take anything but its own
 /// text: a `${...}` there would put a matrix value into SQL, and for SQLite a line that
 /// starts with `.` is a command of the sqlite3 shell the statements run through
 /// (`.shell`, `.system` and `.output` run programs and write files), not SQL.
@@ -281,9 +291,19 @@ fn check_sql(sql: &SqlSpans, engine: DatabaseKind, src: Source) -> Result<(), In
             sql.observe
                 .iter()
                 .map(|(k, s)| (format!("x-racy.observe.{k}"), s)),
-        );
+        )
+        .chain(sql.invariants.iter().flat_map(|(name, i)| {
+            [("violations", &i.violations), ("out_of", &i.out_of)]
+                .into_iter()
+                .filter_map(move |(field, s)| {
+                    Some((format!("x-racy.invariants.{name}.{field}"), s.as_ref()?))
+                })
+        }));
     for (what, stmt) in statements {
         let error = |needle: &str, message: String| src.within(stmt, needle, message);
+        if what.starts_with("x-racy.invariants") && stmt.value.trim().is_empty() {
+            return Err(src.within(stmt, "", format!("{what} is empty: write the SQL query")));
+        }
         if let Some(reference) = first_reference(&stmt.value) {
             return Err(error(
                 reference,

@@ -82,6 +82,7 @@ pub(super) fn cell_section(out: &mut String, n: usize, c: &CellResult, ep: usize
 pub(super) fn counts_table(out: &mut String, m: &CellMetrics, reps: &[Repetition]) {
     let (k, n) = counts(m, reps);
     let ms = |v: Option<f64>| v.map(|x| format!("{x:.1}")).unwrap_or_default();
+    let kind = kind_text(&m.anomaly_kind);
     let cols: [(&str, String); 11] = [
         ("acked", m.acked.to_string()),
         ("4xx / 5xx", format!("{} / {}", m.errors_4xx, m.errors_5xx)),
@@ -95,7 +96,7 @@ pub(super) fn counts_table(out: &mut String, m: &CellMetrics, reps: &[Repetition
         ),
         ("ledger rows", m.ledger_rows.to_string()),
         ("applied", m.applied.to_string()),
-        (kind_text(&m.anomaly_kind), k_of_n(k, n)),
+        (&kind, k_of_n(k, n)),
         ("rate [95% CI]", rate_text(m)),
         ("excess", m.excess_applied.to_string()),
         (
