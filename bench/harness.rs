@@ -704,6 +704,7 @@ async fn skew_on(
                 let spec = BurstSpec {
                     addr: d.target,
                     request: HttpRequest::form(&ep.method, "localhost", &ep.path, &fields),
+                    each: vec![],
                     requests: n,
                     wait_ms: 0,
                     timeout: Duration::from_secs(60),

@@ -184,8 +184,12 @@ fn dechunk(mut data: &[u8]) -> Result<Vec<u8>> {
 pub struct BurstSpec {
     /// Where (the target's address by the run's route).
     pub addr: SocketAddr,
-    /// The request every connection sends.
+    /// The request every connection sends, unless `each` is given.
     pub request: HttpRequest,
+    /// One request per connection, when they differ (per-request values): request `i`
+    /// sends `each[i]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub each: Vec<HttpRequest>,
     /// How many requests.
     pub requests: u32,
     /// Gap between launches; 0 releases all at once.
@@ -265,13 +269,13 @@ fn failed(rep: u32, index: u32, outcome: Outcome, sent: i64, error: String) -> R
 /// fatal.
 pub async fn fire(spec: &BurstSpec, repetition: u32) -> BurstResult {
     let n = spec.requests as usize;
-    let bytes = &spec.request.bytes;
+    let bytes = |i: usize| spec.each.get(i).unwrap_or(&spec.request).bytes.clone();
     let mut tasks = Vec::with_capacity(n);
     let mut records: Vec<Option<RequestRecord>> = vec![None; n];
     if spec.wait_ms == 0 && spec.release == Release::Sequential {
         let first_send = Instant::now();
         for i in 0..n {
-            let (addr, limit, req) = (spec.addr, spec.timeout, bytes.clone());
+            let (addr, limit, req) = (spec.addr, spec.timeout, bytes(i));
             tasks.push(tokio::spawn(async move {
                 let (t, sent) = (Instant::now(), unix_ns());
                 let conn = connect(addr).await;
@@ -287,7 +291,7 @@ pub async fn fire(spec: &BurstSpec, repetition: u32) -> BurstResult {
     if spec.wait_ms == 0 && spec.release == Release::Barrier {
         let gate = std::sync::Arc::new(tokio::sync::Barrier::new(n + 1));
         for (i, c) in conns.into_iter().enumerate() {
-            let (gate, limit, req) = (gate.clone(), spec.timeout, bytes.clone());
+            let (gate, limit, req) = (gate.clone(), spec.timeout, bytes(i));
             tasks.push(tokio::spawn(async move {
                 gate.wait().await;
                 let at = (Instant::now(), unix_ns());
@@ -296,13 +300,13 @@ pub async fn fire(spec: &BurstSpec, repetition: u32) -> BurstResult {
         }
         gate.wait().await;
     } else if spec.wait_ms == 0 {
-        tasks = release_last_bytes(conns, bytes, spec, repetition, &mut records).await;
+        tasks = release_last_bytes(conns, spec, repetition, &mut records).await;
     } else {
         let start = tokio::time::Instant::now();
         for (i, c) in conns.into_iter().enumerate() {
             let at = start + Duration::from_millis(spec.wait_ms * i as u64);
             let limit = spec.timeout;
-            let req = bytes.clone();
+            let req = bytes(i);
             tasks.push(tokio::spawn(async move {
                 tokio::time::sleep_until(at).await;
                 let now = (Instant::now(), unix_ns());
@@ -321,12 +325,14 @@ type RequestTask = tokio::task::JoinHandle<(RequestRecord, Instant)>;
 /// within microseconds. A connection that failed is recorded in `records`.
 async fn release_last_bytes(
     conns: Vec<Result<TcpStream, String>>,
-    bytes: &[u8],
     spec: &BurstSpec,
     repetition: u32,
     records: &mut [Option<RequestRecord>],
 ) -> Vec<RequestTask> {
-    let (head, last) = bytes.split_at(bytes.len() - 1);
+    let split = |i: usize| {
+        let bytes = spec.each.get(i).unwrap_or(&spec.request).bytes();
+        bytes.split_at(bytes.len() - 1)
+    };
     let conn_error = |i: usize, e: String| {
         Some(failed(
             repetition,
@@ -339,7 +345,7 @@ async fn release_last_bytes(
     let mut ready = Vec::with_capacity(conns.len());
     for (i, c) in conns.into_iter().enumerate() {
         match c {
-            Ok(mut s) => match s.write_all(head).await {
+            Ok(mut s) => match s.write_all(split(i).0).await {
                 Ok(()) => ready.push((i, s)),
                 Err(e) => records[i] = conn_error(i, e.to_string()),
             },
@@ -348,7 +354,7 @@ async fn release_last_bytes(
     }
     let mut released = Vec::with_capacity(ready.len());
     for (i, mut s) in ready {
-        let r = s.write_all(last).await;
+        let r = s.write_all(split(i).1).await;
         released.push((i, s, r, Instant::now(), unix_ns()));
     }
     released
@@ -581,6 +587,7 @@ mod tests {
         let spec = BurstSpec {
             addr,
             request: HttpRequest::form("POST", "t", "/", &[("x".into(), "1".into())]),
+            each: vec![],
             requests: n,
             wait_ms: 0,
             timeout: Duration::from_secs(5),
@@ -635,6 +642,7 @@ mod tests {
             let spec = BurstSpec {
                 addr,
                 request: HttpRequest::get("t", "/"),
+                each: vec![],
                 requests: 3,
                 wait_ms,
                 timeout: Duration::from_secs(1),

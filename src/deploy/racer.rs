@@ -258,6 +258,7 @@ mod tests {
         let spec = BurstSpec {
             addr: "172.18.0.4:80".parse().unwrap(),
             request: HttpRequest::get("localhost", "/counter/"),
+            each: vec![],
             requests: 32,
             wait_ms: 0,
             timeout: Duration::from_millis(2500),

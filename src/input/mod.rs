@@ -4,10 +4,11 @@
 //!
 //! - `source`: located errors, YAML parsing. - `matrix`: matrix files and cells.
 //! - `stack`: stack files and the compose subset. - `init`: `racy.yaml` drafts.
-//! - `check`: an endpoint's anomaly kind. - `setup`: a restart's kind, a window's shape.
+//! - `check`: an endpoint's anomaly kind. - `expr`: per-request values. - `setup`: a restart's kind, a window's shape.
 //! - `route`: the route choice. - `redact`: the one redactor of secrets.
 
 pub mod check;
+pub mod expr;
 pub mod init;
 pub mod matrix;
 pub mod redact;

@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::input::check::{BUILT_IN, Check, is_invariant_name};
+use crate::input::expr;
 use crate::input::matrix::Catalog;
 use crate::input::source::{InputError, Source, parse_yaml};
 
@@ -205,9 +206,27 @@ pub struct Driver {
 }
 
 impl Driver {
-    /// The form fields of a request (call on an interpolated block): `request` without
-    /// the fields whose value is empty.
-    pub fn form_fields(&self) -> Vec<(String, String)> {
+    /// Whether a field holds a per-request value, so that the requests of a burst differ.
+    pub fn varies(&self) -> bool {
+        self.plain_fields().iter().any(|(_, v)| expr::varies(v))
+    }
+
+    /// The form fields of request `request` of burst `burst` (call on an interpolated
+    /// block): `request` without the fields whose value is empty, each per-request value
+    /// evaluated.
+    pub fn fields_of(&self, request: u32, burst: u32) -> Result<Vec<(String, String)>> {
+        self.plain_fields()
+            .into_iter()
+            .map(|(k, v)| {
+                let value = expr::render(&v, request, burst)
+                    .map_err(|e| anyhow!("x-racy.request.{k}: {e}"))?;
+                Ok((k, value))
+            })
+            .collect()
+    }
+
+    /// The fields as substituted for the cell, per-request values unevaluated.
+    fn plain_fields(&self) -> Vec<(String, String)> {
         self.request
             .iter()
             .map(|(k, v)| (k.clone(), v.to_string()))
@@ -311,7 +330,15 @@ impl Stack {
             // each file alone, for errors located in it
             let _: ComposeFile =
                 parse_yaml(src.text, src.file).map_err(|e| readable(e, src.text))?;
-            let raw: serde_json::Value = parse_yaml(src.text, src.file)?;
+            let mut raw: serde_json::Value = parse_yaml(src.text, src.file)?;
+            escape_per_request(&mut raw).map_err(|(s, e)| {
+                src.at_text(
+                    &s,
+                    format!(
+                        "x-racy.request: {e}; a per-request value is an integer expression of request and burst: see docs/formats.md#per-request-values"
+                    ),
+                )
+            })?;
             if let Some((s, e)) = bad_interpolation(&raw) {
                 return Err(src.at_text(
                     &s,
@@ -1069,6 +1096,25 @@ pub fn collect_vars(v: &serde_json::Value, out: &mut BTreeMap<String, Option<Str
     }
 }
 
+/// Writes the per-request expressions of a file's `x-racy.request` fields so that the
+/// per-cell substitution leaves them for each request ([`expr::escape`]); the first that
+/// does not parse is an error, with the field's text.
+fn escape_per_request(raw: &mut serde_json::Value) -> Result<(), (String, String)> {
+    let Some(fields) = raw
+        .get_mut("x-racy")
+        .and_then(|x| x.get_mut("request"))
+        .and_then(|r| r.as_object_mut())
+    else {
+        return Ok(());
+    };
+    for value in fields.values_mut() {
+        if let serde_json::Value::String(s) = value {
+            *s = expr::escape(s).map_err(|e| (s.clone(), e))?;
+        }
+    }
+    Ok(())
+}
+
 /// The first string of a file whose interpolation is malformed (`${open`, `${bad name}`),
 /// with what is wrong: such a string would only fail when a container is made from it.
 fn bad_interpolation(v: &serde_json::Value) -> Option<(String, String)> {
@@ -1419,6 +1465,37 @@ services:
 
     fn refused(text: &str) -> InputError {
         Stack::parse("t", Path::new("c.yaml"), text).unwrap_err()
+    }
+
+    #[test]
+    fn per_request_values_differ_per_request_and_bad_ones_are_located() {
+        let text = STACK.replace(
+            "  request: {amount: \"${amount}\", delay_ms: \"${delay_ms}\"}",
+            "  request:\n    amount: \"${amount}\"\n    doctor: \"${request % 2 + 1}\"\n    tag: \"b${burst}-${amount:-0}\"",
+        );
+        let s = Stack::parse("t", Path::new("c.yaml"), &text).unwrap();
+        let d = s
+            .driver_for(&BTreeMap::from([("amount".into(), "100".into())]))
+            .unwrap();
+        assert!(d.varies());
+        let of = |i, b| d.fields_of(i, b).unwrap();
+        assert_eq!(
+            of(1, 3),
+            vec![
+                ("amount".into(), "100".into()),
+                ("doctor".into(), "2".into()),
+                ("tag".into(), "b3-100".into())
+            ]
+        );
+        assert_eq!(of(2, 0)[1].1, "1");
+        let e = refused(&text.replace("request % 2 + 1", "request % 0"));
+        assert_eq!(
+            e.to_string(),
+            "c.yaml:7:14: x-racy.request: '${request % 0}': '% 0' divides by zero; a per-request value is an integer expression of request and burst: see docs/formats.md#per-request-values"
+        );
+        // a stack without them sends one request to every connection
+        let plain = Stack::parse("t", Path::new("c.yaml"), STACK).unwrap();
+        assert!(!plain.driver_for(&BTreeMap::new()).unwrap().varies());
     }
 
     #[test]

@@ -126,7 +126,10 @@ async fn try_endpoint(
     let driver = &dep.driver;
     let endpoint = &driver.endpoints[name];
     let db = dep.db.as_ref().expect("checked");
-    let fields = driver.form_fields();
+    let fields = match driver.fields_of(0, 0) {
+        Ok(f) => f,
+        Err(e) => return Err(vec![format!("FAIL  {name}: {e:#}")]),
+    };
     let request = HttpRequest::form(&endpoint.method, "localhost", &endpoint.path, &fields);
     let what = format!("{name}: {} {}", endpoint.method, endpoint.path);
     let fail = |line: String| async move {

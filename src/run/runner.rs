@@ -552,10 +552,13 @@ async fn run_cell(
         .endpoints
         .get(cell.endpoint())
         .ok_or_else(|| anyhow!("stack {} has no endpoint {}", cell.stack, cell.endpoint()))?;
-    let fields = driver.form_fields();
+    let form = |fields: &[(String, String)]| {
+        HttpRequest::form(&endpoint.method, "localhost", &endpoint.path, fields)
+    };
     let spec = BurstSpec {
         addr: dep.target,
-        request: HttpRequest::form(&endpoint.method, "localhost", &endpoint.path, &fields),
+        request: form(&driver.fields_of(0, 0)?),
+        each: vec![],
         requests: m.requests,
         wait_ms: cell.wait_ms(),
         timeout: client_timeout(m, cell),
@@ -587,8 +590,17 @@ async fn run_cell(
         // Every request of the burst carries its token, so that the app can say how many
         // of them it accepted (see `quiesce`).
         let token = format!("{:016x}", rand::random::<u64>());
+        // per-request values: each request of this burst its own fields
+        let each = if driver.varies() {
+            (0..m.requests)
+                .map(|i| Ok(form(&driver.fields_of(i, r)?).with_header(BURST_HEADER, &token)))
+                .collect::<Result<Vec<_>>>()?
+        } else {
+            vec![]
+        };
         let spec = BurstSpec {
             request: plain.with_header(BURST_HEADER, &token),
+            each,
             ..spec.clone()
         };
         let shot = dep.fire(&spec, r).await?;
