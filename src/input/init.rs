@@ -947,10 +947,12 @@ fn render_sql(engine: Engine) -> String {
     };
     format!(
         "  # TODO: the endpoints to measure, name -> path (method: POST by default; check: counter, the default,\n  \
-         # | unique | task). A counter endpoint adds `amount` to one row, e.g.\n  \
+         # | unique | task | one of your invariants below). A counter endpoint adds `amount` to one row, e.g.\n  \
          #   add: {{path: /counters/1/add, method: POST}}\n  \
-         # and a unique one creates a row whose name should stay unique, e.g.\n  \
+         # a unique one creates a row whose name should stay unique, e.g.\n  \
          #   create_thing: {{path: /things/, method: POST, check: unique}}\n  \
+         # and a check-then-act one (a debit checked against the balance) is judged by an invariant, e.g.\n  \
+         #   debit: {{path: /wallets/1/debit, method: POST, check: no_overdraft}}\n  \
          endpoints:\n    \
          TODO: {{path: /TODO/, method: POST}}   # TODO: replace with your endpoints\n  \
          # TODO: SQL run before every repetition: empty what the endpoints write, create the counter row, e.g.\n  \
@@ -966,7 +968,16 @@ fn render_sql(engine: Engine) -> String {
          #   unique: SELECT CAST(COUNT(*) AS {int}) AS total, CAST(COUNT(DISTINCT name) AS {int}) AS distinct_values FROM things\n  \
          observe:\n    \
          balance: SELECT 0 -- TODO\n    \
-         ledger: SELECT 0, 0 -- TODO\n"
+         ledger: SELECT 0, 0 -- TODO\n  \
+         # Requests of one burst may differ: a request field \"${{request % 2 + 1}}\" sends 1, 2, 1, 2, …\n  \
+         # What must stay true, as your SQL says it (one row, one integer: how many things are broken after a\n  \
+         # burst, 0 after the reset), for races that lose no update: overdrafts, limits overrun, write skew, e.g.\n  \
+         # invariants:\n  \
+         #   no_overdraft:   # debits that left the wallet below zero, out of the debits accepted (2xx)\n  \
+         #     violations: SELECT CAST(COUNT(*) AS {int}) FROM debits WHERE balance_after < 0\n  \
+         #   one_on_call:    # a burst that left nobody on call, one trial per burst\n  \
+         #     violations: SELECT CAST(CASE WHEN COUNT(*) = 0 THEN 1 ELSE 0 END AS {int}) FROM doctors WHERE on_call\n  \
+         #     out_of: SELECT 1\n"
     )
 }
 
@@ -1113,6 +1124,32 @@ volumes:
             d.text.contains("#   WEB_CONCURRENCY (default 1)"),
             "{}",
             d.text
+        );
+        // the commented invariants, uncommented, and an endpoint checking one: a stack
+        // the loader takes, with both invariants
+        let mut text = String::new();
+        let mut inside = false;
+        for line in d.text.lines() {
+            inside = inside || line == "  # invariants:";
+            inside = inside && line.starts_with("  # ");
+            match line.strip_prefix("  # ").filter(|_| inside) {
+                Some(rest) => text.push_str(&format!("  {}\n", rest.split("   #").next().unwrap())),
+                None => text.push_str(&format!("{line}\n")),
+            }
+        }
+        let text = text.replace(
+            "TODO: {path: /TODO/, method: POST}",
+            "debit: {path: /debit, check: no_overdraft}",
+        );
+        std::fs::write(out_dir.join("racy.yaml"), text).unwrap();
+        let stack = crate::input::stack::Stack::load(&out_dir).unwrap();
+        assert_eq!(
+            stack.driver.invariants.keys().collect::<Vec<_>>(),
+            ["no_overdraft", "one_on_call"]
+        );
+        assert_eq!(
+            stack.driver.invariants["one_on_call"].out_of.as_deref(),
+            Some("SELECT 1")
         );
     }
 
