@@ -31,6 +31,8 @@
 
 use std::collections::BTreeSet;
 
+mod invariant;
+
 use serde::{Deserialize, Serialize};
 
 use crate::measure::cell::CellResult;
@@ -417,7 +419,7 @@ pub fn cell_stories(c: &CellResult) -> Option<Vec<BurstStory>> {
         Check::Counter => counter_cell(&c.reps),
         Check::Unique => c.reps.iter().map(unique_burst).collect(),
         Check::Task | Check::Start => None,
-        Check::Invariant(_) => None,
+        Check::Invariant(_) => c.reps.iter().map(invariant::burst).collect(),
     }
 }
 
@@ -498,6 +500,54 @@ pub fn unique_burst(rep: &Repetition) -> Option<BurstStory> {
     })
 }
 
+/// How explanations speak of an anomaly kind.
+pub struct Wording {
+    /// A cell with none: "no lost update".
+    pub none: &'static str,
+    /// A burst's count: "lost", "duplicates", "violations".
+    pub counted: &'static str,
+    /// Why a cell of this kind is not explained.
+    pub unexplained: &'static str,
+}
+
+impl Wording {
+    /// The wording of an `anomaly_kind`.
+    pub fn of(kind: &str) -> Wording {
+        let (none, counted, unexplained) = match Check::from_name(kind) {
+            Some(Check::Unique) => (
+                "no duplicate",
+                "duplicates",
+                "its answers do not say `created`",
+            ),
+            Some(Check::Task) => (
+                "no missed task",
+                "missed",
+                "a task check: the answers cannot say when each task ran",
+            ),
+            Some(Check::Start) => (
+                "no failed start",
+                "failed",
+                "a start check: each request reports how its app started, nothing to explain",
+            ),
+            Some(Check::Invariant(_)) => (
+                "no violation",
+                "violations",
+                "its answers do not carry read (or read_balance), t_read and t_write",
+            ),
+            _ => (
+                "no lost update",
+                "lost",
+                "its answers do not carry read_balance, written_balance, t_read and t_write",
+            ),
+        };
+        Wording {
+            none,
+            counted,
+            unexplained,
+        }
+    }
+}
+
 /// `racy-matrix explain`'s text for cell number `n` (from 1).
 pub fn render_cell(n: usize, c: &CellResult) -> String {
     let mut out = format!("cell {n}: {}\n", c.cell.label());
@@ -506,40 +556,24 @@ pub fn render_cell(n: usize, c: &CellResult) -> String {
         .as_ref()
         .map(|m| m.anomaly_kind.clone())
         .unwrap_or_default();
+    let words = Wording::of(&kind);
     let Some(bursts) = cell_stories(c) else {
         let why = match &c.metrics {
-            None => "it failed: nothing was measured".to_string(),
-            Some(_) if kind == Check::Task.name() => {
-                "a task check: the answers cannot say when each task ran".into()
-            }
-            Some(_) if kind == Check::Start.name() => {
-                "a start check: each request reports how its app started, nothing to explain".into()
-            }
-            Some(_) if kind == Check::Unique.name() => "its answers do not say `created`".into(),
-            Some(_) => {
-                "its answers do not carry read_balance, written_balance, t_read and t_write".into()
-            }
+            None => "it failed: nothing was measured",
+            Some(_) => words.unexplained,
         };
         out.push_str(&format!("  not explained: {why}\n"));
         return out;
     };
-    let what = if kind == Check::Unique.name() {
-        "duplicate"
-    } else {
-        "lost update"
-    };
     if bursts.iter().all(|b| b.reconciled && b.losses.is_empty()) {
         out.push_str(&format!(
-            "  no {what} in {} burst(s), each history reconciled\n",
+            "  {} in {} burst(s), each history reconciled\n",
+            words.none,
             bursts.len()
         ));
         return out;
     }
-    let counted = if kind == Check::Unique.name() {
-        "duplicates"
-    } else {
-        "lost"
-    };
+    let counted = words.counted;
     for b in &bursts {
         let head = format!(
             "  burst {}: {} {counted}, {} explained",

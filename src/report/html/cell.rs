@@ -2,6 +2,7 @@
 //! its losses.
 
 use super::*;
+use crate::measure::explain::Wording;
 
 /// The legend of the timelines.
 pub(super) fn timeline_legend() -> String {
@@ -324,34 +325,20 @@ pub(super) fn ticks(span: f64, h: usize) -> String {
 
 /// A cell's explanations: each burst's losses, NOT RECONCILED bursts flagged with why.
 pub(super) fn stories_html(out: &mut String, c: &CellResult, stories: Option<&[BurstStory]>) {
+    let kind = c.metrics.as_ref().map_or("", |m| m.anomaly_kind.as_str());
+    let words = Wording::of(kind);
     let Some(bursts) = stories else {
-        let why = match &c.metrics {
-            Some(m) if m.anomaly_kind == Check::Task.name() => {
-                "a task check: the answers cannot say when each task ran".to_string()
-            }
-            Some(m) if m.anomaly_kind == Check::Unique.name() => {
-                "its answers do not say `created`".to_string()
-            }
-            Some(m) if m.anomaly_kind == Check::Start.name() => {
-                "a start check: each request reports how its app started, nothing to explain"
-                    .to_string()
-            }
-            _ => "its answers do not carry read_balance, written_balance, t_read and t_write"
-                .to_string(),
-        };
-        let _ = writeln!(out, "<p class=\"meta\">Not explained: {}.</p>", esc(&why));
+        let _ = writeln!(
+            out,
+            "<p class=\"meta\">Not explained: {}.</p>",
+            esc(words.unexplained)
+        );
         return;
     };
-    let unique = c
-        .metrics
-        .as_ref()
-        .is_some_and(|m| m.anomaly_kind == Check::Unique.name());
-    let (none, counted) = if unique {
-        ("No duplicate", "duplicates")
-    } else {
-        ("No lost update", "lost")
-    };
+    let counted = words.counted;
     if bursts.iter().all(|b| b.reconciled && b.losses.is_empty()) {
+        let mut none = words.none.to_string();
+        none[..1].make_ascii_uppercase();
         let _ = writeln!(
             out,
             "<p class=\"meta\">{none} in {} burst(s), each history reconciled.</p>",
