@@ -116,7 +116,9 @@ pub struct CellMetrics {
     pub other_errors: u64,
     /// Retries the app reported (`retries` in response bodies).
     pub retries: u64,
-    /// Unique-constraint violations that reached the client (MariaDB 1062, PostgreSQL 23505).
+    /// Constraint violations that reached the client: a unique key (MariaDB 1062,
+    /// PostgreSQL 23505) or a CHECK (MariaDB 4025, MySQL 3819, PostgreSQL 23514, SQLite
+    /// SQLITE_CONSTRAINT_CHECK).
     pub integrity_errors: u64,
     /// SQLite refused the write: "database is locked" (SQLITE_BUSY).
     #[serde(default)]
@@ -178,8 +180,15 @@ const SERIALIZATION_CODES: &[&str] = &["40001", "40P01", "1020", "1213"];
 const LOCK_TIMEOUT_CODES: &[&str] = &["1205", "3572", "55P03"];
 /// Database error codes of a database that refused a writer (SQLite's "database is locked").
 const BUSY_CODES: &[&str] = &["SQLITE_BUSY", "SQLITE_LOCKED"];
-/// Database error codes of unique-constraint violations.
-const INTEGRITY_CODES: &[&str] = &["1062", "23505"];
+/// Database error codes of unique-key and CHECK constraint violations.
+const INTEGRITY_CODES: &[&str] = &[
+    "1062",
+    "23505",
+    "4025",
+    "3819",
+    "23514",
+    "SQLITE_CONSTRAINT_CHECK",
+];
 
 /// The kind of a failed response: each kind is one error column.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -188,7 +197,7 @@ pub enum ErrorClass {
     Serialization,
     /// Gave up waiting for a lock (`lock_timeouts`).
     LockTimeout,
-    /// A unique-constraint violation reached the client (`integrity_errors`).
+    /// A unique-key or CHECK constraint violation reached the client (`integrity_errors`).
     Integrity,
     /// SQLite refused the writer (`database_locked`).
     DatabaseLocked,
@@ -757,6 +766,7 @@ mod tests {
             ),
             with(500, json!("<h1>Server Error (500)</h1>")),
             with(500, json!({"db_code": 1062})),
+            with(409, json!({"db_code": "23514"})),
             with(500, json!({"db_code": 2006})),
             with(409, json!({"db_code": "SQLITE_BUSY"})),
             with(409, json!({"lock_timeout": true})),
@@ -772,11 +782,11 @@ mod tests {
         assert_eq!(m.serialization_failures, 3);
         assert_eq!(m.lock_timeouts, 3);
         assert_eq!(m.worker_timeouts, 2);
-        assert_eq!(m.integrity_errors, 1);
+        assert_eq!(m.integrity_errors, 2);
         assert_eq!(m.database_locked, 1);
         assert_eq!(m.other_errors, 2);
         assert_eq!(m.retries, 3);
-        assert_eq!(m.failed, 12);
+        assert_eq!(m.failed, 13);
     }
 
     #[test]
