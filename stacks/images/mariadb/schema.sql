@@ -29,6 +29,65 @@ LOCK TABLES `demo_account` WRITE;
 UNLOCK TABLES;
 COMMIT;
 SET AUTOCOMMIT=@OLD_AUTOCOMMIT;
+DROP TABLE IF EXISTS `demo_constrainedwallet`;
+/*!40101 SET @saved_cs_client     = @@character_set_client */;
+/*!40101 SET character_set_client = utf8mb4 */;
+CREATE TABLE `demo_constrainedwallet` (
+  `id` bigint(20) NOT NULL AUTO_INCREMENT,
+  `balance` int(11) NOT NULL,
+  PRIMARY KEY (`id`),
+  CONSTRAINT `constrainedwallet_balance_gte_0` CHECK (`balance` >= 0)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_uca1400_ai_ci;
+/*!40101 SET character_set_client = @saved_cs_client */;
+
+SET @OLD_AUTOCOMMIT=@@AUTOCOMMIT, @@AUTOCOMMIT=0;
+LOCK TABLES `demo_constrainedwallet` WRITE;
+/*!40000 ALTER TABLE `demo_constrainedwallet` DISABLE KEYS */;
+/*!40000 ALTER TABLE `demo_constrainedwallet` ENABLE KEYS */;
+UNLOCK TABLES;
+COMMIT;
+SET AUTOCOMMIT=@OLD_AUTOCOMMIT;
+DROP TABLE IF EXISTS `demo_debit`;
+/*!40101 SET @saved_cs_client     = @@character_set_client */;
+/*!40101 SET character_set_client = utf8mb4 */;
+CREATE TABLE `demo_debit` (
+  `id` bigint(20) NOT NULL AUTO_INCREMENT,
+  `amount` int(11) NOT NULL,
+  `balance_after` int(11) NOT NULL,
+  `wallet_id` bigint(20) DEFAULT NULL,
+  `constrained_wallet_id` bigint(20) DEFAULT NULL,
+  PRIMARY KEY (`id`),
+  KEY `demo_debit_wallet_id_3713d79c_fk_demo_wallet_id` (`wallet_id`),
+  KEY `demo_debit_constrained_wallet_i_814ef779_fk_demo_cons` (`constrained_wallet_id`),
+  CONSTRAINT `demo_debit_constrained_wallet_i_814ef779_fk_demo_cons` FOREIGN KEY (`constrained_wallet_id`) REFERENCES `demo_constrainedwallet` (`id`),
+  CONSTRAINT `demo_debit_wallet_id_3713d79c_fk_demo_wallet_id` FOREIGN KEY (`wallet_id`) REFERENCES `demo_wallet` (`id`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_uca1400_ai_ci;
+/*!40101 SET character_set_client = @saved_cs_client */;
+
+SET @OLD_AUTOCOMMIT=@@AUTOCOMMIT, @@AUTOCOMMIT=0;
+LOCK TABLES `demo_debit` WRITE;
+/*!40000 ALTER TABLE `demo_debit` DISABLE KEYS */;
+/*!40000 ALTER TABLE `demo_debit` ENABLE KEYS */;
+UNLOCK TABLES;
+COMMIT;
+SET AUTOCOMMIT=@OLD_AUTOCOMMIT;
+DROP TABLE IF EXISTS `demo_doctor`;
+/*!40101 SET @saved_cs_client     = @@character_set_client */;
+/*!40101 SET character_set_client = utf8mb4 */;
+CREATE TABLE `demo_doctor` (
+  `id` bigint(20) NOT NULL AUTO_INCREMENT,
+  `on_call` tinyint(1) NOT NULL,
+  PRIMARY KEY (`id`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_uca1400_ai_ci;
+/*!40101 SET character_set_client = @saved_cs_client */;
+
+SET @OLD_AUTOCOMMIT=@@AUTOCOMMIT, @@AUTOCOMMIT=0;
+LOCK TABLES `demo_doctor` WRITE;
+/*!40000 ALTER TABLE `demo_doctor` DISABLE KEYS */;
+/*!40000 ALTER TABLE `demo_doctor` ENABLE KEYS */;
+UNLOCK TABLES;
+COMMIT;
+SET AUTOCOMMIT=@OLD_AUTOCOMMIT;
 DROP TABLE IF EXISTS `demo_job`;
 /*!40101 SET @saved_cs_client     = @@character_set_client */;
 /*!40101 SET character_set_client = utf8mb4 */;
@@ -120,6 +179,23 @@ LOCK TABLES `demo_transaction` WRITE;
 UNLOCK TABLES;
 COMMIT;
 SET AUTOCOMMIT=@OLD_AUTOCOMMIT;
+DROP TABLE IF EXISTS `demo_wallet`;
+/*!40101 SET @saved_cs_client     = @@character_set_client */;
+/*!40101 SET character_set_client = utf8mb4 */;
+CREATE TABLE `demo_wallet` (
+  `id` bigint(20) NOT NULL AUTO_INCREMENT,
+  `balance` int(11) NOT NULL,
+  PRIMARY KEY (`id`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_uca1400_ai_ci;
+/*!40101 SET character_set_client = @saved_cs_client */;
+
+SET @OLD_AUTOCOMMIT=@@AUTOCOMMIT, @@AUTOCOMMIT=0;
+LOCK TABLES `demo_wallet` WRITE;
+/*!40000 ALTER TABLE `demo_wallet` DISABLE KEYS */;
+/*!40000 ALTER TABLE `demo_wallet` ENABLE KEYS */;
+UNLOCK TABLES;
+COMMIT;
+SET AUTOCOMMIT=@OLD_AUTOCOMMIT;
 DROP TABLE IF EXISTS `django_migrations`;
 /*!40101 SET @saved_cs_client     = @@character_set_client */;
 /*!40101 SET character_set_client = utf8mb4 */;
@@ -129,7 +205,7 @@ CREATE TABLE `django_migrations` (
   `name` varchar(255) NOT NULL,
   `applied` datetime(6) NOT NULL,
   PRIMARY KEY (`id`)
-) ENGINE=InnoDB AUTO_INCREMENT=5 DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_uca1400_ai_ci;
+) ENGINE=InnoDB AUTO_INCREMENT=6 DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_uca1400_ai_ci;
 /*!40101 SET character_set_client = @saved_cs_client */;
 
 SET @OLD_AUTOCOMMIT=@@AUTOCOMMIT, @@AUTOCOMMIT=0;
@@ -139,7 +215,8 @@ INSERT INTO `django_migrations` VALUES
 (1,'demo','0001_initial','2026-11-24 22:00:56.880409'),
 (2,'demo','0002_account_version','2026-11-24 22:00:57.069207'),
 (3,'demo','0003_things','2026-11-24 22:00:57.084802'),
-(4,'demo','0004_job_taskrun','2026-11-24 22:00:57.094707');
+(4,'demo','0004_job_taskrun','2026-11-24 22:00:57.094707'),
+(5,'demo','0005_wallet_doctor','2026-12-06 10:40:20.144264');
 /*!40000 ALTER TABLE `django_migrations` ENABLE KEYS */;
 UNLOCK TABLES;
 COMMIT;

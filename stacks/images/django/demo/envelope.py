@@ -4,7 +4,7 @@ the JSON it answers with.
 A view made by `view()` answers 405 to anything but POST, takes `t_start`, parses the form
 (400 on bad input), then runs the endpoint's body with a `Call`. A body answers through
 `Call.respond` (200); what goes wrong becomes JSON here, in one place:
-- Account.DoesNotExist: 404;
+- Account.DoesNotExist, or another model's DoesNotExist: 404;
 - a database error: its `db_code`, 409 when a retry could resolve it, else 500;
 - LockTimeout: 409 with `lock_timeout`; GaveUp: 409 with `retries`;
 - Redis or the Celery broker unreachable: 503.
@@ -15,6 +15,7 @@ import socket
 import sqlite3
 import time
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import DatabaseError
 from django.http import JsonResponse
 
@@ -25,8 +26,14 @@ DEFAULT_DELAY = "3000-10000"
 # Codes of conflicts a retry could resolve: deadlock, lock wait timeout, snapshot
 # conflict (MariaDB innodb_snapshot_isolation), serialization failure, lock not available.
 # A unique-key violation (1062, 23505) is a conflict with a concurrent request too.
-# SQLITE_BUSY: SQLite refused a lock ("database is locked").
-CONFLICT_CODES = {1213, 1205, 1020, 1062, "40001", "40P01", "55P03", "23505", "SQLITE_BUSY"}
+# SQLITE_BUSY: SQLite refused a lock ("database is locked"). A CHECK constraint violation
+# (MySQL 3819, MariaDB 4025, PostgreSQL 23514, SQLite's SQLITE_CONSTRAINT_CHECK) is one
+# when the endpoint checked the row first: a concurrent write changed it since.
+CONFLICT_CODES = {
+    1213, 1205, 1020, 1062, 3819, 4025,
+    "40001", "40P01", "55P03", "23505", "23514",
+    "SQLITE_BUSY", "SQLITE_CONSTRAINT_CHECK",
+}
 HOST = socket.gethostname()
 
 
@@ -90,10 +97,12 @@ def error(message, status):
 
 def db_code(exc):
     """The database's own code of an error: an int (MySQL), a SQLSTATE (PostgreSQL),
-    SQLITE_BUSY, or None."""
+    SQLITE_BUSY, SQLite's extended code name (SQLITE_CONSTRAINT_CHECK...), or None."""
     cause = exc.__cause__ or exc
     if isinstance(cause, sqlite3.OperationalError) and "locked" in str(cause):
         return "SQLITE_BUSY"
+    if isinstance(cause, sqlite3.Error):
+        return getattr(cause, "sqlite_errorname", None)
     code = getattr(cause, "pgcode", None)
     if code is None and getattr(cause, "args", None):
         first = cause.args[0]
@@ -145,6 +154,13 @@ class Call:
         did not read one) and the balance it wrote."""
         return self.respond({"read_balance": read, "written_balance": written}, **extra)
 
+    def refused(self, message, fields):
+        """409 of a request the endpoint turned down after its check (a balance that does
+        not cover the debit): `error`, then `fields` (what it read), and the timestamps,
+        `t_end` taken now; nothing was written, so no `t_write`."""
+        self.times["t_end"] = time.time_ns()
+        return self.failed(409, {"error": message, **fields})
+
     def failed(self, status, fields):
         """An error answer: `fields` (the error first), then which process and endpoint
         answered, and the timestamps so far."""
@@ -184,6 +200,8 @@ def view(name, body, form):
             return body(call, **fields)
         except Account.DoesNotExist:
             return error(f"no account {fields['account']}", 404)
+        except ObjectDoesNotExist as e:
+            return error(str(e), 404)
         except DatabaseError as e:
             code = db_code(e)
             status = 409 if code in CONFLICT_CODES else 500

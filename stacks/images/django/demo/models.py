@@ -39,3 +39,42 @@ class TaskRun(models.Model):
 
     job_id = models.BigIntegerField()
     found = models.BooleanField()
+
+
+class Wallet(models.Model):
+    """A balance that check-then-act endpoints debit: nothing but their own check keeps it
+    from going negative."""
+
+    balance = models.IntegerField(default=0)
+
+
+class ConstrainedWallet(models.Model):
+    """The same, with the database's own CHECK (balance >= 0): a debit that would overdraw
+    it fails in the UPDATE."""
+
+    balance = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                check=models.Q(balance__gte=0), name="constrainedwallet_balance_gte_0"
+            )
+        ]
+
+
+class Debit(models.Model):
+    """One debit a withdraw endpoint made, of a Wallet or (`constrained_wallet`) of a
+    ConstrainedWallet: one ledger, so one query counts the overdrafts of both.
+    `balance_after` is the wallet's balance as this debit's UPDATE left it (the UPDATE
+    holds the row's lock until the commit, so these follow the commit order)."""
+
+    wallet = models.ForeignKey(Wallet, null=True, on_delete=models.CASCADE)
+    constrained_wallet = models.ForeignKey(ConstrainedWallet, null=True, on_delete=models.CASCADE)
+    amount = models.IntegerField()
+    balance_after = models.IntegerField()
+
+
+class Doctor(models.Model):
+    """Hermitage's G2-item (write skew): at least one doctor must stay on call."""
+
+    on_call = models.BooleanField(default=True)

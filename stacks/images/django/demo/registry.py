@@ -8,8 +8,10 @@ A story module declares an endpoint where it defines it:
     def atomic_long_delay(call, account, amount, delay): ...
 
 Its path is `/<name>/`, its method POST. `check` is what its race breaks, as the stacks'
-`x-racy.endpoints` say it (counter, unique, task). `engines` are the databases whose stacks
-list it: a test (tests/it/endpoints.rs) holds each compose file's list to this registry.
+`x-racy.endpoints` say it: counter, unique, task, or the name of an invariant the stack
+file defines in SQL (`x-racy.invariants`: no_overdraft, one_on_call). `engines` are the
+databases whose stacks list it: a test (tests/it/endpoints.rs) holds each compose file's
+list to this registry.
 """
 from dataclasses import dataclass
 from typing import Callable
@@ -18,7 +20,8 @@ from django.db import transaction
 
 from . import envelope
 
-CHECKS = ("counter", "unique", "task")
+# the built-in checks, then the invariants the stack files define
+CHECKS = ("counter", "unique", "task", "no_overdraft", "one_on_call")
 # The client-server databases: every story runs there. The SQLite stack carries SQLite's
 # own story (deferred and immediate transactions) and the lock scopes; it has no Celery
 # worker, and select_for_update() does nothing on SQLite.
