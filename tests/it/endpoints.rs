@@ -28,8 +28,6 @@ struct Registered {
 }
 
 const STACKS: [&str; 3] = ["django-mysql", "django-postgres", "django-sqlite"];
-/// The checks racy-matrix counts itself; any other is an invariant of a stack file.
-const BUILT_IN: [&str; 4] = ["counter", "unique", "task", "start"];
 
 #[tokio::test]
 async fn compose_endpoints_match_the_registry() {
@@ -157,14 +155,7 @@ fn differences(stack: &Stack, registry: &[Registered]) -> Vec<String> {
             problems.push(format!("{}: {name} is not in the registry", stack.name));
             continue;
         };
-        // A check that is not built in is an invariant, defined in SQL by a stack file
-        // that names it in `check:`; a stack file that does not define it leaves `check:`
-        // out (counter, the default)
-        let check = match listed.check.name() {
-            "counter" if !BUILT_IN.contains(&r.check.as_str()) => r.check.as_str(),
-            named => named,
-        };
-        let compose = (&listed.path, &listed.method, check);
+        let compose = (&listed.path, &listed.method, listed.check.name());
         let app = (&r.path, &r.method, r.check.as_str());
         if compose != app {
             problems.push(format!(
