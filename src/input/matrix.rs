@@ -592,23 +592,30 @@ impl Reader<'_> {
         Ok(out)
     }
 
-    /// Refuses an endpoint that one of the listed stacks does not have.
+    /// Refuses an endpoint that none of the listed stacks has (a stack that lacks one
+    /// another has must exclude its cells: see [`Reader::check_cells`]).
     fn endpoint(
         &self,
         v: &Spanned<Scalar>,
         text: &str,
         stacks: &[String],
     ) -> Result<(), InputError> {
+        let mut all = BTreeSet::new();
         for s in stacks {
             let eps = self.catalog.endpoints(s).unwrap_or_default();
-            if !eps.iter().any(|e| e == text) {
-                return Err(self
-                    .src
-                    .at(v, format!("unknown endpoint '{text}' for stack {s}"))
-                    .with_choices(eps));
+            if eps.iter().any(|e| e == text) {
+                return Ok(());
             }
+            all.extend(eps);
         }
-        Ok(())
+        let whose = match stacks {
+            [one] => format!("stack {one}"),
+            _ => format!("any of the stacks {}", stacks.join(", ")),
+        };
+        Err(self
+            .src
+            .at(v, format!("unknown endpoint '{text}' for {whose}"))
+            .with_choices(all.into_iter().collect()))
     }
 
     /// Every variable without a default must come from an axis or the tool.
@@ -845,6 +852,22 @@ impl Reader<'_> {
         // Axes reach the stacks' settings through `${var}`: each cell's values must give
         // settings the stack can start with, or the run would fail at that cell's start.
         for cell in expand(m, self.catalog) {
+            let eps = self.catalog.endpoints(&cell.stack).unwrap_or_default();
+            if !eps.iter().any(|e| e == cell.endpoint()) {
+                return Err(InputError::new(
+                    self.src.file,
+                    whole,
+                    format!(
+                        "stack {} has no endpoint '{}', and cell {} would measure it: exclude those cells (exclude: [{{stack: {}, endpoint: {}}}])",
+                        cell.stack,
+                        cell.endpoint(),
+                        cell.label(),
+                        cell.stack,
+                        cell.endpoint()
+                    ),
+                )
+                .with_choices(eps));
+            }
             let mut vars = cell.axes;
             vars.insert("amount".into(), m.amount.to_string());
             self.catalog.check_variables(&cell.stack, &vars)?;
@@ -1362,6 +1385,30 @@ mod tests {
 
     fn err(text: &str) -> InputError {
         p(text).unwrap_err()
+    }
+
+    #[test]
+    fn an_endpoint_one_stack_lacks_is_excluded_there() {
+        // b is s1's only: without an exclude, s2's cell with b is refused, saying how
+        let two = "name: t\nstacks: [s1, s2]\naxes:\n  endpoint: [a, b]\n";
+        let e = err(two);
+        assert!(
+            e.message.starts_with(
+                "stack s2 has no endpoint 'b', and cell s2 b wait_ms=0 would measure it: exclude those cells"
+            ),
+            "{e}"
+        );
+        assert_eq!(e.choices, ["a", "z"]);
+        let m = p(&format!("{two}exclude:\n  - {{stack: s2, endpoint: b}}\n")).unwrap();
+        assert_eq!(expand(&m, &Fake).len(), 3);
+        // an endpoint no stack has is a typo, at its value
+        let e = err("name: t\nstacks: [s1, s2]\naxes:\n  endpoint: [a, y]\n");
+        assert_eq!((e.line, e.column), (4, 17), "{e}");
+        assert!(
+            e.message
+                .starts_with("unknown endpoint 'y' for any of the stacks s1, s2")
+        );
+        assert_eq!(e.choices, ["a", "b", "c", "z"]);
     }
 
     #[test]
