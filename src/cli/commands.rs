@@ -106,7 +106,9 @@ enum Command {
         #[arg(long, value_name = "AXIS")]
         y: Option<String>,
     },
-    /// Explain every lost update of a run: which request's write erased which increment.
+    /// Explain every anomaly of a run from the answers: which request's write erased which
+    /// increment (a counter), which creator made a duplicate (unique), which act relied
+    /// on a check another had already made false (an invariant).
     Explain {
         /// A run directory.
         dir: PathBuf,

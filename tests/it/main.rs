@@ -37,6 +37,7 @@ mod common;
 
 mod atomic_requests;
 mod bad_input;
+mod check_then_act;
 mod compare;
 mod end_to_end;
 mod endpoints;

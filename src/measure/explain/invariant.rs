@@ -32,7 +32,9 @@ use crate::measure::metrics::{Repetition, RequestRecord, VIOLATIONS};
 #[derive(Clone, Debug)]
 struct Act {
     index: u32,
-    read: i64,
+    /// What its check read; `None` for an act that reads nothing (a conditional UPDATE),
+    /// which never acts on a stale read.
+    read: Option<i64>,
     written: Option<i64>,
     t_read: i64,
     t_write: i64,
@@ -52,9 +54,9 @@ fn act_of(r: &RequestRecord) -> Option<Option<Act>> {
     }
     Some(Some(Act {
         index: r.index,
-        read: field(r, &["read", "read_balance"])?,
+        read: field(r, &["read", "read_balance"]),
         written: field(r, &["written", "written_balance"]),
-        t_read: r.server_ns("t_read")?,
+        t_read: r.server_ns("t_read").or(r.server_ns("t_start"))?,
         t_write: r.server_ns("t_write")?,
     }))
 }
@@ -74,20 +76,28 @@ pub fn burst(rep: &Repetition) -> Option<BurstStory> {
     if balance {
         // commit order: what each act left, highest first
         acts.sort_by_key(|a| (std::cmp::Reverse(a.written), a.t_write, a.index));
-        let from: Vec<i64> = std::iter::once(acts[0].read)
-            .chain(acts.iter().map(|a| a.written.unwrap_or_default()))
+        let first = acts[0].read.or(acts[0].written);
+        let from: Vec<Option<i64>> = std::iter::once(first)
+            .chain(acts.iter().map(|a| a.written))
             .collect();
         for (k, v) in acts.iter().enumerate() {
             let left = v.written.unwrap_or_default();
             if left >= 0 {
                 continue;
             }
+            let Some(read) = v.read else {
+                notes.push(format!(
+                    "#{} left {left} but its answer does not say what it read",
+                    v.index
+                ));
+                continue;
+            };
             // the act that started from the value v read (other than v itself)
-            let spender = (0..acts.len()).find(|&j| j != k && from[j] == v.read);
+            let spender = (0..acts.len()).find(|&j| j != k && from[j] == Some(read));
             let Some(j) = spender else {
                 notes.push(format!(
-                    "#{} read {} but no other accepted act started from it",
-                    v.index, v.read
+                    "#{} read {read} but no other accepted act started from it",
+                    v.index
                 ));
                 continue;
             };
@@ -99,11 +109,11 @@ pub fn burst(rep: &Repetition) -> Option<BurstStory> {
                 text: format!(
                     "#{} read balance {} at t+{:.1} ms, acted at t+{:.1} ms and left {left}; #{} had acted on the same {} at t+{:.1} ms",
                     v.index,
-                    v.read,
+                    read,
                     ms(v.t_read),
                     ms(v.t_write),
                     u.index,
-                    v.read,
+                    read,
                     ms(u.t_write)
                 ),
             });
@@ -125,7 +135,7 @@ pub fn burst(rep: &Repetition) -> Option<BurstStory> {
                 text: format!(
                     "#{} read {} at t+{:.1} ms and acted at t+{:.1} ms; #{} had acted at t+{:.1} ms, {} its read",
                     v.index,
-                    v.read,
+                    v.read.map_or("nothing".into(), |r| r.to_string()),
                     ms(v.t_read),
                     ms(v.t_write),
                     u.index,
@@ -152,7 +162,7 @@ pub fn burst(rep: &Repetition) -> Option<BurstStory> {
 
 /// How the later act `v` came to miss the earlier act `u`.
 fn kind(u: &Act, v: &Act) -> LossKind {
-    if u.read == v.read && u.t_write >= v.t_read {
+    if u.read.is_some() && u.read == v.read && u.t_write >= v.t_read {
         LossKind::SameRead
     } else if u.t_write < v.t_read {
         LossKind::StaleRead
@@ -256,8 +266,18 @@ mod tests {
         rep.records.pop();
         let s = burst(&rep).unwrap();
         assert!(!s.reconciled);
-        // answers that do not say what they read: no story
+        // answers that do not say when they acted: no story
         rep.records = vec![answer(0, 200, json!({"ok": true}))];
         assert!(burst(&rep).is_none());
+        // a conditional UPDATE reads nothing and never overdraws: a story with nothing
+        // to explain, reconciled
+        let mut calm = Repetition::observed(violations(0), violations(0));
+        calm.records = vec![answer(
+            0,
+            200,
+            json!({"accepted": true, "read": null, "written": 0, "t_write": 5}),
+        )];
+        let s = burst(&calm).unwrap();
+        assert!(s.reconciled && s.losses.is_empty());
     }
 }
