@@ -40,7 +40,11 @@ async fn a_checked_debit_overdraws_and_its_countermeasures_do_not() {
     let _engine = common::exclusive().await;
     let (out, json) = common::run_ok("matrices/check-then-act.yaml", "check-then-act");
     let rows = json["rows"].as_array().unwrap();
-    assert_eq!(rows.len(), 38, "mysql and postgres 16 each, sqlite 6");
+    assert_eq!(
+        rows.len(),
+        42,
+        "mysql 20 (4 with innodb_snapshot_isolation OFF), postgres 16, sqlite 6"
+    );
     for r in rows {
         assert_eq!(r["status"], "ok", "{r}");
         assert_eq!(r["anomaly_kind"], "no_overdraft", "{r}");
@@ -120,4 +124,116 @@ async fn write_skew_follows_hermitage_g2_item() {
     assert_eq!(explained, counted);
     assert!(explained > 0);
     std::fs::remove_dir_all(&out).ok();
+}
+
+/// An invariant query that cannot be a count fails its cell, naming the invariant and
+/// saying what the query returned, read through the real drivers; the other cells are
+/// measured. A reset that leaves an invariant broken fails before any request.
+#[tokio::test]
+async fn an_invariant_that_is_not_a_count_fails_its_cell_saying_why() {
+    if !common::engine_available().await {
+        return;
+    }
+    let _engine = common::exclusive().await;
+    let dir = common::temp_dir("broken-invariants");
+    let lab = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("stacks/django-postgres/compose.yaml"),
+    )
+    .unwrap();
+    let start = lab.find("  invariants:\n").unwrap();
+    let end = lab[start..].find("\n  reset:\n").unwrap() + start + 1;
+    let invariants = "  invariants:
+    nulls: {violations: SELECT CAST(NULL AS BIGINT)}
+    rows: {violations: SELECT CAST(id AS BIGINT) FROM demo_doctor}
+    negative: {violations: SELECT CAST(-1 AS BIGINT)}
+    broken_at_reset: {violations: SELECT CAST(COUNT(*) AS BIGINT) FROM demo_doctor WHERE on_call}
+    one_on_call:
+      violations: SELECT CAST(CASE WHEN COUNT(*) = 0 THEN 1 ELSE 0 END AS BIGINT) FROM demo_doctor WHERE on_call
+      out_of: SELECT CAST(1 AS BIGINT)
+";
+    let compose = format!("{}{invariants}{}", &lab[..start], &lab[end..])
+        .replace(
+            "withdraw_checked/, method: POST, check: no_overdraft",
+            "withdraw_checked/, method: POST, check: nulls",
+        )
+        .replace(
+            "withdraw_locked/, method: POST, check: no_overdraft",
+            "withdraw_locked/, method: POST, check: rows",
+        )
+        .replace(
+            "withdraw_conditional/, method: POST, check: no_overdraft",
+            "withdraw_conditional/, method: POST, check: negative",
+        )
+        .replace(
+            "withdraw_constrained/, method: POST, check: no_overdraft",
+            "withdraw_constrained/, method: POST, check: broken_at_reset",
+        );
+    for name in ["nulls", "rows", "negative", "broken_at_reset"] {
+        assert!(
+            compose.contains(&format!("check: {name}")),
+            "{name} not wired"
+        );
+    }
+    let stacks = {
+        let s = dir.join("stacks");
+        std::fs::create_dir_all(s.join("lab")).unwrap();
+        std::os::unix::fs::symlink(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("stacks/images"),
+            s.join("images"),
+        )
+        .unwrap();
+        std::fs::write(s.join("lab/compose.yaml"), compose).unwrap();
+        s
+    };
+    let matrix = dir.join("m.yaml");
+    std::fs::write(
+        &matrix,
+        "name: broken\nstacks: [lab]\naxes:\n  workers: [1]\n  wait_ms: [0]\n  delay_ms: [\"0\"]\n  endpoint: [withdraw_checked, withdraw_locked, withdraw_conditional, withdraw_constrained, off_call]\nrequests: 2\nrepetitions: 1\n",
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let run = common::racy(&[
+        "run",
+        matrix.to_str().unwrap(),
+        "--stacks",
+        stacks.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success(), "{err}");
+    assert!(out.join("results.json").exists(), "{err}");
+    let json = common::results(&out);
+    let error = |ep: &str| {
+        let r = json["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["endpoint"] == ep)
+            .unwrap_or_else(|| panic!("no cell {ep}"));
+        assert_eq!(r["status"], "failed", "{r}");
+        r["error"].as_str().unwrap().to_string()
+    };
+    assert!(error("withdraw_checked").contains("invariant nulls: violations returned NULL"));
+    assert!(
+        error("withdraw_locked").contains("invariant rows: violations returned more than one row")
+    );
+    assert!(
+        error("withdraw_conditional")
+            .contains("invariant negative: violations returned -1, a negative count")
+    );
+    assert!(
+        error("withdraw_constrained")
+            .contains("invariant broken_at_reset counts 2 violation(s) right after the reset")
+    );
+    // the cell whose invariant is sound is measured
+    let ok = json["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["endpoint"] == "off_call")
+        .unwrap();
+    assert_eq!(ok["status"], "ok", "{ok}");
+    std::fs::remove_dir_all(&dir).ok();
 }
