@@ -136,6 +136,9 @@ pub async fn ping(url: &str) -> Result<()> {
     install_default_drivers();
     let pool = AnyPoolOptions::new()
         .max_connections(1)
+        // no reaper task (see `Db::connect`)
+        .idle_timeout(None)
+        .max_lifetime(None)
         .acquire_timeout(Duration::from_secs(2))
         .connect(url)
         .await
@@ -173,8 +176,13 @@ impl Db {
     /// Connects (the database must already answer).
     pub async fn connect(url: &str, queries: Queries) -> Result<Db> {
         install_default_drivers();
+        // No idle timeout and no maximum lifetime: with either, sqlx spawns a reaper task
+        // whose loop over the idle count can spin a core forever once that count wraps
+        // (launchbadge/sqlx#3645). A run's two connections live as long as its stack.
         let pool = AnyPoolOptions::new()
             .max_connections(2)
+            .idle_timeout(None)
+            .max_lifetime(None)
             .acquire_timeout(Duration::from_secs(10))
             .connect(url)
             .await

@@ -1062,22 +1062,29 @@ async fn image_for(
     let def = stack.service(svc, vars)?;
     Ok(match &def.build {
         Some(build) => {
-            let (context, args) = match build {
-                Build::Context(c) => (c.clone(), BTreeMap::new()),
-                Build::Long { context, args, .. } => (
+            let (context, dockerfile, args) = match build {
+                Build::Context(c) => (c.clone(), None, BTreeMap::new()),
+                Build::Long {
+                    context,
+                    dockerfile,
+                    args,
+                } => (
                     context.clone(),
+                    dockerfile.as_deref(),
                     args.as_ref().map(|a| a.pairs()).unwrap_or_default(),
                 ),
             };
             let dir = stack.dir().join(&context);
-            let (tag, built) = image::ensure_built(engine, &dir, &args, &mut |step| match step {
-                Step::Building { line, .. } => progress(Step::Building {
-                    service: Some(svc),
-                    line,
-                }),
-                other => progress(other),
-            })
-            .await?;
+            let (tag, built) =
+                image::ensure_built(engine, &dir, dockerfile, &args, &mut |step| match step {
+                    Step::Building { line, .. } => progress(Step::Building {
+                        service: Some(svc),
+                        line,
+                    }),
+                    other => progress(other),
+                })
+                .await
+                .with_context(|| format!("service '{svc}'"))?;
             if built {
                 progress(Step::Built(&tag));
             }

@@ -397,13 +397,14 @@ impl Engine {
     pub async fn build_image(
         &self,
         context_tar: Vec<u8>,
+        dockerfile: &str,
         tag: &str,
         args: HashMap<String, String>,
         labels: HashMap<String, String>,
         progress: &mut Progress<'_>,
     ) -> Result<()> {
         let opts = BuildImageOptionsBuilder::default()
-            .dockerfile("Dockerfile")
+            .dockerfile(dockerfile)
             .t(tag)
             .rm(true)
             .forcerm(true)

@@ -127,7 +127,7 @@ pub async fn ensure_image(
         }
         let args = BTreeMap::from([("BASE_IMAGE".to_string(), base.to_string())]);
         let (tag, built) =
-            crate::deploy::image::ensure_built(engine, &context, &args, progress).await?;
+            crate::deploy::image::ensure_built(engine, &context, None, &args, progress).await?;
         if built {
             progress(Step::Built(&tag));
             // racers of earlier builds of racy-matrix are of no more use

@@ -531,7 +531,7 @@ impl Wording {
             ),
             Some(Check::Invariant(_)) => (
                 "no violation",
-                "violations",
+                "violation(s)",
                 "its answers do not carry read (or read_balance), t_read and t_write",
             ),
             _ => (

@@ -133,8 +133,14 @@ async fn open_store(path: &Path, create: bool) -> Result<SqlitePool> {
         .filename(&file)
         .create_if_missing(create)
         .journal_mode(SqliteJournalMode::Wal);
+    // No idle timeout and no maximum lifetime: with either, sqlx spawns a reaper task
+    // whose loop over the idle count can spin a core forever once that count wraps
+    // (launchbadge/sqlx#3645), which kept a finished command from exiting. One file, one
+    // connection: nothing to reap.
     SqlitePoolOptions::new()
         .max_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
         .connect_with(opts)
         .await
         .with_context(|| format!("cannot open the results store {}", file.display()))

@@ -70,7 +70,7 @@ async fn app_image(engine: &Engine, stack: &Stack, base: &str) -> String {
     };
     let args = args.as_ref().map(|a| a.pairs()).unwrap_or_default();
     let dir = stack.dir().join(context);
-    racy_matrix::harness::ensure_built(engine, &dir, &args, &mut |_| {})
+    racy_matrix::harness::ensure_built(engine, &dir, None, &args, &mut |_| {})
         .await
         .unwrap()
         .0

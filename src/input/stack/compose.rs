@@ -81,7 +81,8 @@ pub enum Build {
     Long {
         /// Build context directory, relative to the compose file.
         context: String,
-        /// Dockerfile path inside the context.
+        /// The Dockerfile's path from the context (`Dockerfile` when left out); it may
+        /// lie outside the context.
         #[serde(default)]
         dockerfile: Option<String>,
         /// Build arguments.
