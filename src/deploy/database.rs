@@ -304,30 +304,14 @@ impl Db {
         };
         // A stack without counter endpoints has no counter to read: 0, 0 rows, 0.
         let counter = !o.balance.trim().is_empty();
-        let mut queries = Vec::new();
-        if counter {
-            queries.push(("observe.balance".to_string(), o.balance.as_str()));
-            queries.push(("observe.ledger".to_string(), o.ledger.as_str()));
-        }
         let own = o.checks.get(check);
-        if let Some(sql) = own {
-            queries.push((format!("observe.{}", check.name()), sql.as_str()));
-        }
         let invariant = match check {
             Check::Invariant(name) => Some(self.invariants.get(name).ok_or_else(|| {
                 anyhow!("the stack declares no invariant '{name}' in x-racy.invariants")
             })?),
             _ => None,
         };
-        if let (Some(inv), Check::Invariant(name)) = (invariant, check) {
-            queries.push((
-                format!("invariant {name}: violations"),
-                inv.violations.as_str(),
-            ));
-            if let Some(of) = &inv.out_of {
-                queries.push((format!("invariant {name}: out_of"), of.as_str()));
-            }
-        }
+        let queries = observe_queries(o, check, own, invariant);
         let named: Vec<(&str, &str)> = queries.iter().map(|(w, q)| (w.as_str(), *q)).collect();
         let mut rows = self.rows(&named).await?.into_iter();
         let mut next = |(what, sql): (&str, &str)| {
@@ -386,6 +370,36 @@ impl Db {
             pool.close().await;
         }
     }
+}
+
+/// What an observation reads, named for errors, in order: the counter's balance and
+/// ledger (when the stack has them), the check's own query, an invariant's `violations`
+/// and `out_of`.
+fn observe_queries<'a>(
+    o: &'a Observe,
+    check: &Check,
+    own: Option<&'a String>,
+    invariant: Option<&'a Invariant>,
+) -> Vec<(String, &'a str)> {
+    let mut queries = Vec::new();
+    if !o.balance.trim().is_empty() {
+        queries.push(("observe.balance".to_string(), o.balance.as_str()));
+        queries.push(("observe.ledger".to_string(), o.ledger.as_str()));
+    }
+    if let Some(sql) = own {
+        queries.push((format!("observe.{}", check.name()), sql.as_str()));
+    }
+    if let Some(inv) = invariant {
+        let name = check.name();
+        queries.push((
+            format!("invariant {name}: violations"),
+            inv.violations.as_str(),
+        ));
+        if let Some(of) = &inv.out_of {
+            queries.push((format!("invariant {name}: out_of"), of.as_str()));
+        }
+    }
+    queries
 }
 
 /// An invariant query's answer as a count: one row of one integer, 0 or more; anything

@@ -955,35 +955,53 @@ fn check_driver(
                 )
                 .with_choices(declared.iter().map(|d| d.to_string()).collect()));
         }
-        let o = &driver.observe;
-        if ep.check == Check::Counter && (o.balance.trim().is_empty() || o.ledger.trim().is_empty())
-        {
-            return Err(src.whole(format!(
-                "endpoint '{name}' checks 'counter' (the default check), but x-racy.observe has no 'balance' and 'ledger' queries: add them, or give the endpoint its check (unique, task, start, or one of x-racy.invariants)"
-            )));
-        }
-        if let Check::Invariant(inv) = &ep.check {
-            if !driver.invariants.contains_key(inv) {
-                let mut choices: Vec<String> = driver.invariants.keys().cloned().collect();
-                choices.extend(BUILT_IN.iter().map(|c| c.name().to_string()));
-                return Err(src
-                    .at_text(
-                        &format!("check: {inv}"),
-                        format!(
-                            "endpoint '{name}' checks '{inv}', which is neither a built-in check nor one of x-racy.invariants"
-                        ),
-                    )
-                    .with_choices(choices));
-            }
-        } else if ep.check != Check::Counter && !driver.observe.checks.contains_key(&ep.check) {
-            return Err(src.whole(format!(
-                "endpoint '{name}' checks '{}', but x-racy.observe has no '{}' query (columns: {})",
-                ep.check.name(),
-                ep.check.name(),
-                ep.check.columns().join(", ")
-            )));
-        }
+        check_endpoint_check(src, driver, name, ep)?;
     }
+    check_invariant_names(src, driver)
+}
+
+/// Refuses an endpoint whose check has no query: a counter without `balance` and
+/// `ledger`, a built-in check without its observe query, an invariant the stack does not
+/// declare.
+fn check_endpoint_check(
+    src: Source,
+    driver: &Driver,
+    name: &str,
+    ep: &Endpoint,
+) -> Result<(), InputError> {
+    let o = &driver.observe;
+    if ep.check == Check::Counter && (o.balance.trim().is_empty() || o.ledger.trim().is_empty()) {
+        return Err(src.whole(format!(
+            "endpoint '{name}' checks 'counter' (the default check), but x-racy.observe has no 'balance' and 'ledger' queries: add them, or give the endpoint its check (unique, task, start, or one of x-racy.invariants)"
+        )));
+    }
+    if let Check::Invariant(inv) = &ep.check {
+        if !driver.invariants.contains_key(inv) {
+            let mut choices: Vec<String> = driver.invariants.keys().cloned().collect();
+            choices.extend(BUILT_IN.iter().map(|c| c.name().to_string()));
+            return Err(src
+                .at_text(
+                    &format!("check: {inv}"),
+                    format!(
+                        "endpoint '{name}' checks '{inv}', which is neither a built-in check nor one of x-racy.invariants"
+                    ),
+                )
+                .with_choices(choices));
+        }
+    } else if ep.check != Check::Counter && !driver.observe.checks.contains_key(&ep.check) {
+        return Err(src.whole(format!(
+            "endpoint '{name}' checks '{}', but x-racy.observe has no '{}' query (columns: {})",
+            ep.check.name(),
+            ep.check.name(),
+            ep.check.columns().join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses an invariant in `observe` (it belongs in `invariants`) and an invariant whose
+/// name is not one ([`is_invariant_name`]).
+fn check_invariant_names(src: Source, driver: &Driver) -> Result<(), InputError> {
     if let Some(check) = driver.observe.checks.keys().find(|c| c.is_invariant()) {
         let name = check.name();
         return Err(src.at_text(

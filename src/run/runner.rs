@@ -577,16 +577,7 @@ async fn run_cell(
         }
         db.reset().await?;
         let before = db.observe(&endpoint.check).await?;
-        if let Check::Invariant(name) = &endpoint.check {
-            let broken = before.extra.get(metrics::VIOLATIONS).copied().unwrap_or(0);
-            if broken != 0 {
-                bail!(
-                    "invariant {name} counts {broken} violation(s) right after the reset, \
-                     before any request: the reset must leave the invariant holding (check \
-                     x-racy.reset and x-racy.invariants.{name}.violations)"
-                );
-            }
-        }
+        holds_after_reset(&endpoint.check, &before)?;
         // Every request of the burst carries its token, so that the app can say how many
         // of them it accepted (see `quiesce`).
         let token = format!("{:016x}", rand::random::<u64>());
@@ -632,6 +623,22 @@ async fn run_cell(
         *counted += 1;
     }
     Ok(reps)
+}
+
+/// Refuses a reset that leaves the endpoint's invariant broken: its violations are
+/// counted as they stand after the burst, so they must start from 0.
+fn holds_after_reset(check: &Check, before: &metrics::Observation) -> Result<()> {
+    if let Check::Invariant(name) = check {
+        let broken = before.extra.get(metrics::VIOLATIONS).copied().unwrap_or(0);
+        if broken != 0 {
+            bail!(
+                "invariant {name} counts {broken} violation(s) right after the reset, \
+                 before any request: the reset must leave the invariant holding (check \
+                 x-racy.reset and x-racy.invariants.{name}.violations)"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The request header that carries a burst's token.

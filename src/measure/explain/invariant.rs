@@ -69,88 +69,14 @@ pub fn burst(rep: &Repetition) -> Option<BurstStory> {
     }
     let counted = rep.after.extra.get(VIOLATIONS).copied().unwrap_or(0);
     let t0 = burst_t0(rep);
-    let ms = |t: i64| (t - t0) as f64 / 1e6;
     let balance = acts.iter().all(|a| a.written.is_some()) && !acts.is_empty();
-    let mut losses = Vec::new();
-    let mut notes = Vec::new();
-    if balance {
-        // commit order: what each act left, highest first
-        acts.sort_by_key(|a| (std::cmp::Reverse(a.written), a.t_write, a.index));
-        let first = acts[0].read.or(acts[0].written);
-        let from: Vec<Option<i64>> = std::iter::once(first)
-            .chain(acts.iter().map(|a| a.written))
-            .collect();
-        for (k, v) in acts.iter().enumerate() {
-            let left = v.written.unwrap_or_default();
-            if left >= 0 {
-                continue;
-            }
-            let Some(read) = v.read else {
-                notes.push(format!(
-                    "#{} left {left} but its answer does not say what it read",
-                    v.index
-                ));
-                continue;
-            };
-            // the act that started from the value v read (other than v itself)
-            let spender = (0..acts.len()).find(|&j| j != k && from[j] == Some(read));
-            let Some(j) = spender else {
-                notes.push(format!(
-                    "#{} read {read} but no other accepted act started from it",
-                    v.index
-                ));
-                continue;
-            };
-            let u = &acts[j];
-            losses.push(Loss {
-                lost: v.index,
-                by: u.index,
-                kind: kind(u, v),
-                text: format!(
-                    "#{} read balance {} at t+{:.1} ms, acted at t+{:.1} ms and left {left}; #{} had acted on the same {} at t+{:.1} ms",
-                    v.index,
-                    read,
-                    ms(v.t_read),
-                    ms(v.t_write),
-                    u.index,
-                    read,
-                    ms(u.t_write)
-                ),
-            });
-        }
-        if losses.len() as i64 + notes.len() as i64 != counted {
-            notes.push(format!(
-                "{} acts left the balance below 0, the invariant counted {counted}",
-                losses.len() + notes.len()
-            ));
-        }
+    let (losses, notes) = if balance {
+        overdrafts(&mut acts, counted, t0)
     } else if counted > 0 {
-        acts.sort_by_key(|a| (a.t_write, a.index));
-        for w in acts.windows(2) {
-            let (u, v) = (&w[0], &w[1]);
-            losses.push(Loss {
-                lost: v.index,
-                by: u.index,
-                kind: kind(u, v),
-                text: format!(
-                    "#{} read {} at t+{:.1} ms and acted at t+{:.1} ms; #{} had acted at t+{:.1} ms, {} its read",
-                    v.index,
-                    v.read.map_or("nothing".into(), |r| r.to_string()),
-                    ms(v.t_read),
-                    ms(v.t_write),
-                    u.index,
-                    ms(u.t_write),
-                    if u.t_write < v.t_read { "before" } else { "after" }
-                ),
-            });
-        }
-        if losses.is_empty() {
-            notes.push(format!(
-                "the invariant counted {counted} violation(s), but {} request(s) acted",
-                acts.len()
-            ));
-        }
-    }
+        skew(&mut acts, counted, t0)
+    } else {
+        (Vec::new(), Vec::new())
+    };
     Some(BurstStory {
         repetition: rep.records.first().map_or(0, |r| r.repetition),
         lost: counted,
@@ -158,6 +84,102 @@ pub fn burst(rep: &Repetition) -> Option<BurstStory> {
         reconciled: notes.is_empty(),
         note: (!notes.is_empty()).then(|| notes.join("; ")),
     })
+}
+
+/// Server time `t` in ms after the burst's start `t0`.
+fn ms(t: i64, t0: i64) -> f64 {
+    (t - t0) as f64 / 1e6
+}
+
+/// A balance's story: each act that left it below 0, with the act that had already spent
+/// what it read; notes for what does not add up to the `counted` violations.
+fn overdrafts(acts: &mut [Act], counted: i64, t0: i64) -> (Vec<Loss>, Vec<String>) {
+    let (mut losses, mut notes) = (Vec::new(), Vec::new());
+    // commit order: what each act left, highest first
+    acts.sort_by_key(|a| (std::cmp::Reverse(a.written), a.t_write, a.index));
+    let first = acts[0].read.or(acts[0].written);
+    let from: Vec<Option<i64>> = std::iter::once(first)
+        .chain(acts.iter().map(|a| a.written))
+        .collect();
+    for (k, v) in acts.iter().enumerate() {
+        let left = v.written.unwrap_or_default();
+        if left >= 0 {
+            continue;
+        }
+        let Some(read) = v.read else {
+            notes.push(format!(
+                "#{} left {left} but its answer does not say what it read",
+                v.index
+            ));
+            continue;
+        };
+        // the act that started from the value v read (other than v itself)
+        let spender = (0..acts.len()).find(|&j| j != k && from[j] == Some(read));
+        let Some(j) = spender else {
+            notes.push(format!(
+                "#{} read {read} but no other accepted act started from it",
+                v.index
+            ));
+            continue;
+        };
+        let u = &acts[j];
+        losses.push(Loss {
+            lost: v.index,
+            by: u.index,
+            kind: kind(u, v),
+            text: format!(
+                "#{} read balance {read} at t+{:.1} ms, acted at t+{:.1} ms and left {left}; #{} had acted on the same {read} at t+{:.1} ms",
+                v.index,
+                ms(v.t_read, t0),
+                ms(v.t_write, t0),
+                u.index,
+                ms(u.t_write, t0)
+            ),
+        });
+    }
+    if losses.len() as i64 + notes.len() as i64 != counted {
+        notes.push(format!(
+            "{} acts left the balance below 0, the invariant counted {counted}",
+            losses.len() + notes.len()
+        ));
+    }
+    (losses, notes)
+}
+
+/// Write skew's story, once a violation was counted: each act after the first, in
+/// commit order, with the act before it that its read missed.
+fn skew(acts: &mut [Act], counted: i64, t0: i64) -> (Vec<Loss>, Vec<String>) {
+    acts.sort_by_key(|a| (a.t_write, a.index));
+    let losses: Vec<Loss> = acts
+        .windows(2)
+        .map(|w| {
+            let (u, v) = (&w[0], &w[1]);
+            Loss {
+                lost: v.index,
+                by: u.index,
+                kind: kind(u, v),
+                text: format!(
+                    "#{} read {} at t+{:.1} ms and acted at t+{:.1} ms; #{} had acted at t+{:.1} ms, {} its read",
+                    v.index,
+                    v.read.map_or("nothing".into(), |r| r.to_string()),
+                    ms(v.t_read, t0),
+                    ms(v.t_write, t0),
+                    u.index,
+                    ms(u.t_write, t0),
+                    if u.t_write < v.t_read { "before" } else { "after" }
+                ),
+            }
+        })
+        .collect();
+    let notes = if losses.is_empty() {
+        vec![format!(
+            "the invariant counted {counted} violation(s), but {} request(s) acted",
+            acts.len()
+        )]
+    } else {
+        Vec::new()
+    };
+    (losses, notes)
 }
 
 /// How the later act `v` came to miss the earlier act `u`.
